@@ -1,0 +1,145 @@
+"""The guest side of the host channel (protocol version 1).
+
+Guest -> host: frames written to fd 1, each
+    b"\\x1eMX1 " + NONCE + b" " + LENGTH + b"\\n" + PAYLOAD
+where NONCE is the run's token from the environment (so that nothing a script prints can
+pass for a frame by accident), LENGTH the payload's size in bytes and PAYLOAD one JSON
+object with an "op". The host separates frames from ordinary output, so `print()` keeps
+working and never mixes with results.
+
+Host -> guest: replies on fd 0, each LENGTH (ten digits) + b"\\n" + PAYLOAD, only for ops
+that ask for one ("hello", and later the database ops).
+
+This module must stay cheap to import: `json` alone costs 20-30 ms at interpreter start
+(it pulls in `re`, `enum` and more), so frames are encoded by the small encoder below and
+replies, which the host writes as JSON, are read back with `eval` in an empty namespace.
+JSON produced by the host is a subset of Python literal syntax once `true`, `false` and
+`null` are bound, and nothing but the host writes to fd 0.
+"""
+
+import posix
+
+PROTOCOL_VERSION = 1
+
+_environ = posix.environ
+_NONCE = _environ.get(b"METAEXEC_CHANNEL", b"")
+_PREFIX = b"\x1eMX1 " + _NONCE + b" "
+_LITERALS = {"__builtins__": {}, "true": True, "false": False, "null": None}
+_next_id = 0
+
+_ESCAPES = {i: "\\u%04x" % i for i in range(32)}
+_ESCAPES.update({34: '\\"', 92: "\\\\", 8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"})
+_ESCAPES[0x7F] = "\\u007f"
+
+
+class ChannelError(Exception):
+    """The host channel is unavailable or the host answered with an error."""
+
+
+def _encode(obj, out):
+    t = type(obj)
+    if obj is None:
+        out.append("null")
+    elif obj is True:
+        out.append("true")
+    elif obj is False:
+        out.append("false")
+    elif t is str:
+        out.append('"' + obj.translate(_ESCAPES) + '"')
+    elif t is int:
+        out.append(str(obj))
+    elif t is float:
+        # JSON has no NaN or infinity; null says "no number" without breaking the frame.
+        out.append(repr(obj) if obj - obj == 0.0 else "null")
+    elif t is dict or isinstance(obj, dict):
+        out.append("{")
+        first = True
+        for key, value in obj.items():
+            if not first:
+                out.append(",")
+            first = False
+            if type(key) is not str:
+                key = str(key) if key is not None else "null"
+            out.append('"' + key.translate(_ESCAPES) + '":')
+            _encode(value, out)
+        out.append("}")
+    elif t in (list, tuple) or isinstance(obj, (list, tuple, set, frozenset)):
+        out.append("[")
+        first = True
+        for value in obj:
+            if not first:
+                out.append(",")
+            first = False
+            _encode(value, out)
+        out.append("]")
+    elif isinstance(obj, bool):
+        out.append("true" if obj else "false")
+    elif isinstance(obj, int):
+        out.append(str(int(obj)))
+    elif isinstance(obj, float):
+        _encode(float(obj), out)
+    elif hasattr(obj, "isoformat"):
+        out.append('"' + obj.isoformat().translate(_ESCAPES) + '"')
+    elif type(obj).__name__ == "Decimal":
+        _encode(float(obj), out)
+    elif hasattr(obj, "to_dict"):
+        _encode(obj.to_dict(), out)
+    elif hasattr(obj, "__dict__") and not callable(obj):
+        _encode(vars(obj), out)
+    else:
+        out.append('"' + str(obj).translate(_ESCAPES) + '"')
+
+
+def dumps(obj):
+    """Encodes `obj` as JSON text (dicts, lists, numbers, strings, None, dates)."""
+    out = []
+    _encode(obj, out)
+    return "".join(out)
+
+
+def send(message):
+    """Sends one frame to the host; returns its id."""
+    global _next_id
+    _next_id += 1
+    message["id"] = _next_id
+    # The host enforces the results cap from the frame header and stops the run there.
+    payload = dumps(message).encode("utf-8", "replace")
+    data = _PREFIX + str(len(payload)).encode() + b"\n" + payload
+    view = memoryview(data)
+    while view:
+        written = posix.write(1, view)
+        view = view[written:]
+    return _next_id
+
+
+def _read_exact(n):
+    chunks = []
+    while n > 0:
+        chunk = posix.read(0, min(n, 1 << 20))
+        if not chunk:
+            raise ChannelError("the host closed the channel")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_reply():
+    header = _read_exact(11)
+    if header[10:] != b"\n" or not header[:10].isdigit():
+        raise ChannelError("malformed reply header from the host: %r" % header)
+    return eval(_read_exact(int(header[:10])).decode("utf-8"), _LITERALS)  # noqa: S307 - see module doc
+
+
+def request(message):
+    """Sends a frame that expects a reply and returns the reply's value.
+
+    Raises `ChannelError` (or the error class the host names) when the host refuses.
+    """
+    frame_id = send(message)
+    reply = _read_reply()
+    if reply.get("id") != frame_id:
+        raise ChannelError("reply out of order: expected %d, got %r" % (frame_id, reply.get("id")))
+    if reply.get("ok"):
+        return reply.get("value")
+    error = reply.get("error") or {}
+    raise ChannelError("%s: %s" % (error.get("kind", "error"), error.get("message", "")))

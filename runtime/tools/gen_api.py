@@ -1,0 +1,146 @@
+"""Generates runtime/API.md, the guest library's API reference that goes into LLM prompts.
+
+    cd runtime && python3 tools/gen_api.py          # write API.md
+    cd runtime && python3 tools/gen_api.py --check  # exit 1 if API.md is out of date
+
+For each module it writes the module docstring, and for each public name (`__all__`) the
+signature, the first paragraph of the docstring, its `Returns:` section (unless trivial) and
+its `Example:` line (when short). The
+modules are read with `ast`, not imported, so nothing runs and the output does not depend
+on the Python version. Keep the result short (it is part of every prompt): the script warns
+when it exceeds MAX_BYTES.
+"""
+
+import ast
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, ".."))
+PACKAGE = os.path.join(ROOT, "metaexec")
+OUT = os.path.join(ROOT, "API.md")
+MODULES = ("finance", "scenarios", "portfolio", "report")
+MAX_BYTES = 12 * 1024
+MIN_RETURNS = 36  # "float, the amount paid each period." and the like add little
+MAX_EXAMPLE = 64  # longer examples cost more prompt than they teach
+
+HEADER = """\
+# metaexec guest library API
+
+Generated from the docstrings by tools/gen_api.py; do not edit.
+Scripts `import metaexec` (core: `metaexec.params`, `metaexec.db.query(sql, params)`,
+`metaexec.result(obj)`, `metaexec.emit(name, value)`, `metaexec.log(msg)`) and
+`from metaexec import finance, scenarios, portfolio, report`.
+"""
+
+
+def _first_paragraph(doc):
+    lines = []
+    for line in (doc or "").strip().splitlines():
+        if not line.strip():
+            break
+        lines.append(line.strip())
+    return " ".join(lines)
+
+
+def _section(doc, name):
+    """The text of a `Name:` section (up to the next section or the end), on one line."""
+    out, inside = [], False
+    for line in (doc or "").splitlines():
+        stripped = line.strip()
+        head = stripped.split(":", 1)[0]
+        if stripped.startswith(name + ":"):
+            inside = True
+            out.append(stripped[len(name) + 1 :].strip())
+        elif inside and head in ("Args", "Returns", "Raises", "Example") and stripped.startswith(head + ":"):
+            break
+        elif inside and stripped:
+            out.append(stripped)
+        elif inside:
+            break
+    return " ".join(out)
+
+
+def _module_doc(doc):
+    """The module docstring as written (it is written to be read in a prompt)."""
+    return (doc or "").strip()
+
+
+def _example(doc):
+    for line in (doc or "").splitlines():
+        line = line.strip()
+        if line.startswith("Example:"):
+            return line[len("Example:"):].strip()
+    return None
+
+
+def _all_names(tree):
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return [ast.literal_eval(e) for e in node.value.elts]
+    return []
+
+
+def module_section(name):
+    path = os.path.join(PACKAGE, name + ".py")
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    out = ["", "## metaexec.%s" % name, "", _module_doc(ast.get_docstring(tree)), ""]
+    defs = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            defs[node.name] = node
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    defs[t.id] = node
+    for public in _all_names(tree):
+        node = defs.get(public)
+        if node is None:
+            raise SystemExit("gen_api: %s.__all__ names %r, which is not defined" % (name, public))
+        if isinstance(node, ast.FunctionDef):
+            doc = ast.get_docstring(node)
+            line = "- `%s(%s)`: %s" % (public, ast.unparse(node.args), _first_paragraph(doc))
+            returns = _section(doc, "Returns")
+            if len(returns) > MIN_RETURNS:
+                line += " Returns: " + returns
+            ex = _example(doc)
+            if ex and len(ex) <= MAX_EXAMPLE:
+                line += " E.g. `%s`" % ex
+        else:
+            line = "- `%s = %s`" % (public, ast.unparse(node.value))
+        out.append(line)
+    return out
+
+
+def render():
+    lines = [HEADER.rstrip("\n")]
+    for name in MODULES:
+        lines.extend(module_section(name))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    text = render()
+    size = len(text.encode("utf-8"))
+    if "--check" in argv:
+        try:
+            with open(OUT) as f:
+                current = f.read()
+        except OSError:
+            current = None
+        if current != text:
+            sys.stderr.write("gen_api: %s is out of date; run python3 tools/gen_api.py\n" % OUT)
+            return 1
+        sys.stdout.write("gen_api: %s is up to date (%d bytes)\n" % (OUT, size))
+        return 0
+    with open(OUT, "w") as f:
+        f.write(text)
+    sys.stdout.write("gen_api: wrote %s (%d bytes)\n" % (OUT, size))
+    if size > MAX_BYTES:
+        sys.stderr.write("gen_api: warning: %d bytes is over the %d-byte prompt budget\n" % (size, MAX_BYTES))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

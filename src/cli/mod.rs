@@ -1,0 +1,91 @@
+//! The command line. Clap structs carry no logic: each command turns its arguments into
+//! the library's types and hands them to the stage that does the work.
+
+mod exec;
+mod render;
+mod runtime;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Runs Python scripts in an embedded WASI sandbox and hands back structured results.
+///
+/// Scripts import the `metaexec` guest library: `metaexec.params` for their parameters,
+/// `metaexec.result(...)` / `metaexec.emit(name, value)` for their results,
+/// `metaexec.log(...)` for progress. They run in CPython 3.12 compiled to WebAssembly,
+/// with no network, no host files except a results folder, and limits on CPU, memory,
+/// wall-clock time and output.
+#[derive(Debug, Parser)]
+#[command(name = "metaexec", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Where metaexec caches the runtime, its compiled form and the guest library
+    /// [default: the user cache folder, e.g. ~/.cache/metaexec].
+    #[arg(long, global = true, env = crate::cache::CACHE_DIR_ENV, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Show debug logs on stderr (same as RUST_LOG=metaexec=debug).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a Python script in the sandbox.
+    ///
+    /// Examples:
+    ///   metaexec exec examples/dscr.py
+    ///   metaexec exec stress.py --param noi_change=-0.2 --json
+    ///   metaexec exec heavy.py --timeout 120 --memory 1024 --fuel 50000000000
+    #[command(verbatim_doc_comment)]
+    Exec(exec::ExecArgs),
+
+    /// Manage the pinned WASI CPython runtime.
+    #[command(subcommand)]
+    Runtime(runtime::RuntimeCommand),
+}
+
+/// Parses the command line, runs the command and returns the process exit code:
+/// 0 ok, 1 the script failed or hit a limit, 2 the tool was misused or failed.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let cache_root = cli.cache_dir.clone().unwrap_or_else(crate::cache::cache_dir);
+    let code = match cli.command {
+        Command::Exec(args) => exec::run(args, cache_root),
+        Command::Runtime(command) => runtime::run(command, &cache_root),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
+}
+
+fn init_tracing(verbose: bool) {
+    let default = if verbose { "metaexec=debug" } else { "metaexec=warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none())
+        .without_time()
+        .try_init();
+}
+
+/// Writes a line for people to stderr.
+pub(crate) fn note(line: &str) {
+    eprintln!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,424 @@
+//! One run's channel state: it separates the guest's fd 1 into the script's own stdout
+//! and protocol frames, applies the frames, queues replies for fd 0, and enforces the
+//! output caps.
+//!
+//! All of it sits behind one mutex shared by the three WASI stream adapters
+//! (`streams.rs`); the guest is single-threaded, so the lock is never contended.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde_json::{Map, Value};
+
+use super::protocol::{FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply};
+
+/// The longest frame header after the magic and nonce: a length in decimal and `\n`.
+const MAX_HEADER_DIGITS: usize = 20;
+
+/// Which cap a run hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CapturedStream {
+    /// The script's stdout.
+    Stdout,
+    /// The script's stderr.
+    Stderr,
+    /// Results sent through the channel.
+    Results,
+}
+
+impl CapturedStream {
+    /// `stdout`, `stderr` or `results`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stdout => "stdout",
+            Self::Stderr => "stderr",
+            Self::Results => "results",
+        }
+    }
+}
+
+/// A captured stream with a cap. Past the cap the stream keeps what fitted and notes
+/// that it was cut.
+#[derive(Debug, Default)]
+pub struct Capture {
+    /// What was captured, at most `cap` bytes.
+    pub bytes: Vec<u8>,
+    cap: usize,
+    /// True once something did not fit.
+    pub truncated: bool,
+}
+
+impl Capture {
+    fn new(cap: usize) -> Self {
+        Self { bytes: Vec::new(), cap, truncated: false }
+    }
+
+    /// Appends `data`; false when it did not all fit.
+    fn push(&mut self, data: &[u8]) -> bool {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        if data.len() <= room {
+            self.bytes.extend_from_slice(data);
+            true
+        } else {
+            self.bytes.extend_from_slice(&data[..room]);
+            self.truncated = true;
+            false
+        }
+    }
+}
+
+/// The exception the boot script reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestException {
+    /// Class name.
+    pub type_name: String,
+    /// `str(exc)`.
+    pub message: String,
+    /// Formatted traceback.
+    pub traceback: String,
+    /// Line in the user's script.
+    pub line: Option<u32>,
+}
+
+/// Receives `metaexec.log` lines as they arrive.
+pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The state of one run's channel.
+pub struct ChannelState {
+    prefix: Vec<u8>,
+    /// Bytes from fd 1 not yet known to be text or a whole frame.
+    pending: Vec<u8>,
+    /// The script's stdout.
+    pub stdout: Capture,
+    /// The script's stderr.
+    pub stderr: Capture,
+    results_bytes: usize,
+    results_cap: usize,
+    /// Results so far (`result` under `"result"`, `emit` under its name).
+    pub results: Map<String, Value>,
+    /// `metaexec.log` lines so far.
+    pub logs: Vec<String>,
+    /// The uncaught exception, if the guest reported one.
+    pub exception: Option<GuestException>,
+    /// The first cap hit, if any.
+    pub limit_hit: Option<CapturedStream>,
+    /// The first malformed frame, if any.
+    pub protocol_error: Option<String>,
+    replies: VecDeque<u8>,
+    params: Map<String, Value>,
+    on_log: Option<LogSink>,
+}
+
+/// Caps and inputs of a channel.
+pub struct ChannelConfig {
+    /// The run's nonce (hex).
+    pub nonce: String,
+    /// The params the guest receives.
+    pub params: Map<String, Value>,
+    /// Cap on stdout bytes.
+    pub stdout_cap: usize,
+    /// Cap on stderr bytes.
+    pub stderr_cap: usize,
+    /// Cap on frame bytes in total (and so on any single frame).
+    pub results_cap: usize,
+    /// Where log lines go as they arrive.
+    pub on_log: Option<LogSink>,
+}
+
+/// A shared handle on a run's channel state.
+#[derive(Clone)]
+pub struct Channel(Arc<Mutex<ChannelState>>);
+
+impl Channel {
+    /// A fresh channel.
+    pub fn new(config: ChannelConfig) -> Self {
+        let mut prefix = FRAME_MAGIC.to_vec();
+        prefix.extend_from_slice(config.nonce.as_bytes());
+        prefix.push(b' ');
+        Self(Arc::new(Mutex::new(ChannelState {
+            prefix,
+            pending: Vec::new(),
+            stdout: Capture::new(config.stdout_cap),
+            stderr: Capture::new(config.stderr_cap),
+            results_bytes: 0,
+            results_cap: config.results_cap,
+            results: Map::new(),
+            logs: Vec::new(),
+            exception: None,
+            limit_hit: None,
+            protocol_error: None,
+            replies: VecDeque::new(),
+            params: config.params,
+            on_log: config.on_log,
+        })))
+    }
+
+    /// Locks the state. A poisoned lock (a panic while holding it) still yields the data:
+    /// the run is over by then and its partial results are worth keeping.
+    pub fn lock(&self) -> MutexGuard<'_, ChannelState> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl ChannelState {
+    fn hit(&mut self, stream: CapturedStream) -> CapturedStream {
+        self.limit_hit.get_or_insert(stream);
+        stream
+    }
+
+    fn text(&mut self, start: usize, end: usize) -> Result<(), CapturedStream> {
+        if start == end {
+            return Ok(());
+        }
+        let fits = {
+            let (pending, stdout) = (&self.pending, &mut self.stdout);
+            stdout.push(&pending[start..end])
+        };
+        if fits { Ok(()) } else { Err(self.hit(CapturedStream::Stdout)) }
+    }
+
+    /// Takes bytes the guest wrote to fd 1.
+    pub fn write_stdout(&mut self, data: &[u8]) -> Result<(), CapturedStream> {
+        if let Some(stream) = self.limit_hit {
+            return Err(stream);
+        }
+        self.pending.extend_from_slice(data);
+        self.demux()
+    }
+
+    /// Splits `pending` into text and frames, leaving only an unfinished frame (or what
+    /// may be the start of one) behind.
+    fn demux(&mut self) -> Result<(), CapturedStream> {
+        let mut pos = 0;
+        let outcome = loop {
+            let Some(offset) = self.pending[pos..].iter().position(|&b| b == FRAME_MAGIC[0]) else {
+                let end = self.pending.len();
+                break self.text(pos, end).map(|()| end);
+            };
+            let start = pos + offset;
+            if let Err(e) = self.text(pos, start) {
+                break Err(e);
+            }
+            match self.frame_at(start) {
+                FrameScan::NotAFrame => {
+                    if let Err(e) = self.text(start, start + 1) {
+                        break Err(e);
+                    }
+                    pos = start + 1;
+                }
+                FrameScan::Incomplete => break Ok(start),
+                FrameScan::Frame { payload, end } => {
+                    if let Err(e) = self.frame(payload) {
+                        break Err(e);
+                    }
+                    pos = end;
+                }
+                FrameScan::TooLarge => break Err(self.hit(CapturedStream::Results)),
+            }
+        };
+        match outcome {
+            Ok(consumed) => {
+                self.pending.drain(..consumed);
+                Ok(())
+            }
+            Err(stream) => {
+                self.pending.clear();
+                Err(stream)
+            }
+        }
+    }
+
+    fn frame_at(&self, start: usize) -> FrameScan {
+        let rest = &self.pending[start..];
+        let prefix = &self.prefix;
+        if rest.len() < prefix.len() {
+            return if prefix.starts_with(rest) { FrameScan::Incomplete } else { FrameScan::NotAFrame };
+        }
+        if !rest.starts_with(prefix) {
+            return FrameScan::NotAFrame;
+        }
+        let header = &rest[prefix.len()..];
+        let Some(newline) = header.iter().take(MAX_HEADER_DIGITS + 1).position(|&b| b == b'\n') else {
+            return if header.len() > MAX_HEADER_DIGITS { FrameScan::NotAFrame } else { FrameScan::Incomplete };
+        };
+        let Some(len) = std::str::from_utf8(&header[..newline]).ok().and_then(|s| s.parse::<usize>().ok()) else {
+            return FrameScan::NotAFrame;
+        };
+        if len > self.results_cap.saturating_sub(self.results_bytes) {
+            return FrameScan::TooLarge;
+        }
+        let body = start + prefix.len() + newline + 1;
+        if self.pending.len() < body + len {
+            return FrameScan::Incomplete;
+        }
+        FrameScan::Frame { payload: (body, body + len), end: body + len }
+    }
+
+    fn frame(&mut self, (start, end): (usize, usize)) -> Result<(), CapturedStream> {
+        self.results_bytes += end - start;
+        let frame: GuestFrame = match serde_json::from_slice(&self.pending[start..end]) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.protocol_error.get_or_insert_with(|| format!("malformed frame from the guest: {e}"));
+                return Ok(());
+            }
+        };
+        let id = frame.id;
+        match frame.message {
+            GuestMessage::Hello { v } => {
+                let reply = if v == PROTOCOL_VERSION {
+                    let params = Value::Object(self.params.clone());
+                    Reply::ok(id, serde_json::json!({ "v": PROTOCOL_VERSION, "params": params }))
+                } else {
+                    Reply::error(
+                        id,
+                        "protocol",
+                        format!("the guest library speaks protocol {v}, the host speaks {PROTOCOL_VERSION}"),
+                    )
+                };
+                self.replies.extend(reply.encode());
+            }
+            GuestMessage::Emit { name, value } => {
+                self.results.insert(name, value);
+            }
+            GuestMessage::Result { value } => {
+                self.results.insert("result".into(), value);
+            }
+            GuestMessage::Log { message } => {
+                if let Some(sink) = &self.on_log {
+                    sink(&message);
+                }
+                self.logs.push(message);
+            }
+            GuestMessage::Exception { type_name, message, traceback, line } => {
+                self.exception = Some(GuestException { type_name, message, traceback, line });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes bytes the guest wrote to fd 2.
+    pub fn write_stderr(&mut self, data: &[u8]) -> Result<(), CapturedStream> {
+        if let Some(stream) = self.limit_hit {
+            return Err(stream);
+        }
+        if self.stderr.push(data) { Ok(()) } else { Err(self.hit(CapturedStream::Stderr)) }
+    }
+
+    /// Gives the guest up to `max` bytes of queued replies from fd 0; empty at the end.
+    pub fn read_reply(&mut self, max: usize) -> Vec<u8> {
+        let n = max.min(self.replies.len());
+        self.replies.drain(..n).collect()
+    }
+
+    /// Ends the run: whatever is still pending on fd 1 was text after all.
+    pub fn finish(&mut self) {
+        if self.limit_hit.is_none() {
+            let end = self.pending.len();
+            if self.text(0, end).is_err() {
+                // The cap is recorded in `limit_hit`; nothing more to do.
+            }
+        }
+        self.pending.clear();
+    }
+}
+
+enum FrameScan {
+    NotAFrame,
+    Incomplete,
+    TooLarge,
+    Frame { payload: (usize, usize), end: usize },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel() -> Channel {
+        Channel::new(ChannelConfig {
+            nonce: "abc".into(),
+            params: Map::new(),
+            stdout_cap: 64,
+            stderr_cap: 8,
+            results_cap: 1024,
+            on_log: None,
+        })
+    }
+
+    fn frame(payload: &str) -> Vec<u8> {
+        let mut out = b"\x1eMX1 abc ".to_vec();
+        out.extend_from_slice(format!("{}\n{payload}", payload.len()).as_bytes());
+        out
+    }
+
+    #[test]
+    fn separates_text_and_frames_across_arbitrary_splits() {
+        let mut stream = b"hello \x1e not a frame\n".to_vec();
+        stream.extend(frame(r#"{"id":1,"op":"emit","name":"x","value":[1,2.5,null]}"#));
+        stream.extend_from_slice(b"bye\n");
+        stream.extend(frame(r#"{"id":2,"op":"log","message":"half"}"#));
+        for split in 1..stream.len() {
+            let ch = channel();
+            let mut state = ch.lock();
+            for piece in stream.chunks(split) {
+                state.write_stdout(piece).unwrap();
+            }
+            state.finish();
+            assert_eq!(String::from_utf8_lossy(&state.stdout.bytes), "hello \x1e not a frame\nbye\n", "split {split}");
+            assert_eq!(state.results["x"], serde_json::json!([1, 2.5, null]));
+            assert_eq!(state.logs, vec!["half".to_string()]);
+        }
+    }
+
+    #[test]
+    fn a_frame_with_another_nonce_is_text() {
+        let ch = channel();
+        let mut state = ch.lock();
+        let forged = b"\x1eMX1 xyz 2\n{}".to_vec();
+        state.write_stdout(&forged).unwrap();
+        state.finish();
+        assert_eq!(state.stdout.bytes, forged);
+        assert!(state.results.is_empty());
+    }
+
+    #[test]
+    fn caps_are_enforced_and_named() {
+        let ch = channel();
+        let mut state = ch.lock();
+        assert_eq!(state.write_stdout(&[b'a'; 65]), Err(CapturedStream::Stdout));
+        assert!(state.stdout.truncated);
+        assert_eq!(state.stdout.bytes.len(), 64);
+
+        let ch = channel();
+        let mut state = ch.lock();
+        assert_eq!(state.write_stderr(b"123456789"), Err(CapturedStream::Stderr));
+
+        let ch = channel();
+        let mut state = ch.lock();
+        let big = format!(r#"{{"id":1,"op":"result","value":"{}"}}"#, "x".repeat(2000));
+        assert_eq!(state.write_stdout(&frame(&big)), Err(CapturedStream::Results));
+    }
+
+    #[test]
+    fn hello_is_answered_with_params() {
+        let mut params = Map::new();
+        params.insert("rate".into(), serde_json::json!(0.05));
+        let ch = Channel::new(ChannelConfig {
+            nonce: "abc".into(),
+            params,
+            stdout_cap: 64,
+            stderr_cap: 64,
+            results_cap: 1024,
+            on_log: None,
+        });
+        let mut state = ch.lock();
+        state.write_stdout(&frame(r#"{"id":7,"op":"hello","v":1}"#)).unwrap();
+        let reply = state.read_reply(usize::MAX);
+        let (header, body) = reply.split_at(11);
+        assert_eq!(std::str::from_utf8(header).unwrap().trim().parse::<usize>().unwrap(), body.len());
+        let reply: Reply = serde_json::from_slice(body).unwrap();
+        assert_eq!(reply.id, 7);
+        assert_eq!(reply.value.unwrap()["params"]["rate"], 0.05);
+        assert!(state.read_reply(10).is_empty());
+    }
+}

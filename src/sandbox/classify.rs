@@ -1,0 +1,181 @@
+//! Turns how a run ended, plus what the channel and the limiter saw, into an `Outcome`.
+//!
+//! Limits are decided from the host's own records (the channel's cap flag, the limiter's
+//! flag, wasmtime's trap codes, our deadline), never from the guest's text: a script
+//! cannot make a limit look like success or the other way round.
+
+use std::time::Duration;
+
+use wasmtime::Trap;
+use wasmtime_wasi::I32Exit;
+
+use super::channel::{CapturedStream, ChannelState};
+use crate::job::Job;
+use crate::outcome::{ErrorKind, Metrics, Outcome, OutcomeError, Status, Truncated};
+
+/// How the guest's `_start` ended.
+#[derive(Debug)]
+pub enum Ending {
+    /// `_start` returned (exit status 0).
+    Returned,
+    /// The guest called `proc_exit`.
+    Exited(i32),
+    /// A wasm trap.
+    Trap(Trap),
+    /// The outer deadline dropped the run while it was blocked in a host call.
+    Deadline,
+    /// Anything else wasmtime reported (a trap raised by a stream, an instantiation
+    /// failure).
+    Host(String),
+}
+
+impl Ending {
+    /// Classifies an error from instantiating or calling the guest.
+    pub fn from_error(error: &wasmtime::Error) -> Self {
+        if let Some(exit) = error.downcast_ref::<I32Exit>() {
+            return if exit.0 == 0 { Self::Returned } else { Self::Exited(exit.0) };
+        }
+        if let Some(trap) = error.downcast_ref::<Trap>() {
+            return Self::Trap(*trap);
+        }
+        Self::Host(format!("{error:#}"))
+    }
+}
+
+/// Everything known at the end of a run.
+pub struct RunReport<'a> {
+    pub ending: Ending,
+    pub state: &'a mut ChannelState,
+    pub memory_hit: bool,
+    pub peak_memory: u64,
+    pub fuel_used: Option<u64>,
+    pub job: &'a Job,
+    pub wall: Duration,
+    pub runtime: String,
+}
+
+fn mib(bytes: u64) -> String {
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    if mib >= 1.0 { format!("{mib:.0} MiB") } else { format!("{bytes} bytes") }
+}
+
+fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
+    let limits = &report.job.limits;
+    if let Some(stream) = report.state.limit_hit {
+        let (cap, flag) = match stream {
+            CapturedStream::Stdout => (limits.stdout_bytes, "--max-output"),
+            CapturedStream::Stderr => (limits.stderr_bytes, "--max-output"),
+            CapturedStream::Results => (limits.results_bytes, "--max-results"),
+        };
+        let error = OutcomeError::new(
+            ErrorKind::OutputLimit,
+            format!("The script's {} exceeded its cap of {}; the run was stopped", stream.as_str(), mib(cap as u64)),
+        )
+        .with_hint(format!("write large output to a file in the results folder, or raise {flag}"));
+        return Some((error, 1));
+    }
+    match &report.ending {
+        Ending::Deadline | Ending::Trap(Trap::Interrupt) => {
+            let error = OutcomeError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "The script ran past its wall-clock limit of {:.1} s and was stopped",
+                    limits.timeout.as_secs_f64()
+                ),
+            )
+            .with_hint("raise --timeout if the work really needs longer");
+            return Some((error, 1));
+        }
+        Ending::Trap(Trap::OutOfFuel) => {
+            let error = OutcomeError::new(
+                ErrorKind::FuelExhausted,
+                format!("The script used up its CPU budget of {} fuel units and was stopped", limits.fuel.unwrap_or(0)),
+            )
+            .with_hint("raise --fuel, or look for a loop that does not end");
+            return Some((error, 1));
+        }
+        _ => {}
+    }
+    let memory_error = |line: Option<u32>, traceback: Option<String>| {
+        let mut error = OutcomeError::new(
+            ErrorKind::MemoryLimit,
+            format!("The script needed more than its memory cap of {}", mib(limits.memory_bytes)),
+        )
+        .with_hint("raise --memory, or process the data in smaller pieces");
+        error.line = line;
+        error.traceback = traceback;
+        error
+    };
+    if let Some(exception) = &report.state.exception {
+        let exit_code = match report.ending {
+            Ending::Exited(code) => code,
+            _ => 1,
+        };
+        let kind = match exception.type_name.as_str() {
+            "SyntaxError" | "IndentationError" | "TabError" => ErrorKind::Syntax,
+            "MemoryError" => return Some((memory_error(exception.line, Some(exception.traceback.clone())), exit_code)),
+            _ => ErrorKind::GuestException,
+        };
+        let message = if exception.message.is_empty() {
+            exception.type_name.clone()
+        } else {
+            format!("{}: {}", exception.type_name, exception.message)
+        };
+        let mut error = OutcomeError::new(kind, message);
+        error.traceback = Some(exception.traceback.clone());
+        error.line = exception.line;
+        return Some((error, exit_code));
+    }
+    match &report.ending {
+        Ending::Returned => None,
+        Ending::Exited(_) | Ending::Trap(_) | Ending::Host(_) if report.memory_hit => {
+            Some((memory_error(None, None), 1))
+        }
+        Ending::Exited(code) => {
+            Some((OutcomeError::new(ErrorKind::GuestException, format!("The script exited with status {code}")), *code))
+        }
+        Ending::Trap(trap) => Some((
+            OutcomeError::new(
+                ErrorKind::GuestException,
+                format!("The interpreter stopped on a wasm trap ({trap}); deep recursion in C code is the usual cause"),
+            ),
+            1,
+        )),
+        Ending::Host(message) => {
+            Some((OutcomeError::new(ErrorKind::Internal, format!("The sandbox failed: {message}")), 2))
+        }
+        Ending::Deadline => unreachable!("handled above"),
+    }
+}
+
+/// Builds the outcome of a finished run.
+pub fn outcome(report: RunReport<'_>) -> Outcome {
+    let classified = error(&report);
+    let state = report.state;
+    let mut stderr = String::from_utf8_lossy(&state.stderr.bytes).into_owned();
+    if let Some(problem) = &state.protocol_error {
+        stderr.push_str(&format!("\n[metaexec] ignored a {problem}\n"));
+    }
+    let (status, error, exit_code) = match classified {
+        None => (Status::Ok, None, 0),
+        Some((error, code)) => (Status::Error, Some(error), code),
+    };
+    Outcome {
+        status,
+        error,
+        exit_code,
+        results: std::mem::take(&mut state.results),
+        stdout: String::from_utf8_lossy(&state.stdout.bytes).into_owned(),
+        stderr,
+        truncated: Truncated { stdout: state.stdout.truncated, stderr: state.stderr.truncated },
+        logs: std::mem::take(&mut state.logs),
+        metrics: Metrics {
+            wall_ms: report.wall.as_secs_f64() * 1000.0,
+            fuel_used: report.fuel_used,
+            peak_memory_bytes: report.peak_memory,
+            db_queries: 0,
+        },
+        backend: "wasi".into(),
+        runtime: report.runtime,
+    }
+}

@@ -1,0 +1,437 @@
+//! The default backend: Python scripts run in the pinned WASI CPython, embedded in
+//! wasmtime, under fuel, epoch and memory limits, with an outer wall-clock deadline.
+//!
+//! Everything wasmtime lives here. The rest of the program sees `WasiSandbox` as an
+//! `Executor`. Deny by default: a run sees a clean environment (only the channel token),
+//! its results folder (read-write, as `/results` and the working directory), the guest
+//! library (read-only, as `/guestlib`) and nothing else; no sockets; stdin carries only
+//! the host's replies.
+
+mod channel;
+mod classify;
+mod engine;
+mod guest_lib;
+mod limiter;
+pub mod protocol;
+mod stdlib;
+mod streams;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use wasmtime::{InstancePre, Linker, Store};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+pub use channel::{CapturedStream, LogSink};
+pub use engine::EngineError;
+
+use crate::executor::Executor;
+use crate::job::Job;
+use crate::outcome::{ErrorKind, Outcome, OutcomeError};
+use crate::python_wasm::{self, FetchSource, MANIFEST};
+use channel::{Channel, ChannelConfig};
+use classify::Ending;
+use limiter::MemoryLimiter;
+use streams::{GuestInput, GuestOutput};
+
+/// Where the guest sees its results folder.
+pub const GUEST_RESULTS: &str = "/results";
+/// Where the guest sees the guest library.
+pub const GUEST_LIBRARY: &str = "/guestlib";
+/// Where the guest sees the unpacked standard library (its `PYTHONHOME`).
+pub const GUEST_PYTHON_HOME: &str = "/python";
+
+/// Extra time the outer deadline allows past the epoch deadline, so that running code is
+/// stopped by the epoch (a clean trap) and only a guest blocked in a host call needs the
+/// outer one.
+const OUTER_DEADLINE_SLACK: Duration = Duration::from_millis(50);
+
+/// Per-run store data.
+struct RunState {
+    wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+/// A compiled interpreter with its linker applied, ready to instantiate per run.
+struct Prepared {
+    engine: wasmtime::Engine,
+    pre: InstancePre<RunState>,
+    /// The unpacked standard library, mounted as `PYTHONHOME`; `None` while it is being
+    /// unpacked (the interpreter then reads its embedded zip).
+    stdlib: Option<PathBuf>,
+}
+
+/// Options of a sandbox.
+#[derive(Clone)]
+pub struct SandboxOptions {
+    /// The cache root (see `crate::cache`).
+    pub cache_root: PathBuf,
+    /// Fetch the runtime when it is missing (once per process).
+    pub auto_fetch: bool,
+    /// Progress lines for the person waiting (fetching, compiling).
+    pub progress: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Where `metaexec.log` lines go as they arrive.
+    pub on_log: Option<LogSink>,
+}
+
+impl SandboxOptions {
+    /// Defaults: the user cache, auto-fetch on, progress to the `tracing` log.
+    pub fn new(cache_root: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_root: cache_root.into(),
+            auto_fetch: true,
+            progress: Arc::new(|line| tracing::info!("{line}")),
+            on_log: None,
+        }
+    }
+}
+
+/// Why the sandbox could not be made ready.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The runtime is missing or broken and was not (or could not be) fetched.
+    #[error("{source}")]
+    RuntimeMissing {
+        /// What is wrong with it.
+        #[source]
+        source: EngineError,
+        /// Why fetching did not help, if it was tried.
+        fetch_error: Option<String>,
+    },
+    /// The engine or the linker failed.
+    #[error("{0}")]
+    Engine(String),
+}
+
+impl PrepareError {
+    /// The outcome error for a run that could not start.
+    pub fn to_outcome_error(&self) -> OutcomeError {
+        match self {
+            Self::RuntimeMissing { fetch_error, .. } => {
+                let mut message = self.to_string();
+                if let Some(fetch_error) = fetch_error {
+                    message.push_str(&format!("\n{fetch_error}"));
+                }
+                OutcomeError::new(ErrorKind::RuntimeMissing, message)
+                    .with_hint("run `metaexec runtime fetch` (it needs pip, or HTTPS access to the release URL)")
+            }
+            Self::Engine(message) => OutcomeError::new(ErrorKind::Internal, message.clone()),
+        }
+    }
+}
+
+struct Inner {
+    options: SandboxOptions,
+    /// `[unmetered, metered]`, prepared on first use.
+    prepared: [Mutex<Option<Arc<Prepared>>>; 2],
+    guest_lib: Mutex<Option<PathBuf>>,
+    fetch_tried: Mutex<bool>,
+}
+
+/// The WASI CPython backend.
+#[derive(Clone)]
+pub struct WasiSandbox {
+    inner: Arc<Inner>,
+}
+
+impl WasiSandbox {
+    /// A sandbox; nothing is loaded until the first run (or `prepare`).
+    pub fn new(options: SandboxOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                options,
+                prepared: [Mutex::new(None), Mutex::new(None)],
+                guest_lib: Mutex::new(None),
+                fetch_tried: Mutex::new(false),
+            }),
+        }
+    }
+
+    /// Loads (or fetches, verifies and compiles) the interpreter for metered or unmetered
+    /// runs. Blocking; the first call may take seconds, later calls are free.
+    pub fn prepare(&self, metered: bool) -> Result<(), PrepareError> {
+        self.inner.prepare(metered).map(|_| ())
+    }
+
+    /// The label of the interpreter (`CPython 3.12.0 (wasm32-wasi)`).
+    pub fn runtime_label(&self) -> String {
+        MANIFEST.label()
+    }
+
+    /// Runs a job. Same as `Executor::execute`.
+    pub async fn run(&self, job: &Job) -> Outcome {
+        let metered = job.limits.fuel.is_some();
+        let prepared = match self.inner.cached(metered) {
+            Some(prepared) => prepared,
+            None => {
+                let inner = self.inner.clone();
+                match tokio::task::spawn_blocking(move || inner.prepare(metered)).await {
+                    Ok(Ok(prepared)) => prepared,
+                    Ok(Err(e)) => return self.not_started(e.to_outcome_error()),
+                    Err(e) => {
+                        return not_started(OutcomeError::new(
+                            ErrorKind::Internal,
+                            format!("preparing the sandbox panicked: {e}"),
+                        ));
+                    }
+                }
+            }
+        };
+        let guest_lib = match self.inner.guest_lib() {
+            Ok(dir) => dir,
+            Err(e) => return self.not_started(OutcomeError::new(ErrorKind::Internal, e)),
+        };
+        run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await
+    }
+
+    fn not_started(&self, error: OutcomeError) -> Outcome {
+        not_started(error)
+    }
+}
+
+fn not_started(error: OutcomeError) -> Outcome {
+    let mut outcome = Outcome::failed_before_start(error, "wasi");
+    outcome.runtime = MANIFEST.label();
+    outcome
+}
+
+/// One run on a prepared interpreter.
+async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogSink>, job: &Job) -> Outcome {
+    let started = Instant::now();
+    if let Err(e) = std::fs::create_dir_all(&job.results_dir) {
+        return not_started(
+            OutcomeError::new(
+                ErrorKind::Usage,
+                format!("Failed to create the results folder `{}`: {e}", job.results_dir.display()),
+            )
+            .with_hint("pass a writable folder with `--results DIR`"),
+        );
+    }
+    let nonce = nonce();
+    let channel = Channel::new(ChannelConfig {
+        nonce: nonce.clone(),
+        params: job.params.clone(),
+        stdout_cap: job.limits.stdout_bytes,
+        stderr_cap: job.limits.stderr_bytes,
+        results_cap: job.limits.results_bytes,
+        on_log,
+    });
+    let wasi = match build_wasi(job, guest_lib, prepared.stdlib.as_deref(), &channel, &nonce) {
+        Ok(wasi) => wasi,
+        Err(e) => return not_started(e),
+    };
+    let mut store =
+        Store::new(&prepared.engine, RunState { wasi, limiter: MemoryLimiter::new(job.limits.memory_bytes) });
+    store.limiter(|state| &mut state.limiter);
+    if let Some(fuel) = job.limits.fuel
+        && let Err(e) = store.set_fuel(fuel)
+    {
+        return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}")));
+    }
+    let ticks = job.limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()) as u64 + 1;
+    store.set_epoch_deadline(ticks);
+    store.epoch_deadline_trap();
+
+    let run = async {
+        let t0 = Instant::now();
+        let instance = prepared.pre.instantiate_async(&mut store).await?;
+        tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "instantiated");
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        let result = start.call_async(&mut store, ()).await;
+        tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "guest finished");
+        result
+    };
+    let ending = match tokio::time::timeout(job.limits.timeout + OUTER_DEADLINE_SLACK, run).await {
+        Ok(Ok(())) => Ending::Returned,
+        Ok(Err(error)) => Ending::from_error(&error),
+        Err(_) => Ending::Deadline,
+    };
+    let fuel_used = job.limits.fuel.map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let limiter = &store.data().limiter;
+    let mut state = channel.lock();
+    state.finish();
+    classify::outcome(classify::RunReport {
+        ending,
+        state: &mut state,
+        memory_hit: limiter.hit,
+        peak_memory: limiter.peak as u64,
+        fuel_used,
+        job,
+        wall: started.elapsed(),
+        runtime: MANIFEST.label(),
+    })
+}
+
+#[async_trait]
+impl Executor for WasiSandbox {
+    fn backend(&self) -> &'static str {
+        "wasi"
+    }
+
+    async fn execute(&self, job: &Job) -> Outcome {
+        self.run(job).await
+    }
+}
+
+impl Inner {
+    fn cached(&self, metered: bool) -> Option<Arc<Prepared>> {
+        self.prepared[usize::from(metered)].lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn prepare(&self, metered: bool) -> Result<Arc<Prepared>, PrepareError> {
+        let mut slot = self.prepared[usize::from(metered)].lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(prepared) = &*slot {
+            return Ok(prepared.clone());
+        }
+        let cache_root = &self.options.cache_root;
+        let progress = &self.options.progress;
+        let on_compile = || progress("compiling the WASI CPython once (a few seconds; cached afterwards)");
+        let compiled = match engine::load_or_compile(cache_root, metered, &on_compile) {
+            Ok(compiled) => compiled,
+            Err(EngineError::Runtime(verify)) => {
+                let fetch_error = self.fetch_once(&verify);
+                match fetch_error {
+                    None => engine::load_or_compile(cache_root, metered, &on_compile)
+                        .map_err(|source| PrepareError::RuntimeMissing { source, fetch_error: None })?,
+                    Some(fetch_error) => {
+                        return Err(PrepareError::RuntimeMissing {
+                            source: EngineError::Runtime(verify),
+                            fetch_error: Some(fetch_error),
+                        });
+                    }
+                }
+            }
+            Err(e) => return Err(PrepareError::Engine(e.to_string())),
+        };
+        tracing::debug!(metered, from_cache = compiled.from_cache, "interpreter ready");
+        let mut linker: Linker<RunState> = Linker::new(&compiled.engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
+            .map_err(|e| PrepareError::Engine(format!("linking WASI: {e}")))?;
+        let pre = linker
+            .instantiate_pre(&compiled.module)
+            .map_err(|e| PrepareError::Engine(format!("pre-instantiating the interpreter: {e}")))?;
+        let mut prepared = Prepared { engine: compiled.engine, pre, stdlib: None };
+        prepared.stdlib = self.unpack_stdlib(&prepared);
+        let prepared = Arc::new(prepared);
+        *slot = Some(prepared.clone());
+        Ok(prepared)
+    }
+
+    /// Fetches the runtime if that has not been tried yet in this process; the error
+    /// text if it failed or was not allowed.
+    fn fetch_once(&self, problem: &python_wasm::VerifyError) -> Option<String> {
+        if !self.options.auto_fetch {
+            return Some("automatic fetching is off".into());
+        }
+        let mut tried = self.fetch_tried.lock().unwrap_or_else(|e| e.into_inner());
+        if *tried {
+            return Some("fetching was already tried in this process".into());
+        }
+        *tried = true;
+        let progress = &self.options.progress;
+        progress(&format!("{problem}; fetching it once"));
+        match python_wasm::fetch(&self.options.cache_root, FetchSource::Auto, &|line| progress(line)) {
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        }
+    }
+
+    /// The unpacked standard library, unpacking it on first use by running a setup
+    /// script in the sandbox itself. `None` (with a warning) if that fails: runs still
+    /// work, only slower, from the embedded zip.
+    fn unpack_stdlib(&self, prepared: &Prepared) -> Option<PathBuf> {
+        let cache_root = &self.options.cache_root;
+        if let Some(dir) = stdlib::ready(cache_root) {
+            return Some(dir);
+        }
+        (self.options.progress)("unpacking the standard library once (under a second)");
+        let guest_lib = self.guest_lib().ok()?;
+        let result = stdlib::unpack(cache_root, |job| {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+            Ok(runtime.block_on(run_prepared(prepared, &guest_lib, None, &job)))
+        });
+        match result {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                tracing::warn!("could not unpack the standard library, using the embedded zip: {e}");
+                None
+            }
+        }
+    }
+
+    fn guest_lib(&self) -> Result<PathBuf, String> {
+        let mut slot = self.guest_lib.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(dir) = &*slot {
+            return Ok(dir.clone());
+        }
+        let dir = guest_lib::ensure(&self.options.cache_root).map_err(|e| {
+            format!("Failed to unpack the guest library into `{}`: {e}", self.options.cache_root.display())
+        })?;
+        *slot = Some(dir.clone());
+        Ok(dir)
+    }
+}
+
+/// The WASI context of one run: deny by default, grant exactly what the design lists.
+fn build_wasi(
+    job: &Job,
+    guest_lib: &Path,
+    stdlib: Option<&Path>,
+    channel: &Channel,
+    nonce: &str,
+) -> Result<WasiP1Ctx, OutcomeError> {
+    let mut builder = WasiCtxBuilder::new();
+    // Must precede the preopens: each preopen captures it. File operations then run on
+    // this thread instead of bouncing through a blocking pool.
+    builder.allow_blocking_current_thread(true);
+    builder
+        .args(&["python", "-S", "-c", guest_lib::BOOT, &job.script_name, &job.source])
+        .env("METAEXEC_CHANNEL", nonce)
+        // A fixed hash seed makes runs reproducible (set and dict-of-str iteration order,
+        // and so fuel use); hash flooding is bounded by the run's own limits.
+        .env("PYTHONHASHSEED", "0")
+        .stdin(GuestInput::new(channel.clone()))
+        .stdout(GuestOutput::stdout(channel.clone()))
+        .stderr(GuestOutput::stderr(channel.clone()))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    builder.preopened_dir(&job.results_dir, GUEST_RESULTS, FsPerms::ReadWrite).map_err(|e| {
+        OutcomeError::new(
+            ErrorKind::Usage,
+            format!("Failed to open the results folder `{}`: {e}", job.results_dir.display()),
+        )
+    })?;
+    if let Some(stdlib) = stdlib {
+        builder.env("PYTHONHOME", GUEST_PYTHON_HOME);
+        builder.preopened_dir(stdlib, GUEST_PYTHON_HOME, FsPerms::ReadOnly).map_err(|e| {
+            OutcomeError::new(
+                ErrorKind::Internal,
+                format!("Failed to open the unpacked standard library `{}`: {e}", stdlib.display()),
+            )
+        })?;
+    }
+    builder.preopened_dir(guest_lib, GUEST_LIBRARY, FsPerms::ReadOnly).map_err(|e| {
+        OutcomeError::new(
+            ErrorKind::Internal,
+            format!("Failed to open the guest library `{}`: {e}", guest_lib.display()),
+        )
+    })?;
+    Ok(builder.build_p1())
+}
+
+/// A per-run token that marks the channel's frames.
+fn nonce() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    format!("{:016x}", hasher.finish())
+}

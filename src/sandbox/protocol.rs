@@ -1,0 +1,119 @@
+//! The host side of the guest channel, protocol version 1 (mirrored by
+//! `runtime/metaexec/_channel.py`).
+//!
+//! Guest → host frames travel on the guest's fd 1 as
+//! `"\x1eMX1 " NONCE " " LENGTH "\n" PAYLOAD`, where NONCE is the run's token (so nothing
+//! a script prints can pass for a frame by accident) and PAYLOAD one JSON object tagged by
+//! `op`. Host → guest replies travel on fd 0 as a ten-digit LENGTH, `"\n"`, PAYLOAD, and
+//! only for ops that ask for one. Adding an op is one variant here and one function on
+//! the Python side.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The protocol version both sides speak.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The start of every guest frame, before the nonce.
+pub const FRAME_MAGIC: &[u8] = b"\x1eMX1 ";
+
+/// One frame from the guest.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct GuestFrame {
+    /// Increasing per run; a reply carries the id of the frame it answers.
+    pub id: u64,
+    /// What the guest asks or tells.
+    #[serde(flatten)]
+    pub message: GuestMessage,
+}
+
+/// What a guest frame says.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum GuestMessage {
+    /// Sent by `import metaexec`: the guest's protocol version. Answered with the params.
+    Hello {
+        /// The guest's protocol version.
+        v: u32,
+    },
+    /// `metaexec.emit(name, value)`.
+    Emit {
+        /// The result's name.
+        name: String,
+        /// Its value.
+        value: Value,
+    },
+    /// `metaexec.result(obj)`.
+    Result {
+        /// The main result.
+        value: Value,
+    },
+    /// `metaexec.log(msg)`.
+    Log {
+        /// The progress line.
+        message: String,
+    },
+    /// An uncaught exception, reported by the boot script before the guest exits.
+    Exception {
+        /// The exception's class name (`ZeroDivisionError`).
+        #[serde(rename = "type")]
+        type_name: String,
+        /// `str(exc)`.
+        message: String,
+        /// The formatted traceback, frames of the user's file only.
+        traceback: String,
+        /// The line of the user's script where it was raised.
+        line: Option<u32>,
+    },
+}
+
+impl GuestMessage {
+    /// True for the ops the guest waits on a reply for.
+    pub fn expects_reply(&self) -> bool {
+        matches!(self, Self::Hello { .. })
+    }
+}
+
+/// The host's answer to a frame that expects one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    /// The id of the frame answered.
+    pub id: u64,
+    /// Whether the request succeeded.
+    pub ok: bool,
+    /// The answer, when `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<Value>,
+    /// Why not, when not `ok`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplyError>,
+}
+
+/// A refusal or failure reported to the guest, raised there as an exception.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyError {
+    /// The error kind (`db_denied`, `protocol`, ...).
+    pub kind: String,
+    /// What was wrong.
+    pub message: String,
+}
+
+impl Reply {
+    /// A successful reply.
+    pub fn ok(id: u64, value: Value) -> Self {
+        Self { id, ok: true, value: Some(value), error: None }
+    }
+
+    /// A refusal.
+    pub fn error(id: u64, kind: &str, message: impl Into<String>) -> Self {
+        Self { id, ok: false, value: None, error: Some(ReplyError { kind: kind.into(), message: message.into() }) }
+    }
+
+    /// The reply as it goes on the wire: ten-digit length, newline, JSON.
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = serde_json::to_vec(self).expect("replies are plain JSON values");
+        let mut out = format!("{:010}\n", payload.len()).into_bytes();
+        out.extend_from_slice(&payload);
+        out
+    }
+}

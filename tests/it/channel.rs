@@ -1,0 +1,148 @@
+//! The guest channel: params in, results out, exceptions with the user's line numbers,
+//! and `print()` output kept apart from results.
+
+use metaexec::outcome::ErrorKind;
+use serde_json::{Value, json};
+
+use crate::common::{TestContext, assert_kind, assert_ok, run_job};
+
+#[test]
+fn params_round_trip() {
+    let ctx = TestContext::new();
+    let mut job = ctx
+        .job("from metaexec import params, emit\nemit('seen', dict(params))\nemit('missing', params.get('nope', 42))");
+    let params = json!({
+        "noi_change": -0.1,
+        "name": "Riverside \"Galleria\" ✓",
+        "ids": [1, 2, 3],
+        "nested": {"a": {"b": [true, false, null]}},
+        "big": 12345678901234i64,
+    });
+    job.params = params.as_object().unwrap().clone();
+    let outcome = run_job(&job);
+    assert_ok(&outcome);
+    assert_eq!(outcome.results["seen"], params);
+    assert_eq!(outcome.results["missing"], 42);
+}
+
+#[test]
+fn params_are_read_only() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job("from metaexec import params\nparams['x'] = 1"));
+    assert_kind(&outcome, ErrorKind::GuestException);
+    assert!(outcome.error.unwrap().message.starts_with("TypeError"));
+}
+
+#[test]
+fn results_round_trip() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job(
+        r#"
+        from metaexec import emit, result
+        import datetime, decimal
+        result([{"name": "A", "dscr": 1.94}, {"name": "B", "dscr": None}])
+        emit("floats", [0.1, 1e300, -2.5e-308, 3.0, -0.0, 123456789.123456789])
+        emit("ints", [0, -1, 2**53, -(2**62)])
+        emit("text", "quote \" backslash \\ newline \n tab \t nul \x00 bell \x07 del \x7f é ✓ 😀")
+        emit("nested", {"a": [1, {"b": [None, True, False]}], 1: "int key", "t": (1, 2)})
+        emit("empty", {"list": [], "dict": {}, "str": ""})
+        emit("dates", [datetime.date(2024, 1, 31), decimal.Decimal("1.25")])
+        emit("nan", float("nan"))
+        emit("large", list(range(100000)))
+        emit("overwritten", 1)
+        emit("overwritten", 2)
+        "#,
+    ));
+    assert_ok(&outcome);
+    let r = &outcome.results;
+    assert_eq!(r["result"], json!([{"name": "A", "dscr": 1.94}, {"name": "B", "dscr": null}]));
+    assert_eq!(r["floats"], json!([0.1, 1e300, -2.5e-308, 3.0, -0.0, 123_456_789.123_456_79]));
+    assert_eq!(r["ints"], json!([0, -1, 9007199254740992i64, -4611686018427387904i64]));
+    assert_eq!(r["text"], json!("quote \" backslash \\ newline \n tab \t nul \u{0} bell \u{7} del \u{7f} é ✓ 😀"));
+    assert_eq!(r["nested"], json!({"a": [1, {"b": [null, true, false]}], "1": "int key", "t": [1, 2]}));
+    assert_eq!(r["empty"], json!({"list": [], "dict": {}, "str": ""}));
+    assert_eq!(r["dates"], json!(["2024-01-31", 1.25]));
+    assert_eq!(r["nan"], Value::Null);
+    let large = r["large"].as_array().unwrap();
+    assert_eq!(large.len(), 100000);
+    assert_eq!(large[99999], 99999);
+    assert_eq!(r["overwritten"], 2);
+}
+
+#[test]
+fn print_output_never_mixes_with_results() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job(
+        r#"
+        from metaexec import emit, log
+        print("before", end="")
+        emit("x", 1)
+        print(" after")
+        print("\x1eMX1 0000000000000000 5\n{}{}}")
+        log("progress line")
+        "#,
+    ));
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "before after\n\x1eMX1 0000000000000000 5\n{}{}}\n");
+    assert_eq!(outcome.results.len(), 1);
+    assert_eq!(outcome.logs, vec!["progress line".to_string()]);
+}
+
+#[test]
+fn exceptions_carry_the_users_traceback_and_line() {
+    let ctx = TestContext::new();
+    let mut job = ctx.job(
+        "
+        from metaexec import emit
+        emit('partial', 'kept')
+
+        def ratio(noi, debt_service):
+            return noi / debt_service
+
+        ratio(100.0, 0)
+        ",
+    );
+    job.script_name = "dscr_check.py".into();
+    let outcome = run_job(&job);
+    assert_kind(&outcome, ErrorKind::GuestException);
+    assert_eq!(outcome.exit_code, 1);
+    let error = outcome.error.as_ref().unwrap();
+    assert_eq!(error.message, "ZeroDivisionError: float division by zero");
+    assert_eq!(error.line, Some(5), "the innermost frame of the user's file");
+    let traceback = error.traceback.as_deref().unwrap();
+    assert!(traceback.contains("File \"dscr_check.py\", line 7, in <module>"), "{traceback}");
+    assert!(traceback.contains("File \"dscr_check.py\", line 5, in ratio"), "{traceback}");
+    assert!(traceback.contains("return noi / debt_service"), "source lines shown: {traceback}");
+    assert!(!traceback.contains("<string>"), "boot frames hidden: {traceback}");
+    assert_eq!(outcome.results["partial"], "kept", "results before the failure are kept");
+    assert!(outcome.stderr.contains("ZeroDivisionError"));
+}
+
+#[test]
+fn syntax_errors_are_classified_with_their_line() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job("x = 1\ny = (2,\nprint(x"));
+    assert_kind(&outcome, ErrorKind::Syntax);
+    let error = outcome.error.unwrap();
+    assert!(error.line.is_some_and(|l| l >= 2), "{error:?}");
+    assert!(error.message.starts_with("SyntaxError"), "{error:?}");
+}
+
+#[test]
+fn exit_status_is_reported() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job("import sys\nprint('bye')\nsys.exit(3)"));
+    assert_kind(&outcome, ErrorKind::GuestException);
+    assert_eq!(outcome.exit_code, 3);
+    assert_eq!(outcome.stdout, "bye\n");
+    assert_ok(&run_job(&ctx.job("import sys\nsys.exit(0)")));
+}
+
+#[test]
+fn a_script_that_ignores_metaexec_still_runs() {
+    let ctx = TestContext::new();
+    let outcome = ctx.run("print(sum(range(10)))");
+    assert_ok(&outcome);
+    assert_eq!(outcome.stdout, "45\n");
+    assert!(outcome.results.is_empty());
+}

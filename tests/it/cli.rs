@@ -1,0 +1,213 @@
+//! The real `metaexec` binary: exit codes, `--json`, human output, usage errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::TestContext;
+
+fn metaexec(ctx: &TestContext, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_metaexec"))
+        .args(args)
+        .current_dir(ctx.path())
+        .env("NO_COLOR", "1")
+        .env("AWS_SECRET_ACCESS_KEY", "host-secret-value")
+        .output()
+        .expect("running metaexec")
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name).display().to_string()
+}
+
+fn json_of(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The DSCR table of the original documents, rounded to two places.
+const DOCUMENT_DSCR: [(&str, f64); 10] = [
+    ("Orlando Fashion Square", 1.94),
+    ("1893 Rouse Lake Rd", 1.66),
+    ("Orlando Vineland Premium Outlets", 1.21),
+    ("Columbia Heights Shopping Mall", 1.50),
+    ("West Oaks Mall", 1.82),
+    ("Riverside Galleria", 0.89),
+    ("Lakeside Plaza", 1.18),
+    ("Sunset Commons", 1.21),
+    ("Valley View Center", 1.28),
+    ("Harbor Town Mall", 1.08),
+];
+
+#[test]
+fn exec_dscr_example_json() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["exec", &example("dscr.py"), "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let outcome = json_of(&output);
+    assert_eq!(outcome["status"], "ok");
+    assert_eq!(outcome["backend"], "wasi");
+    assert_eq!(outcome["error"], Value::Null);
+    for key in ["wall_ms", "fuel_used", "peak_memory_bytes", "db_queries"] {
+        assert!(outcome["metrics"].get(key).is_some(), "metrics.{key}");
+    }
+    let rows = outcome["results"]["result"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    for (row, (name, dscr)) in rows.iter().zip(DOCUMENT_DSCR) {
+        assert_eq!(row["property"], name);
+        assert_eq!(row["dscr"].as_f64().unwrap(), dscr, "{name}");
+        let computed = row["noi"].as_f64().unwrap() / row["annual_debt_service"].as_f64().unwrap();
+        assert_eq!((computed * 100.0).round() / 100.0, dscr, "{name}: NOI / debt service");
+    }
+    let summary = &outcome["results"]["summary"];
+    assert_eq!(summary["approve"], 5);
+    assert_eq!(summary["review"], 3);
+    assert_eq!(summary["reject"], 2);
+    assert!(ctx.path().join("results").is_dir(), "default results folder is ./results");
+}
+
+#[test]
+fn exec_with_a_param_stresses_noi() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["exec", &example("dscr.py"), "--param", "noi_change=-0.2", "--json"]);
+    assert_eq!(output.status.code(), Some(0));
+    let outcome = json_of(&output);
+    let first = &outcome["results"]["result"][0];
+    assert_eq!(first["dscr"].as_f64().unwrap(), ((7_616_500.0 * 0.8 / 3_926_027.2) * 100.0f64).round() / 100.0);
+}
+
+#[test]
+fn exec_human_output_shows_tables_and_metrics() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["exec", &example("dscr.py")]);
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.contains("Riverside Galleria") && stdout.contains("0.89"), "{stdout}");
+    assert!(stdout.contains("portfolio_dscr"), "{stdout}");
+    assert!(stderr.contains("[log] computing DSCR"), "{stderr}");
+    assert!(stderr.contains("ok in") && stderr.contains("CPython 3.12.0"), "{stderr}");
+}
+
+#[test]
+fn failing_script_exits_1_with_kind() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("bad.py"), "x = 1\nraise ValueError('bad input')\n").unwrap();
+    let output = metaexec(&ctx, &["exec", "bad.py", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let outcome = json_of(&output);
+    assert_eq!(outcome["status"], "error");
+    assert_eq!(outcome["error"]["kind"], "guest_exception");
+    assert_eq!(outcome["error"]["line"], 2);
+    assert!(outcome["error"]["traceback"].as_str().unwrap().contains("bad.py"));
+
+    let output = metaexec(&ctx, &["exec", "bad.py"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error[guest_exception]: ValueError: bad input (line 2)"), "{stderr}");
+}
+
+#[test]
+fn limits_from_flags() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("spin.py"), "while True:\n    pass\n").unwrap();
+    let output = metaexec(&ctx, &["exec", "spin.py", "--timeout", "0.3", "--json"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(json_of(&output)["error"]["kind"], "timeout");
+    let output = metaexec(&ctx, &["exec", "spin.py", "--fuel", "300000000", "--json"]);
+    assert_eq!(json_of(&output)["error"]["kind"], "fuel_exhausted");
+    std::fs::write(ctx.path().join("big.py"), "b = bytearray(300 * 1024 * 1024)\n").unwrap();
+    let output = metaexec(&ctx, &["exec", "big.py", "--memory", "64", "--json"]);
+    assert_eq!(json_of(&output)["error"]["kind"], "memory_limit");
+    std::fs::write(ctx.path().join("loud.py"), "print('x' * 5000)\n").unwrap();
+    let output = metaexec(&ctx, &["exec", "loud.py", "--max-output", "1000", "--json"]);
+    let outcome = json_of(&output);
+    assert_eq!(outcome["error"]["kind"], "output_limit");
+    assert_eq!(outcome["truncated"]["stdout"], true);
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["exec", "does-not-exist.py", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    let outcome = json_of(&output);
+    assert_eq!(outcome["error"]["kind"], "usage");
+    assert!(outcome["error"]["message"].as_str().unwrap().contains("does-not-exist.py"));
+
+    std::fs::write(ctx.path().join("ok.py"), "print(1)\n").unwrap();
+    let output = metaexec(&ctx, &["exec", "ok.py", "--param", "novalue"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("KEY=VALUE"));
+
+    std::fs::write(ctx.path().join("params.json"), "[1, 2]").unwrap();
+    let output = metaexec(&ctx, &["exec", "ok.py", "--params-file", "params.json", "--json"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(json_of(&output)["error"]["message"].as_str().unwrap().contains("JSON object"));
+
+    let output = metaexec(&ctx, &["exec", "ok.py", "--timeout", "-1"]);
+    assert_eq!(output.status.code(), Some(2));
+
+    let output = metaexec(&ctx, &["exec"]);
+    assert_eq!(output.status.code(), Some(2), "clap usage errors are exit 2 too");
+}
+
+#[test]
+fn params_file_and_flags_combine() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("p.py"), "from metaexec import params, emit\nemit('p', dict(params))\n").unwrap();
+    std::fs::write(ctx.path().join("params.json"), r#"{"a": 1, "b": "file"}"#).unwrap();
+    let output = metaexec(&ctx, &["exec", "p.py", "--params-file", "params.json", "-p", "b=flag", "--json"]);
+    assert_eq!(json_of(&output)["results"]["p"], serde_json::json!({"a": 1, "b": "flag"}));
+}
+
+#[test]
+fn host_secrets_do_not_reach_the_guest() {
+    let ctx = TestContext::new();
+    std::fs::write(
+        ctx.path().join("env.py"),
+        "import os\nprint(sorted(os.environ))\nprint(os.environ.get('AWS_SECRET_ACCESS_KEY'))\n",
+    )
+    .unwrap();
+    let output = metaexec(&ctx, &["exec", "env.py", "--json"]);
+    let outcome = json_of(&output);
+    let stdout = outcome["stdout"].as_str().unwrap();
+    assert!(!stdout.contains("host-secret-value"), "{stdout}");
+    assert!(stdout.ends_with("None\n"), "{stdout}");
+}
+
+#[test]
+fn runtime_info_reports_a_verified_runtime() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["runtime", "info", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
+    let info = json_of(&output);
+    assert_eq!(info["verified"], true);
+    assert_eq!(info["sha256"], "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763");
+}
+
+#[test]
+fn runtime_info_on_an_empty_cache_says_how_to_fetch() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["--cache-dir", ctx.path().join("empty").to_str().unwrap(), "runtime", "info"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("not installed") && stdout.contains("metaexec runtime fetch"), "{stdout}");
+}
+
+#[test]
+fn help_teaches() {
+    let ctx = TestContext::new();
+    let output = metaexec(&ctx, &["exec", "--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in ["--param", "--fuel", "--timeout", "--memory", "--results", "--json", "metaexec exec examples/dscr.py"]
+    {
+        assert!(help.contains(flag), "help mentions {flag}:\n{help}");
+    }
+}
