@@ -1,4 +1,4 @@
-//! Embeds the guest library (`runtime/metaexec/**/*.py`) and the boot script into the
+//! Embeds the guest library (`runtime/metaexec/**/*.py`) and the boot module into the
 //! binary, so a `metaexec` binary is self-contained: it writes the library into its cache
 //! directory on first use instead of depending on the source tree at run time.
 
@@ -25,7 +25,8 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("runtime");
     println!("cargo:rerun-if-changed={}", root.display());
-    let mut files = Vec::new();
+    // The boot module sits beside the package at the library's root.
+    let mut files = vec![root.join("_metaexec_boot.py")];
     collect(&root.join("metaexec"), &mut files);
     let mut code = String::from("/// The guest library's files: path relative to the library root, contents.\n");
     code.push_str("pub const GUEST_LIBRARY: &[(&str, &str)] = &[\n");

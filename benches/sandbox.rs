@@ -1,1 +1,123 @@
-fn main() {}
+//! Sandbox benchmarks, each beside the native `python3` equivalent where one exists:
+//!
+//! - `fresh_run/print1`: a fresh interpreter instance running `print(1)`, module cached.
+//! - `process/exec_dscr`: `metaexec exec examples/dscr.py --json` as a whole process,
+//!   from process start to results printed.
+//! - `channel/round_trip`: one guest request answered by the host, timed inside the
+//!   guest over many calls.
+//!
+//! Run with `cargo bench --bench sandbox`.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use metaexec::job::Job;
+use metaexec::sandbox::{SandboxOptions, WasiSandbox};
+
+fn sandbox() -> WasiSandbox {
+    let mut options = SandboxOptions::new(metaexec::cache::cache_dir());
+    options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
+    let sandbox = WasiSandbox::new(options);
+    sandbox.prepare(false).expect("runtime ready (run `metaexec runtime fetch`)");
+    sandbox
+}
+
+fn results_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join("metaexec-bench-results");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn fresh_run(c: &mut Criterion) {
+    let sandbox = sandbox();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let job = Job::new("print1.py", "print(1)\n", results_dir());
+    let mut group = c.benchmark_group("fresh_run");
+    group.sample_size(30).measurement_time(Duration::from_secs(5));
+    group.bench_function("print1", |b| {
+        b.iter(|| {
+            let outcome = runtime.block_on(sandbox.run(&job));
+            assert!(outcome.is_ok(), "{outcome:?}");
+        });
+    });
+    group.bench_function("native_python3_print1", |b| {
+        b.iter(|| {
+            let status = Command::new("python3").args(["-S", "-c", "print(1)"]).output().unwrap().status;
+            assert!(status.success());
+        });
+    });
+    group.finish();
+}
+
+/// The example's arithmetic without the guest library, for the native comparison.
+const NATIVE_DSCR: &str = r#"
+import json, sys
+sys.path.insert(0, "runtime")
+from metaexec import finance
+rows = []
+for name, noi, ads in [("A", 7616500.0, 3926027.2)] * 10:
+    r = finance.dscr(noi, ads)
+    rows.append({"property": name, "noi": noi, "annual_debt_service": ads, "dscr": round(r, 2), "verdict": finance.classify_dscr(r)})
+print(json.dumps({"result": rows}))
+"#;
+
+fn process(c: &mut Criterion) {
+    sandbox(); // make sure the runtime is compiled and unpacked before timing
+    let binary = env!("CARGO_BIN_EXE_metaexec");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let results = results_dir();
+    let mut group = c.benchmark_group("process");
+    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group.bench_function("exec_dscr", |b| {
+        b.iter(|| {
+            let output = Command::new(binary)
+                .args(["exec", "examples/dscr.py", "--json", "--results"])
+                .arg(&results)
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(output.status.success());
+        });
+    });
+    group.bench_function("native_python3_dscr", |b| {
+        b.iter(|| {
+            let output = Command::new("python3").args(["-c", NATIVE_DSCR]).current_dir(root).output().unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        });
+    });
+    group.finish();
+}
+
+fn channel(c: &mut Criterion) {
+    let sandbox = sandbox();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut group = c.benchmark_group("channel");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.bench_function("round_trip", |b| {
+        b.iter_custom(|iters| {
+            // Timed inside the guest, so interpreter start is not part of the figure.
+            let source = format!(
+                "import time\nfrom metaexec import _channel, emit\nt = time.perf_counter_ns()\nfor _ in range({iters}):\n    _channel.request({{'op': 'hello', 'v': 1}})\nemit('ns', time.perf_counter_ns() - t)\n"
+            );
+            let outcome = runtime.block_on(sandbox.run(&Job::new("rt.py", source, results_dir())));
+            assert!(outcome.is_ok(), "{outcome:?}");
+            Duration::from_nanos(outcome.results["ns"].as_u64().unwrap())
+        });
+    });
+    group.bench_function("emit", |b| {
+        b.iter_custom(|iters| {
+            let source = format!(
+                "import time\nfrom metaexec import emit\nrow = {{'property': 'A', 'noi': 7616500.0, 'dscr': 1.94}}\nt = time.perf_counter_ns()\nfor i in range({iters}):\n    emit('row', row)\nemit('ns', time.perf_counter_ns() - t)\n"
+            );
+            let outcome = runtime.block_on(sandbox.run(&Job::new("emit.py", source, results_dir())));
+            assert!(outcome.is_ok(), "{outcome:?}");
+            Duration::from_nanos(outcome.results["ns"].as_u64().unwrap())
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fresh_run, process, channel);
+criterion_main!(benches);

@@ -25,7 +25,8 @@ def _first_existing(paths, what):
 
 
 # From runtime/ on the host, or from the working directory in the sandbox.
-LIB = _first_existing([os.path.join(HERE, "..", "metaexec", "finance.py"), os.path.join("metaexec", "finance.py")],
+LIB = _first_existing([os.path.join(HERE, "..", "metaexec", "finance.py"), os.path.join("metaexec", "finance.py")]
+                      + [os.path.join(p, "metaexec", "finance.py") for p in sys.path if p],
                       "metaexec/finance.py")
 DEMO = _first_existing([os.path.join(HERE, "fixtures", "demo_portfolio.json"),
                         os.path.join("tests", "fixtures", "demo_portfolio.json")], "demo_portfolio.json")

@@ -62,6 +62,8 @@ struct Prepared {
     /// The unpacked standard library, mounted as `PYTHONHOME`; `None` while it is being
     /// unpacked (the interpreter then reads its embedded zip).
     stdlib: Option<PathBuf>,
+    /// Whether the engine meters fuel; a metered engine runs out at once without any.
+    metered: bool,
 }
 
 /// Options of a sandbox.
@@ -226,7 +228,9 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
     let mut store =
         Store::new(&prepared.engine, RunState { wasi, limiter: MemoryLimiter::new(job.limits.memory_bytes) });
     store.limiter(|state| &mut state.limiter);
-    if let Some(fuel) = job.limits.fuel
+    // Setup runs carry no budget of their own; on a metered engine they get all of it.
+    let fuel = job.limits.fuel.or(prepared.metered.then_some(u64::MAX));
+    if let Some(fuel) = fuel
         && let Err(e) = store.set_fuel(fuel)
     {
         return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}")));
@@ -313,8 +317,9 @@ impl Inner {
         let pre = linker
             .instantiate_pre(&compiled.module)
             .map_err(|e| PrepareError::Engine(format!("pre-instantiating the interpreter: {e}")))?;
-        let mut prepared = Prepared { engine: compiled.engine, pre, stdlib: None };
+        let mut prepared = Prepared { engine: compiled.engine, pre, stdlib: None, metered };
         prepared.stdlib = self.unpack_stdlib(&prepared);
+        self.compile_guest_lib(&prepared);
         let prepared = Arc::new(prepared);
         *slot = Some(prepared.clone());
         Ok(prepared)
@@ -348,12 +353,7 @@ impl Inner {
             return Some(dir);
         }
         (self.options.progress)("unpacking the standard library once (under a second)");
-        let guest_lib = self.guest_lib().ok()?;
-        let result = stdlib::unpack(cache_root, |job| {
-            let runtime =
-                tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-            Ok(runtime.block_on(run_prepared(prepared, &guest_lib, None, &job)))
-        });
+        let result = stdlib::unpack(cache_root, |job| self.setup_run(prepared, &job));
         match result {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -361,6 +361,22 @@ impl Inner {
                 None
             }
         }
+    }
+
+    /// Compiles the guest library's bytecode once; a failure only costs speed.
+    fn compile_guest_lib(&self, prepared: &Prepared) {
+        let Ok(dir) = self.guest_lib() else { return };
+        if let Err(e) = guest_lib::compile(&dir, |job| self.setup_run(prepared, &job)) {
+            tracing::warn!("could not precompile the guest library: {e}");
+        }
+    }
+
+    /// Runs one of the sandbox's own setup scripts. Blocking: `prepare` runs outside any
+    /// async runtime (on a blocking thread), so it may start its own.
+    fn setup_run(&self, prepared: &Prepared, job: &Job) -> Result<Outcome, String> {
+        let guest_lib = self.guest_lib()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        Ok(runtime.block_on(run_prepared(prepared, &guest_lib, None, job)))
     }
 
     fn guest_lib(&self) -> Result<PathBuf, String> {
@@ -391,6 +407,7 @@ fn build_wasi(
     builder
         .args(&["python", "-S", "-c", guest_lib::BOOT, &job.script_name, &job.source])
         .env("METAEXEC_CHANNEL", nonce)
+        .env("PYTHONPATH", GUEST_LIBRARY)
         // A fixed hash seed makes runs reproducible (set and dict-of-str iteration order,
         // and so fuel use); hash flooding is bounded by the run's own limits.
         .env("PYTHONHASHSEED", "0")

@@ -79,7 +79,11 @@ fn environment_holds_no_host_variables() {
     let Value::Object(env) = &outcome.results["env"] else { panic!("{outcome:#?}") };
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(keys, ["METAEXEC_CHANNEL", "PYTHONHASHSEED", "PYTHONHOME"], "the host's PATH/HOME/... must not leak");
+    assert_eq!(
+        keys,
+        ["METAEXEC_CHANNEL", "PYTHONHASHSEED", "PYTHONHOME", "PYTHONPATH"],
+        "the host's PATH/HOME/... must not leak"
+    );
 }
 
 #[test]

@@ -6,4 +6,5 @@ mod cli;
 mod common;
 mod fetch;
 mod isolation;
+mod library;
 mod limits;
