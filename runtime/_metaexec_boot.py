@@ -77,6 +77,7 @@ def _metaexec_report(exc, name, source):
                 "message": str(exc),
                 "traceback": text,
                 "line": line,
+                "kind": getattr(type(exc), "_metaexec_kind", None),
             }
         )
     except BaseException:  # noqa: BLE001 - the stderr copy above still tells the story

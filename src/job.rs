@@ -7,6 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::guest_db::DbHandle;
+
 /// Default wall-clock limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default linear-memory cap: 512 MiB.
@@ -62,6 +64,10 @@ pub struct Job {
     /// The host folder the script sees as `/results` (its working directory), the only
     /// place it can write. Created by the host if missing.
     pub results_dir: PathBuf,
+    /// The database the script reaches through `metaexec.db`, already scoped to what the
+    /// job may do; `None` answers every database request with an error.
+    #[serde(skip)]
+    pub db: Option<DbHandle>,
 }
 
 impl Job {
@@ -73,6 +79,7 @@ impl Job {
             params: Map::new(),
             limits: Limits::default(),
             results_dir: results_dir.into(),
+            db: None,
         }
     }
 }

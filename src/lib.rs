@@ -7,7 +7,9 @@
 
 pub mod cache;
 pub mod cli;
+pub mod db;
 pub mod executor;
+pub mod guest_db;
 pub mod job;
 pub mod outcome;
 pub mod python_wasm;

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::guest_db::AuditEntry;
+
 /// Why a run did not succeed. Serialised in `snake_case` (`fuel_exhausted`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,6 +171,9 @@ pub struct Outcome {
     /// Progress lines the script sent with `metaexec.log`.
     #[serde(default)]
     pub logs: Vec<String>,
+    /// Every database request the script made: what, allowed or not, rows, time.
+    #[serde(default)]
+    pub db_audit: Vec<AuditEntry>,
     /// What the run cost.
     pub metrics: Metrics,
     /// `wasi` or `docker`.
@@ -189,6 +194,7 @@ impl Outcome {
             stderr: String::new(),
             truncated: Truncated::default(),
             logs: Vec::new(),
+            db_audit: Vec::new(),
             metrics: Metrics::default(),
             backend: backend.to_owned(),
             runtime: String::new(),

@@ -43,3 +43,14 @@ def result(obj):
 def log(msg):
     """Sends a progress line to the person running the script."""
     _channel.send({"op": "log", "message": str(msg)})
+
+
+_SUBMODULES = ("db", "finance", "scenarios", "portfolio", "report")
+
+
+def __getattr__(name):
+    # `import metaexec` stays cheap; `metaexec.db` & co. load on first use.
+    if name in _SUBMODULES:
+        __import__("metaexec." + name)
+        return globals()[name]
+    raise AttributeError("module 'metaexec' has no attribute %r" % (name,))

@@ -19,8 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, ".."))
 PACKAGE = os.path.join(ROOT, "metaexec")
 OUT = os.path.join(ROOT, "API.md")
-MODULES = ("finance", "scenarios", "portfolio", "report")
-MAX_BYTES = 12 * 1024
+MODULES = ("db", "finance", "scenarios", "portfolio", "report")
+MAX_BYTES = 14 * 1024  # about 3,500 tokens: the whole API fits in any prompt
 MIN_RETURNS = 36  # "float, the amount paid each period." and the like add little
 MAX_EXAMPLE = 64  # longer examples cost more prompt than they teach
 
@@ -28,9 +28,9 @@ HEADER = """\
 # metaexec guest library API
 
 Generated from the docstrings by tools/gen_api.py; do not edit.
-Scripts `import metaexec` (core: `metaexec.params`, `metaexec.db.query(sql, params)`,
-`metaexec.result(obj)`, `metaexec.emit(name, value)`, `metaexec.log(msg)`) and
-`from metaexec import finance, scenarios, portfolio, report`.
+Scripts `import metaexec` (core: `metaexec.params`, `metaexec.result(obj)`,
+`metaexec.emit(name, value)`, `metaexec.log(msg)`) and
+`from metaexec import db, finance, scenarios, portfolio, report`.
 """
 
 
@@ -88,7 +88,7 @@ def module_section(name):
     out = ["", "## metaexec.%s" % name, "", _module_doc(ast.get_docstring(tree)), ""]
     defs = {}
     for node in tree.body:
-        if isinstance(node, ast.FunctionDef):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
             defs[node.name] = node
         elif isinstance(node, ast.Assign):
             for t in node.targets:
@@ -107,6 +107,8 @@ def module_section(name):
             ex = _example(doc)
             if ex and len(ex) <= MAX_EXAMPLE:
                 line += " E.g. `%s`" % ex
+        elif isinstance(node, ast.ClassDef):
+            line = "- `%s` (exception): %s" % (public, _first_paragraph(ast.get_docstring(node)))
         else:
             line = "- `%s = %s`" % (public, ast.unparse(node.value))
         out.append(line)

@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::Args;
 use serde_json::{Map, Value};
 
+use super::capability::CapabilityArgs;
+use super::db::DbArgs;
 use super::{note, render};
+use crate::db::DbProxy;
+use crate::guest_db::DbHandle;
 use crate::job::{self, Job, Limits};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::sandbox::{SandboxOptions, WasiSandbox};
@@ -63,11 +67,17 @@ pub struct ExecArgs {
     /// Do not download the runtime if it is missing; fail with `runtime_missing`.
     #[arg(long)]
     pub no_fetch: bool,
+
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    #[command(flatten)]
+    pub capability: CapabilityArgs,
 }
 
 /// Runs the command; returns the exit code.
 pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
-    let outcome = match job_from_args(&args) {
+    let outcome = match job_from_args(&args, &cache_root) {
         Ok(job) => execute(&args, job, cache_root),
         Err(error) => Outcome::failed_before_start(error, "wasi"),
     };
@@ -106,7 +116,7 @@ fn usage(message: String) -> OutcomeError {
     OutcomeError::new(ErrorKind::Usage, message)
 }
 
-fn job_from_args(args: &ExecArgs) -> Result<Job, OutcomeError> {
+fn job_from_args(args: &ExecArgs, cache_root: &Path) -> Result<Job, OutcomeError> {
     let source = read_script(&args.script)?;
     let name = args.script.file_name().map_or_else(|| "script.py".to_owned(), |n| n.to_string_lossy().into_owned());
     let mut job = Job::new(name, source, args.results.clone());
@@ -131,6 +141,15 @@ fn job_from_args(args: &ExecArgs) -> Result<Job, OutcomeError> {
         stderr_bytes: args.max_output,
         results_bytes: args.max_results,
     };
+    let url = args.db.resolve(cache_root).map_err(|e| {
+        let error = usage(e.to_string());
+        match e.hint() {
+            Some(hint) => error.with_hint(hint),
+            None => error,
+        }
+    })?;
+    // Opened on the script's first request: scripts that never read data never wait.
+    job.db = Some(DbHandle::new(DbProxy::new(url, args.capability.capability()?)));
     Ok(job)
 }
 

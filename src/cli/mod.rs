@@ -1,6 +1,8 @@
 //! The command line. Clap structs carry no logic: each command turns its arguments into
 //! the library's types and hands them to the stage that does the work.
 
+mod capability;
+mod db;
 mod exec;
 mod render;
 mod runtime;
@@ -20,8 +22,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "metaexec", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
-    /// Where metaexec caches the runtime, its compiled form and the guest library
-    /// [default: the user cache folder, e.g. ~/.cache/metaexec].
+    /// Where metaexec caches the runtime, its compiled form, the guest library and the
+    /// demo database [default: the user cache folder, e.g. ~/.cache/metaexec].
     #[arg(long, global = true, env = crate::cache::CACHE_DIR_ENV, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
@@ -48,6 +50,18 @@ pub enum Command {
     /// Manage the pinned WASI CPython runtime.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
+
+    /// Set up the demo portfolio and inspect databases.
+    ///
+    /// Scripts read the database named by --db, else DATABASE_URL, else the embedded demo
+    /// portfolio (created in the cache on first use).
+    ///
+    /// Examples:
+    ///   metaexec db schema
+    ///   metaexec db schema --db postgres://me@localhost/prod --json
+    ///   metaexec db demo --out portfolio.db
+    #[command(subcommand, verbatim_doc_comment)]
+    Db(db::DbCommand),
 }
 
 /// Parses the command line, runs the command and returns the process exit code:
@@ -59,6 +73,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Exec(args) => exec::run(args, cache_root),
         Command::Runtime(command) => runtime::run(command, &cache_root),
+        Command::Db(command) => db::run(command, &cache_root),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

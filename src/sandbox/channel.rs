@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
 
-use super::protocol::{FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply};
+use super::protocol::{FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError};
+use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbHandle, DbRequest, DbResponse};
 
 /// The longest frame header after the magic and nonce: a length in decimal and `\n`.
 const MAX_HEADER_DIGITS: usize = 20;
@@ -78,6 +79,8 @@ pub struct GuestException {
     pub traceback: String,
     /// Line in the user's script.
     pub line: Option<u32>,
+    /// The failure kind the guest library attached (`db_denied`, `db_error`).
+    pub kind: Option<String>,
 }
 
 /// Receives `metaexec.log` lines as they arrive.
@@ -104,9 +107,16 @@ pub struct ChannelState {
     pub limit_hit: Option<CapturedStream>,
     /// The first malformed frame, if any.
     pub protocol_error: Option<String>,
+    /// Every database request, in order.
+    pub db_audit: Vec<AuditEntry>,
+    /// The database failure kinds the host itself reported to the guest.
+    pub db_failures: Vec<DbFailureKind>,
     replies: VecDeque<u8>,
     params: Map<String, Value>,
     on_log: Option<LogSink>,
+    db: Option<DbHandle>,
+    /// Database requests waiting for the guest's next read of fd 0.
+    db_pending: VecDeque<(u64, DbRequest)>,
 }
 
 /// Caps and inputs of a channel.
@@ -123,6 +133,8 @@ pub struct ChannelConfig {
     pub results_cap: usize,
     /// Where log lines go as they arrive.
     pub on_log: Option<LogSink>,
+    /// The database `metaexec.db` reaches, if any.
+    pub db: Option<DbHandle>,
 }
 
 /// A shared handle on a run's channel state.
@@ -147,9 +159,13 @@ impl Channel {
             exception: None,
             limit_hit: None,
             protocol_error: None,
+            db_audit: Vec::new(),
+            db_failures: Vec::new(),
             replies: VecDeque::new(),
             params: config.params,
             on_log: config.on_log,
+            db: config.db,
+            db_pending: VecDeque::new(),
         })))
     }
 
@@ -290,11 +306,67 @@ impl ChannelState {
                 }
                 self.logs.push(message);
             }
-            GuestMessage::Exception { type_name, message, traceback, line } => {
-                self.exception = Some(GuestException { type_name, message, traceback, line });
+            GuestMessage::Exception { type_name, message, traceback, line, kind } => {
+                self.exception = Some(GuestException { type_name, message, traceback, line, kind });
             }
+            GuestMessage::DbQuery { sql, params, exact_decimals } => {
+                self.db_request(id, DbRequest::Query { sql, params, exact_decimals });
+            }
+            GuestMessage::DbSchema {} => self.db_request(id, DbRequest::Schema),
         }
         Ok(())
+    }
+
+    /// Queues a database request for the guest's next read, or refuses it at once when
+    /// the run has no database.
+    fn db_request(&mut self, id: u64, request: DbRequest) {
+        if self.db.is_some() {
+            self.db_pending.push_back((id, request));
+            return;
+        }
+        let (op, sql, params) = match request {
+            DbRequest::Query { sql, params, .. } => ("query", sql, params),
+            DbRequest::Schema => ("schema", String::new(), Vec::new()),
+        };
+        let failure = DbFailure {
+            kind: DbFailureKind::Error,
+            message: "this run has no database attached".into(),
+            hint: Some("run the script with `--db URL` (or set DATABASE_URL)".into()),
+        };
+        let audit = AuditEntry {
+            op: op.into(),
+            sql,
+            params,
+            allowed: false,
+            status: failure.kind.as_str().into(),
+            reason: Some(failure.message.clone()),
+            rows: 0,
+            bytes: 0,
+            duration_ms: 0.0,
+            cached: false,
+        };
+        self.answer_db(id, DbResponse { result: Err(failure), audit });
+    }
+
+    /// The next database request to answer, with the database to answer it from.
+    pub fn take_db_request(&mut self) -> Option<(u64, DbRequest, DbHandle)> {
+        let db = self.db.clone()?;
+        self.db_pending.pop_front().map(|(id, request)| (id, request, db))
+    }
+
+    /// Queues the answer to database request `id` and records it.
+    pub fn answer_db(&mut self, id: u64, response: DbResponse) {
+        let reply = match response.result {
+            Ok(value) => Reply::ok(id, value),
+            Err(failure) => {
+                self.db_failures.push(failure.kind);
+                let error =
+                    ReplyError { kind: failure.kind.as_str().into(), message: failure.message, hint: failure.hint };
+                Reply { id, ok: false, value: None, error: Some(error) }
+            }
+        };
+        self.db_audit.push(response.audit);
+        self.replies.extend(reply.encode());
     }
 
     /// Takes bytes the guest wrote to fd 2.
@@ -342,6 +414,7 @@ mod tests {
             stderr_cap: 8,
             results_cap: 1024,
             on_log: None,
+            db: None,
         })
     }
 
@@ -410,6 +483,7 @@ mod tests {
             stderr_cap: 64,
             results_cap: 1024,
             on_log: None,
+            db: None,
         });
         let mut state = ch.lock();
         state.write_stdout(&frame(r#"{"id":7,"op":"hello","v":1}"#)).unwrap();

@@ -10,6 +10,7 @@ use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
 use super::channel::{CapturedStream, ChannelState};
+use crate::guest_db::DbFailureKind;
 use crate::job::Job;
 use crate::outcome::{ErrorKind, Metrics, Outcome, OutcomeError, Status, Truncated};
 
@@ -114,7 +115,9 @@ fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
         let kind = match exception.type_name.as_str() {
             "SyntaxError" | "IndentationError" | "TabError" => ErrorKind::Syntax,
             "MemoryError" => return Some((memory_error(exception.line, Some(exception.traceback.clone())), exit_code)),
-            _ => ErrorKind::GuestException,
+            _ => {
+                db_error_kind(exception.kind.as_deref(), &report.state.db_failures).unwrap_or(ErrorKind::GuestException)
+            }
         };
         let message = if exception.message.is_empty() {
             exception.type_name.clone()
@@ -149,6 +152,17 @@ fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
 }
 
 /// Builds the outcome of a finished run.
+/// The database kind an uncaught guest-library error stands for, if the host really
+/// refused or failed a request of that kind in this run: a script raising `DenyError`
+/// itself is an ordinary exception.
+fn db_error_kind(claimed: Option<&str>, reported: &[DbFailureKind]) -> Option<ErrorKind> {
+    let claimed = reported.iter().find(|kind| Some(kind.as_str()) == claimed)?;
+    Some(match claimed {
+        DbFailureKind::Denied => ErrorKind::DbDenied,
+        DbFailureKind::Error => ErrorKind::DbError,
+    })
+}
+
 pub fn outcome(report: RunReport<'_>) -> Outcome {
     let classified = error(&report);
     let state = report.state;
@@ -156,6 +170,7 @@ pub fn outcome(report: RunReport<'_>) -> Outcome {
     if let Some(problem) = &state.protocol_error {
         stderr.push_str(&format!("\n[metaexec] ignored a {problem}\n"));
     }
+    let db_queries = state.db_audit.len();
     let (status, error, exit_code) = match classified {
         None => (Status::Ok, None, 0),
         Some((error, code)) => (Status::Error, Some(error), code),
@@ -169,11 +184,12 @@ pub fn outcome(report: RunReport<'_>) -> Outcome {
         stderr,
         truncated: Truncated { stdout: state.stdout.truncated, stderr: state.stderr.truncated },
         logs: std::mem::take(&mut state.logs),
+        db_audit: std::mem::take(&mut state.db_audit),
         metrics: Metrics {
             wall_ms: report.wall.as_secs_f64() * 1000.0,
             fuel_used: report.fuel_used,
             peak_memory_bytes: report.peak_memory,
-            db_queries: 0,
+            db_queries: db_queries as u64,
         },
         backend: "wasi".into(),
         runtime: report.runtime,

@@ -220,6 +220,7 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
         stderr_cap: job.limits.stderr_bytes,
         results_cap: job.limits.results_bytes,
         on_log,
+        db: job.db.clone(),
     });
     let wasi = match build_wasi(job, guest_lib, prepared.stdlib.as_deref(), &channel, &nonce) {
         Ok(wasi) => wasi,

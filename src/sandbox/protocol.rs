@@ -64,13 +64,33 @@ pub enum GuestMessage {
         traceback: String,
         /// The line of the user's script where it was raised.
         line: Option<u32>,
+        /// For the guest library's own errors, the failure kind they stand for
+        /// (`db_denied`, `db_error`); the host trusts it only if it refused or failed a
+        /// request itself.
+        #[serde(default)]
+        kind: Option<String>,
     },
+    /// `metaexec.db.query(sql, params)`. Answered with `{"columns": [...], "rows": [[...]]}`.
+    #[serde(rename = "db.query")]
+    DbQuery {
+        /// The statement, with `?` placeholders.
+        sql: String,
+        /// The placeholder values.
+        #[serde(default)]
+        params: Vec<Value>,
+        /// NUMERIC/DECIMAL as `{"$decimal": "..."}` instead of floats.
+        #[serde(default)]
+        exact_decimals: bool,
+    },
+    /// `metaexec.db.schema()`. Answered with the inspected schema.
+    #[serde(rename = "db.schema")]
+    DbSchema {},
 }
 
 impl GuestMessage {
     /// True for the ops the guest waits on a reply for.
     pub fn expects_reply(&self) -> bool {
-        matches!(self, Self::Hello { .. })
+        matches!(self, Self::Hello { .. } | Self::DbQuery { .. } | Self::DbSchema {})
     }
 }
 
@@ -96,6 +116,9 @@ pub struct ReplyError {
     pub kind: String,
     /// What was wrong.
     pub message: String,
+    /// What to do instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 impl Reply {
@@ -106,7 +129,8 @@ impl Reply {
 
     /// A refusal.
     pub fn error(id: u64, kind: &str, message: impl Into<String>) -> Self {
-        Self { id, ok: false, value: None, error: Some(ReplyError { kind: kind.into(), message: message.into() }) }
+        let error = ReplyError { kind: kind.into(), message: message.into(), hint: None };
+        Self { id, ok: false, value: None, error: Some(error) }
     }
 
     /// The reply as it goes on the wire: ten-digit length, newline, JSON.

@@ -148,7 +148,17 @@ impl InputStream for GuestInput {
 
 #[async_trait::async_trait]
 impl Pollable for GuestInput {
-    async fn ready(&mut self) {}
+    /// The guest reads fd 0 right after sending a request, and a read waits here first:
+    /// this is where database requests are answered, asynchronously, so a slow query
+    /// blocks only this guest and stays under the run's outer deadline.
+    async fn ready(&mut self) {
+        loop {
+            let next = self.channel.lock().take_db_request();
+            let Some((id, request, db)) = next else { break };
+            let response = db.0.handle(request).await;
+            self.channel.lock().answer_db(id, response);
+        }
+    }
 }
 
 impl AsyncRead for GuestInput {

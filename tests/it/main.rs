@@ -1,10 +1,14 @@
-//! Integration tests: the real wasmtime sandbox running the real WASI CPython, and the
-//! real `metaexec` binary. One test binary, shared helpers in `common`.
+//! Integration tests: the real wasmtime sandbox running the real WASI CPython, real SQLite
+//! files and a throwaway PostgreSQL cluster (`pg`), and the real `metaexec` binary. One
+//! test binary, shared helpers in `common`.
 
 mod channel;
 mod cli;
 mod common;
+mod db_demo;
+mod db_proxy;
 mod fetch;
 mod isolation;
 mod library;
 mod limits;
+mod pg;

@@ -1,0 +1,103 @@
+"""Reading the database through the host, the only way a script reaches data: no
+credentials, no connections. Placeholders are `?` whatever the database; values are bound.
+The host checks each query against the job's rights (reads only unless granted writes, one
+statement, allowed tables, row/byte caps, a timeout): a refused query raises `DenyError`, a
+failed one `QueryError` (both `DbError`, catchable).
+
+    rows = db.query("SELECT p.property_name, f.noi FROM properties p JOIN financial_metrics f"
+                    " ON f.property_id = p.property_id WHERE f.fiscal_year = ?", [2024])
+"""
+
+from metaexec import _channel
+
+__all__ = ["query", "query_one", "schema", "DbError", "DenyError", "QueryError"]
+
+
+class DbError(Exception):
+    """A database request was refused or failed; `.hint` says what to do instead."""
+
+    _metaexec_kind = "db_error"
+
+    def __init__(self, message, hint=None):
+        Exception.__init__(self, message)
+        self.kind = self._metaexec_kind
+        self.hint = hint
+
+    def __str__(self):
+        text = Exception.__str__(self)
+        return text + " (hint: %s)" % self.hint if self.hint else text
+
+
+class DenyError(DbError):
+    """Refused: a write, several statements, a table not allowed, a forbidden function, a
+    row/byte/time cap."""
+
+    _metaexec_kind = "db_denied"
+
+
+class QueryError(DbError):
+    """Failed: bad SQL, unknown table or column, no database, connection lost."""
+
+    _metaexec_kind = "db_error"
+
+
+_ERRORS = {"db_denied": DenyError, "db_error": QueryError}
+_decimal = None
+
+
+def _call(message):
+    reply = _channel.call(message)
+    if reply.get("ok"):
+        return reply.get("value")
+    error = reply.get("error") or {}
+    cls = _ERRORS.get(error.get("kind"), QueryError)
+    raise cls(error.get("message") or "the database request failed", error.get("hint"))
+
+
+def _exact(value):
+    global _decimal
+    if _decimal is None:
+        import decimal
+
+        _decimal = decimal.Decimal
+    return _decimal(value["$decimal"])
+
+
+def query(sql, params=None, exact_decimals=False):
+    """Runs one SQL statement; returns its rows as a list of dicts (column -> value).
+
+    `params`: a list (or tuple) of values for the `?` placeholders, in order.
+    Values come back as int, float, str, bool or None; dates and times as ISO strings;
+    NUMERIC/DECIMAL as float, or as `decimal.Decimal` with `exact_decimals=True`.
+    Raises DenyError when the job may not run it, QueryError when it fails.
+    """
+    if type(sql) is not str or not sql.strip():
+        raise TypeError("query(sql, params=None): sql must be a non-empty string")
+    if params is None:
+        params = []
+    elif isinstance(params, (str, bytes)) or not isinstance(params, (list, tuple)):
+        raise TypeError("query(sql, params): params must be a list or tuple of values, one per `?`")
+    answer = _call({"op": "db.query", "sql": sql, "params": list(params), "exact_decimals": bool(exact_decimals)})
+    columns = answer["columns"]
+    rows = answer["rows"]
+    if exact_decimals and answer.get("decimals"):
+        for row in rows:
+            for i, value in enumerate(row):
+                if type(value) is dict and "$decimal" in value:
+                    row[i] = _exact(value)
+    return [dict(zip(columns, row)) for row in rows]
+
+
+def query_one(sql, params=None, exact_decimals=False):
+    """Like `query`, for a statement that returns at most one row: the row, or None."""
+    rows = query(sql, params, exact_decimals)
+    if len(rows) > 1:
+        raise QueryError("query_one: the query returned %d rows, expected at most one" % len(rows))
+    return rows[0] if rows else None
+
+
+def schema():
+    """The tables this job may use: `{"dialect", "tables": [{"name", "columns": [{"name",
+    "data_type", "nullable", "primary_key"}], "foreign_keys", "row_count"}], "joins", "text"}`
+    ("text": one line per table)."""
+    return _call({"op": "db.schema"})

@@ -1,0 +1,135 @@
+//! The database as a running script sees it: the requests a guest can make, the answers
+//! and refusals it gets, and the audit record of each request.
+//!
+//! Backends (the WASI sandbox, later Docker) carry these between the guest and an
+//! implementation of [`GuestDb`] without knowing how it is done; the `db` module provides
+//! the real one (the capability-checked proxy). Keeping the types here lets a backend
+//! depend on the shape of the conversation and not on sqlx.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One request from a script.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DbRequest {
+    /// `metaexec.db.query(sql, params)`.
+    Query {
+        /// The statement, with `?` placeholders.
+        sql: String,
+        /// The values for the placeholders, in order.
+        #[serde(default)]
+        params: Vec<Value>,
+        /// NUMERIC/DECIMAL values as exact decimals instead of floats.
+        #[serde(default)]
+        exact_decimals: bool,
+    },
+    /// `metaexec.db.schema()`.
+    Schema,
+}
+
+/// Why a request was not answered with data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DbFailureKind {
+    /// Refused by the job's capability (the query never ran, or was stopped at a cap).
+    Denied,
+    /// The query was allowed but failed (bad SQL, unknown table, connection lost ...).
+    Error,
+}
+
+impl DbFailureKind {
+    /// The kind as the guest and the outcome name it: `db_denied` or `db_error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Denied => "db_denied",
+            Self::Error => "db_error",
+        }
+    }
+}
+
+/// A refused or failed request, raised in the guest as `metaexec.db.DenyError` or
+/// `metaexec.db.QueryError`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DbFailure {
+    /// Refused or failed.
+    pub kind: DbFailureKind,
+    /// What was wrong, for the script's author.
+    pub message: String,
+    /// What to do instead, where there is a suggestion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// What happened to one request: the run's audit trail is a list of these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// `query` or `schema`.
+    pub op: String,
+    /// The statement as the script sent it (empty for `schema`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sql: String,
+    /// The parameters as the script sent them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<Value>,
+    /// Whether the capability allowed it.
+    pub allowed: bool,
+    /// `ok`, `db_denied` or `db_error`.
+    pub status: String,
+    /// Why it was refused or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Rows returned.
+    pub rows: u64,
+    /// Size of the rows as JSON, in bytes.
+    pub bytes: u64,
+    /// Time spent, in milliseconds.
+    pub duration_ms: f64,
+    /// Answered from the job's snapshot without touching the database.
+    pub cached: bool,
+}
+
+/// The answer to a request and its audit record.
+#[derive(Debug, Clone)]
+pub struct DbResponse {
+    /// The value sent back to the guest, or why not.
+    pub result: Result<Value, DbFailure>,
+    /// What is recorded.
+    pub audit: AuditEntry,
+}
+
+/// Something that answers a script's database requests. Implementations never fail as a
+/// whole: every problem becomes a [`DbFailure`] the script can catch.
+#[async_trait]
+pub trait GuestDb: Send + Sync + fmt::Debug {
+    /// Answers one request.
+    async fn handle(&self, request: DbRequest) -> DbResponse;
+}
+
+/// A shared handle on a [`GuestDb`], as a job carries it. Jobs compare equal when they
+/// share the same database handle.
+#[derive(Clone)]
+pub struct DbHandle(pub Arc<dyn GuestDb>);
+
+impl DbHandle {
+    /// Wraps an implementation.
+    pub fn new(db: impl GuestDb + 'static) -> Self {
+        Self(Arc::new(db))
+    }
+}
+
+impl fmt::Debug for DbHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl PartialEq for DbHandle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}

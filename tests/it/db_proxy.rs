@@ -1,0 +1,529 @@
+//! The database proxy end to end: scripts in the real sandbox reading the demo portfolio
+//! from real SQLite files and a real PostgreSQL cluster through `metaexec.db`, and a
+//! corpus of abuse attempts that must be refused with every table unchanged.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use metaexec::db::demo::{self, DEMO_DSCR};
+use metaexec::db::{Capability, DbProxy, DbUrl};
+use metaexec::guest_db::DbHandle;
+use metaexec::job::Job;
+use metaexec::outcome::{ErrorKind, Outcome};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
+
+use crate::common::{TestContext, assert_kind, assert_ok, dedent, run_job};
+use crate::pg;
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
+}
+
+/// A demo database to test against: a fresh SQLite file, or a fresh PostgreSQL database.
+struct Target {
+    url: DbUrl,
+    _dir: Option<tempfile::TempDir>,
+}
+
+fn sqlite_demo() -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portfolio.db");
+    block_on(demo::create_sqlite(&path)).expect("creating the SQLite demo");
+    Target { url: DbUrl::sqlite(&path), _dir: Some(dir) }
+}
+
+fn postgres_demo() -> Option<Target> {
+    let url = DbUrl::parse(&pg::fresh_database()?).unwrap();
+    block_on(demo::load_postgres(&url)).expect("loading the demo into PostgreSQL");
+    Some(Target { url, _dir: None })
+}
+
+/// Both dialects (PostgreSQL unless skipped loudly).
+fn targets() -> Vec<(&'static str, Target)> {
+    let mut out = vec![("sqlite", sqlite_demo())];
+    if let Some(pg) = postgres_demo() {
+        out.push(("postgres", pg));
+    }
+    out
+}
+
+fn proxy(target: &Target, capability: Capability) -> DbHandle {
+    DbHandle(Arc::new(DbProxy::new(target.url.clone(), capability)))
+}
+
+fn run_with(ctx: &TestContext, db: &DbHandle, source: &str) -> Outcome {
+    let mut job = Job::new("script.py", dedent(source), ctx.results());
+    job.db = Some(db.clone());
+    run_job(&job)
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)).unwrap()
+}
+
+/// Row counts and a SHA-256 of every table's content, read directly with sqlx (not
+/// through the proxy under test). For SQLite the content hash is the file's own bytes.
+fn fingerprint(url: &DbUrl) -> Vec<(String, i64, String)> {
+    const TABLES: [&str; 4] = ["properties", "financial_metrics", "loans", "monthly_performance"];
+    block_on(async {
+        let mut out = Vec::new();
+        match url.sqlite_path() {
+            Some(path) => {
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display())).await.unwrap();
+                for table in TABLES {
+                    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+                        .fetch_one(&mut conn)
+                        .await
+                        .unwrap_or(-1);
+                    out.push((table.to_owned(), n, String::new()));
+                }
+                let tables: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM sqlite_master").fetch_one(&mut conn).await.unwrap();
+                conn.close().await.unwrap();
+                let bytes = std::fs::read(path).unwrap();
+                out.push(("file".into(), tables, format!("{:x}", Sha256::digest(&bytes))));
+            }
+            None => {
+                let mut conn = sqlx::PgConnection::connect(&url.to_string()).await.unwrap();
+                for table in TABLES {
+                    let sql = format!("SELECT to_jsonb(t)::text FROM {table} t ORDER BY 1");
+                    let rows: Vec<String> = sqlx::query_scalar(&sql).fetch_all(&mut conn).await.unwrap_or_default();
+                    let mut hasher = Sha256::new();
+                    for row in &rows {
+                        hasher.update(row.as_bytes());
+                        hasher.update(b"\n");
+                    }
+                    out.push((table.to_owned(), rows.len() as i64, format!("{:x}", hasher.finalize())));
+                }
+                let tables: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM information_schema.tables \
+                     WHERE table_schema NOT IN ('pg_catalog', 'information_schema')",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+                out.push(("tables".into(), tables, String::new()));
+            }
+        }
+        out
+    })
+}
+
+#[test]
+fn the_example_prints_the_documents_dscr_table_from_both_databases() {
+    for (name, target) in targets() {
+        let ctx = TestContext::new();
+        let db = proxy(&target, Capability::default());
+        let outcome = run_with(&ctx, &db, &example("portfolio.py"));
+        assert_ok(&outcome);
+        let rows = outcome.results["result"].as_array().unwrap();
+        assert_eq!(rows.len(), 10, "{name}");
+        for ((property, dscr), row) in DEMO_DSCR.iter().zip(rows) {
+            assert_eq!(row["property_name"], json!(property), "{name}");
+            let got = row["dscr"].as_f64().unwrap();
+            assert_eq!((got * 100.0).round() / 100.0, *dscr, "{name}: {property}");
+        }
+        let summary = &outcome.results["summary"];
+        assert_eq!(summary["verdicts"], json!({"approve": 5, "review": 3, "reject": 2}), "{name}");
+        let stress = outcome.results["stress_test"].as_array().unwrap();
+        assert_eq!(stress.len(), 4, "{name}: base and three declines");
+        assert_eq!(outcome.metrics.db_queries, 1, "{name}");
+        assert_eq!(outcome.db_audit[0].rows, 10, "{name}");
+        assert!(outcome.db_audit[0].allowed);
+    }
+}
+
+/// The abuse corpus, run from inside the sandbox: each entry must raise `DenyError` (the
+/// script catches it) and leave every table as it was.
+#[test]
+fn abuse_attempts_are_refused_and_change_nothing() {
+    let common: Vec<(&str, Value)> = vec![
+        ("DELETE FROM loans", json!([])),
+        ("UPDATE loans SET principal = 0", json!([])),
+        ("INSERT INTO loans (loan_id, property_id, principal) VALUES (99, 1, 1)", json!([])),
+        ("DROP TABLE loans", json!([])),
+        ("CREATE TABLE stolen (a INTEGER)", json!([])),
+        ("ALTER TABLE loans ADD COLUMN x INTEGER", json!([])),
+        ("SELECT 1; DELETE FROM loans", json!([])),
+        ("SELECT 1 /* ; */ ; DROP TABLE loans", json!([])),
+        ("SELECT 1 -- comment\n; DELETE FROM loans", json!([])),
+        ("/* SELECT */ DELETE FROM loans -- SELECT", json!([])),
+        ("select 1;;delete from loans", json!([])),
+    ];
+    let postgres_only: Vec<(&str, Value)> = vec![
+        ("WITH d AS (DELETE FROM loans RETURNING *) SELECT * FROM d", json!([])),
+        ("SET TRANSACTION READ WRITE", json!([])),
+        ("SELECT pg_read_file('/etc/passwd')", json!([])),
+        ("SELECT * FROM pg_ls_dir('.')", json!([])),
+        ("SELECT lo_import('/etc/passwd')", json!([])),
+        ("COPY loans TO PROGRAM 'touch /tmp/metaexec-pwned'", json!([])),
+        ("COPY (SELECT 1) TO '/tmp/metaexec-pwned'", json!([])),
+        ("SELECT dblink_exec('dbname=x', 'DROP TABLE loans')", json!([])),
+        ("SELECT set_config('default_transaction_read_only', 'off', false)", json!([])),
+        ("SELECT * INTO stolen FROM loans", json!([])),
+        ("SELECT * FROM loans FOR UPDATE", json!([])),
+    ];
+    let sqlite_only: Vec<(&str, Value)> = vec![
+        ("ATTACH DATABASE '/tmp/metaexec-pwned.db' AS pwned", json!([])),
+        ("PRAGMA writable_schema = 1", json!([])),
+        ("VACUUM INTO '/tmp/metaexec-pwned.db'", json!([])),
+        ("SELECT load_extension('/tmp/evil.so')", json!([])),
+        ("SELECT writefile('/tmp/metaexec-pwned', 'x')", json!([])),
+        ("REPLACE INTO loans (loan_id) VALUES (1)", json!([])),
+    ];
+    for (name, target) in targets() {
+        let mut corpus = common.clone();
+        corpus.extend(if name == "postgres" { postgres_only.clone() } else { sqlite_only.clone() });
+        let before = fingerprint(&target.url);
+        let ctx = TestContext::new();
+        let db = proxy(&target, Capability::default());
+        let source = format!(
+            r#"
+            from metaexec import db, emit
+            corpus = {corpus}
+            outcomes = []
+            for sql, params in corpus:
+                try:
+                    db.query(sql, params)
+                    outcomes.append(["allowed", sql, ""])
+                except db.DenyError as e:
+                    outcomes.append(["denied", sql, str(e)])
+                except db.QueryError as e:
+                    outcomes.append(["error", sql, str(e)])
+            emit("outcomes", outcomes)
+            "#,
+            corpus = serde_json::to_string(&corpus).unwrap()
+        );
+        let outcome = run_with(&ctx, &db, &source);
+        assert_ok(&outcome);
+        for entry in outcome.results["outcomes"].as_array().unwrap() {
+            assert_eq!(entry[0], "denied", "{name}: {entry}");
+        }
+        assert_eq!(outcome.db_audit.len(), corpus.len());
+        assert!(outcome.db_audit.iter().all(|a| !a.allowed && a.status == "db_denied"), "{name}");
+        assert_eq!(fingerprint(&target.url), before, "{name}: the database changed");
+        assert!(!Path::new("/tmp/metaexec-pwned").exists() && !Path::new("/tmp/metaexec-pwned.db").exists());
+    }
+}
+
+#[test]
+fn an_injection_string_is_a_value_not_sql() {
+    for (name, target) in targets() {
+        let before = fingerprint(&target.url);
+        let ctx = TestContext::new();
+        let db = proxy(&target, Capability::default());
+        let outcome = run_with(
+            &ctx,
+            &db,
+            r#"
+            from metaexec import db, emit
+            evil = "x'; DROP TABLE loans; --"
+            emit("hits", len(db.query("SELECT * FROM properties WHERE property_name = ?", [evil])))
+            emit("quoted", db.query("SELECT ? AS v", [evil])[0]["v"])
+            emit("one", db.query_one("SELECT property_name FROM properties WHERE property_id = ?", [1]))
+            "#,
+        );
+        assert_ok(&outcome);
+        assert_eq!(outcome.results["hits"], 0, "{name}");
+        assert_eq!(outcome.results["quoted"], "x'; DROP TABLE loans; --", "{name}");
+        assert_eq!(outcome.results["one"]["property_name"], "Orlando Fashion Square", "{name}");
+        assert_eq!(fingerprint(&target.url), before, "{name}");
+    }
+}
+
+#[test]
+fn caps_and_timeouts_refuse_instead_of_truncating() {
+    for (name, target) in targets() {
+        let ctx = TestContext::new();
+        let capability = Capability {
+            max_rows: 100,
+            max_bytes: 4096,
+            statement_timeout: std::time::Duration::from_millis(500),
+            ..Capability::default()
+        };
+        let db = proxy(&target, capability);
+        let slow = if name == "postgres" {
+            "SELECT pg_sleep(5)"
+        } else {
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+        };
+        let outcome = run_with(
+            &ctx,
+            &db,
+            &format!(
+                r#"
+                from metaexec import db, emit
+                def attempt(sql):
+                    try:
+                        return len(db.query(sql))
+                    except db.DenyError as e:
+                        return str(e)
+                emit("cross_join", attempt("SELECT 1 FROM monthly_performance a, monthly_performance b, monthly_performance c"))
+                emit("bytes", attempt("SELECT * FROM monthly_performance LIMIT 99"))
+                emit("slow", attempt({slow:?}))
+                emit("after", len(db.query("SELECT * FROM properties")))
+                "#
+            ),
+        );
+        assert_ok(&outcome);
+        let text = |k: &str| outcome.results[k].as_str().unwrap_or_default().to_owned();
+        assert!(text("cross_join").contains("more than 100 rows"), "{name}: {outcome:#?}");
+        assert!(text("bytes").contains("4096 bytes"), "{name}: {outcome:#?}");
+        assert!(text("slow").contains("statement timeout"), "{name}: {outcome:#?}");
+        // The connection is usable afterwards.
+        assert_eq!(outcome.results["after"], 10, "{name}");
+    }
+}
+
+#[test]
+fn uncaught_database_errors_classify_the_run() {
+    let target = sqlite_demo();
+    let db = proxy(&target, Capability::default());
+    let ctx = TestContext::new();
+    let outcome = run_with(&ctx, &db, "from metaexec import db\ndb.query('DELETE FROM loans')\n");
+    assert_kind(&outcome, ErrorKind::DbDenied);
+    let error = outcome.error.as_ref().unwrap();
+    assert!(error.message.contains("may only read"), "{error:?}");
+    assert_eq!(error.line, Some(2));
+
+    let outcome =
+        run_with(&ctx, &db, "from metaexec import db\ndb.query('SELECT net_income FROM financial_metrics')\n");
+    assert_kind(&outcome, ErrorKind::DbError);
+    assert!(outcome.error.as_ref().unwrap().message.contains("net_income"), "{outcome:#?}");
+
+    // A script raising the library's error itself is an ordinary exception.
+    let outcome = run_with(&ctx, &db, "from metaexec import db\nraise db.DenyError('made up')\n");
+    assert_kind(&outcome, ErrorKind::GuestException);
+
+    // No database attached: a clear QueryError.
+    let mut job = Job::new("script.py", "from metaexec import db\ndb.query('SELECT 1')\n", ctx.results());
+    job.db = None;
+    let outcome = run_job(&job);
+    assert_kind(&outcome, ErrorKind::DbError);
+    assert!(outcome.error.as_ref().unwrap().message.contains("no database"), "{outcome:#?}");
+}
+
+#[test]
+fn values_map_to_python_faithfully() {
+    for (name, target) in targets() {
+        let ctx = TestContext::new();
+        let db = proxy(&target, Capability::default());
+        let cast = if name == "postgres" { "CAST(principal AS NUMERIC(14,2))" } else { "principal" };
+        let outcome = run_with(
+            &ctx,
+            &db,
+            &format!(
+                r#"
+                from metaexec import db, emit
+                loan = db.query_one("SELECT loan_id, {cast} AS principal, interest_rate, maturity_date, lender, NULL AS empty FROM loans WHERE maturity_date < ? AND loan_id = ?", ["2031-12-31", 1])
+                emit("types", {{k: type(v).__name__ for k, v in loan.items()}})
+                emit("loan", loan)
+                exact = db.query_one("SELECT {cast} AS principal FROM loans WHERE loan_id = ?", [1], exact_decimals=True)
+                emit("exact", [type(exact["principal"]).__name__, str(exact["principal"])])
+                emit("null_param", db.query("SELECT count(*) AS n FROM loans WHERE lender = ? OR ? IS NULL", [None, None])[0]["n"])
+                emit("floats", db.query_one("SELECT 0.1 + 0.2 AS x, 1 = 1 AS t")["x"])
+                "#
+            ),
+        );
+        assert_ok(&outcome);
+        let types = &outcome.results["types"];
+        assert_eq!(types["loan_id"], "int", "{name}");
+        assert_eq!(types["principal"], "float", "{name}");
+        assert_eq!(types["interest_rate"], "float", "{name}");
+        assert_eq!(types["maturity_date"], "str", "{name}");
+        assert_eq!(types["empty"], "NoneType", "{name}");
+        assert_eq!(outcome.results["loan"]["maturity_date"], "2031-06-01", "{name}");
+        assert_eq!(outcome.results["loan"]["principal"], 62_000_000.0, "{name}");
+        if name == "postgres" {
+            assert_eq!(outcome.results["exact"], json!(["Decimal", "62000000.00"]));
+        }
+        assert_eq!(outcome.results["null_param"], 10, "{name}");
+        assert!((outcome.results["floats"].as_f64().unwrap() - 0.3).abs() < 1e-12, "{name}");
+    }
+}
+
+#[test]
+fn identical_reads_come_from_the_snapshot() {
+    let target = sqlite_demo();
+    let proxy = Arc::new(DbProxy::new(target.url.clone(), Capability::default()));
+    let db = DbHandle(proxy.clone());
+    let ctx = TestContext::new();
+    let outcome = run_with(
+        &ctx,
+        &db,
+        r#"
+        from metaexec import db, emit
+        for _ in range(5):
+            rows = db.query("SELECT * FROM properties WHERE property_id <= ?", [3])
+        db.query("SELECT * FROM properties WHERE property_id <= ?", [4])
+        emit("n", len(rows))
+        "#,
+    );
+    assert_ok(&outcome);
+    assert_eq!(outcome.results["n"], 3);
+    assert_eq!(outcome.metrics.db_queries, 6);
+    let cached: Vec<bool> = outcome.db_audit.iter().map(|a| a.cached).collect();
+    assert_eq!(cached, [false, true, true, true, true, false]);
+    let stats = proxy.stats();
+    assert_eq!((stats.executed, stats.cached), (2, 4));
+    // A second job on the same proxy (as in a sweep) reads nothing from the database.
+    let outcome = run_with(
+        &ctx,
+        &db,
+        "from metaexec import db\ndb.query('SELECT * FROM properties WHERE property_id <= ?', [3])\n",
+    );
+    assert_ok(&outcome);
+    assert_eq!(proxy.stats().executed, 2);
+}
+
+#[test]
+fn the_table_allowlist_limits_queries_and_the_schema() {
+    for (name, target) in targets() {
+        let ctx = TestContext::new();
+        let capability = Capability { tables: Some(vec!["properties".into()]), ..Capability::default() };
+        let db = proxy(&target, capability);
+        let outcome = run_with(
+            &ctx,
+            &db,
+            r#"
+            from metaexec import db, emit
+            schema = db.schema()
+            emit("tables", [t["name"] for t in schema["tables"]])
+            emit("text", schema["text"])
+            emit("ok", len(db.query("SELECT * FROM properties")))
+            try:
+                db.query("SELECT * FROM loans")
+            except db.DenyError as e:
+                emit("denied", str(e))
+            "#,
+        );
+        assert_ok(&outcome);
+        assert_eq!(outcome.results["tables"], json!(["properties"]), "{name}");
+        assert!(!outcome.results["text"].as_str().unwrap().contains("loans"), "{name}");
+        assert_eq!(outcome.results["ok"], 10);
+        assert!(outcome.results["denied"].as_str().unwrap().contains("`loans`"), "{name}");
+    }
+}
+
+#[test]
+fn writes_work_only_when_granted() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let db = proxy(&target, Capability { write: true, ..Capability::default() });
+    let outcome = run_with(
+        &ctx,
+        &db,
+        r#"
+        from metaexec import db, emit
+        before = db.query("SELECT count(*) AS n FROM loans")[0]["n"]
+        db.query("DELETE FROM loans WHERE loan_id = ?", [10])
+        emit("counts", [before, db.query("SELECT count(*) AS n FROM loans")[0]["n"]])
+        "#,
+    );
+    assert_ok(&outcome);
+    assert_eq!(outcome.results["counts"], json!([10, 9]), "the cached count must not survive the write");
+}
+
+#[test]
+fn the_guest_sees_the_schema() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let db = proxy(&target, Capability::default());
+    let outcome = run_with(
+        &ctx,
+        &db,
+        r#"
+        from metaexec import db, emit
+        s = db.schema()
+        emit("tables", sorted(t["name"] for t in s["tables"]))
+        emit("joins", len(s["joins"]))
+        "#,
+    );
+    assert_ok(&outcome);
+    assert_eq!(outcome.results["tables"], json!(["financial_metrics", "loans", "monthly_performance", "properties"]));
+    assert_eq!(outcome.results["joins"], 3);
+}
+
+fn metaexec(ctx: &TestContext, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_metaexec"))
+        .args(args)
+        .current_dir(ctx.path())
+        .env("NO_COLOR", "1")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("running metaexec")
+}
+
+#[test]
+fn exec_reads_the_database_given_on_the_command_line() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/portfolio.py");
+    let db = target.url.sqlite_path().unwrap().display().to_string();
+    let output = metaexec(&ctx, &["exec", &script.display().to_string(), "--db", &db, "--json"]);
+    let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["status"], "ok", "{outcome:#}");
+    assert_eq!(outcome["result"], Value::Null);
+    assert_eq!(outcome["results"]["result"].as_array().unwrap().len(), 10);
+    assert_eq!(outcome["metrics"]["db_queries"], 1);
+    assert_eq!(outcome["db_audit"][0]["rows"], 10);
+
+    // The human view prints the table, and a refusal names the capability.
+    let output = metaexec(&ctx, &["exec", &script.display().to_string(), "--db", &db, "--db-tables", "properties"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("error[db_denied]"), "{stderr}");
+    assert!(stderr.contains("financial_metrics"), "{stderr}");
+
+    // A database that does not exist is a clear db_error.
+    let output = metaexec(&ctx, &["exec", &script.display().to_string(), "--db", "/nonexistent/x.db", "--json"]);
+    let outcome: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["error"]["kind"], "db_error", "{outcome:#}");
+    assert!(outcome["error"]["message"].as_str().unwrap().contains("/nonexistent/x.db"), "{outcome:#}");
+}
+
+#[test]
+fn the_password_never_shows() {
+    let Some(url) = pg::fresh_database() else { return };
+    const SECRET: &str = "Sup3rS3cretPw";
+    // The test cluster trusts local connections, so any password is accepted.
+    let with_password = url.replacen("postgres@", &format!("postgres:{SECRET}@"), 1);
+    block_on(demo::load_postgres(&DbUrl::parse(&with_password).unwrap())).unwrap();
+    let ctx = TestContext::new();
+    let script = ctx.path().join("s.py");
+    std::fs::write(
+        &script,
+        "from metaexec import db, log\nlog(len(db.query('SELECT * FROM loans')))\ndb.query('SELECT nope FROM loans')\n",
+    )
+    .unwrap();
+    let script = script.display().to_string();
+    // Port 1 on loopback: nothing listens there.
+    let (head, tail) = with_password.split_once("127.0.0.1:").unwrap();
+    let unreachable = format!("{head}127.0.0.1:1{}", &tail[tail.find('/').unwrap()..]);
+    for db in [&with_password, &unreachable] {
+        for json in [true, false] {
+            let mut args = vec!["exec", &script, "--db", db];
+            if json {
+                args.push("--json");
+            }
+            let output = metaexec(&ctx, &args);
+            let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+            assert_eq!(output.status.code(), Some(1), "{all}");
+            assert!(all.contains("db_error"), "{all}");
+            assert!(!all.contains(SECRET), "the password leaked:\n{all}");
+        }
+    }
+    // Through the environment too.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_metaexec"))
+        .args(["exec", &script, "--json"])
+        .current_dir(ctx.path())
+        .env("DATABASE_URL", &unreachable)
+        .output()
+        .unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(all.contains("***"), "{all}");
+    assert!(!all.contains(SECRET), "the password leaked:\n{all}");
+}
