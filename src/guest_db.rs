@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// One request from a script.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,8 +97,8 @@ pub struct AuditEntry {
 /// The answer to a request and its audit record.
 #[derive(Debug, Clone)]
 pub struct DbResponse {
-    /// The value sent back to the guest, or why not.
-    pub result: Result<Value, DbFailure>,
+    /// The value sent back to the guest, serialized, or why not.
+    pub result: Result<Box<RawValue>, DbFailure>,
     /// What is recorded.
     pub audit: AuditEntry,
 }

@@ -11,9 +11,9 @@ Host -> guest: replies on fd 0, each LENGTH (ten digits) + b"\\n" + PAYLOAD, onl
 that ask for one ("hello", "db.query", "db.schema").
 
 This module must stay cheap to import: `json` alone costs 20-30 ms at interpreter start
-(it pulls in `re`, `enum` and more), so frames are encoded by the small encoder below and
-replies are parsed by the C scanner of the built-in `_json` module directly, which needs
-neither of them.
+(it pulls in `re`, `enum` and more), so frames are encoded and replies parsed by the C
+encoder and scanner of the built-in `_json` module directly, which need neither of them;
+a small pure-Python encoder covers what the C one refuses (NaN, odd keys).
 """
 
 import _json
@@ -104,11 +104,37 @@ def _encode(obj, out):
         out.append('"' + str(obj).translate(_ESCAPES) + '"')
 
 
+def _default(obj):
+    """What the C encoder cannot encode itself, as `_encode` would encode it."""
+    if isinstance(obj, (set, frozenset)):
+        return list(obj)
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    if type(obj).__name__ == "Decimal":
+        return float(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if hasattr(obj, "keys") and hasattr(obj, "__getitem__"):
+        return {key: obj[key] for key in obj.keys()}
+    if hasattr(obj, "__dict__") and not callable(obj):
+        return vars(obj)
+    return str(obj)
+
+
+# The C encoder of `_json` (what `json.dumps` uses), built without importing `json`:
+# markers, default, string encoder, indent, separators, sort_keys, skipkeys, allow_nan.
+# It refuses NaN and infinities and odd keys; `dumps` then falls back to `_encode`.
+_c_encode = _json.make_encoder(None, _default, _json.encode_basestring, None, ":", ",", False, False, False)
+
+
 def dumps(obj):
     """Encodes `obj` as JSON text (dicts, lists, numbers, strings, None, dates)."""
-    out = []
-    _encode(obj, out)
-    return "".join(out)
+    try:
+        return "".join(_c_encode(obj, 0))
+    except (ValueError, TypeError, RecursionError):
+        out = []
+        _encode(obj, out)
+        return "".join(out)
 
 
 def send(message):

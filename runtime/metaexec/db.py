@@ -78,14 +78,13 @@ def query(sql, params=None, exact_decimals=False):
     elif isinstance(params, (str, bytes)) or not isinstance(params, (list, tuple)):
         raise TypeError("query(sql, params): params must be a list or tuple of values, one per `?`")
     answer = _call({"op": "db.query", "sql": sql, "params": list(params), "exact_decimals": bool(exact_decimals)})
-    columns = answer["columns"]
-    rows = answer["rows"]
+    rows = answer["records"]
     if exact_decimals and answer.get("decimals"):
         for row in rows:
-            for i, value in enumerate(row):
+            for key, value in row.items():
                 if type(value) is dict and "$decimal" in value:
-                    row[i] = _exact(value)
-    return [dict(zip(columns, row)) for row in rows]
+                    row[key] = _exact(value)
+    return rows
 
 
 def query_one(sql, params=None, exact_decimals=False):

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sqlx::Executor as _;
 use sqlx::postgres::{PgConnection, PgTypeInfo};
@@ -120,7 +121,7 @@ impl From<DbError> for ProxyError {
 }
 
 /// The rows of one query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct QueryResult {
     /// Column names, in order.
     pub columns: Vec<String>,
@@ -131,6 +132,10 @@ pub struct QueryResult {
     pub bytes: usize,
     /// Whether some value is an exact decimal object.
     pub decimals: bool,
+    /// The result as the guest receives it (`{"columns", "records", "decimals"}`), serialized
+    /// once, since a snapshot hit may send it to thousands of scenarios.
+    #[serde(skip)]
+    pub json: Box<RawValue>,
 }
 
 impl QueryResult {
@@ -168,6 +173,28 @@ struct Opened {
     schema: OnceCell<Schema>,
     /// Placeholder types PostgreSQL inferred, per statement.
     pg_param_types: Mutex<HashMap<String, Option<Vec<PgTypeInfo>>>>,
+    /// The policy's verdict per statement text and parameter count: parsing costs more
+    /// than running a small query on a warm SQLite connection.
+    checked: Mutex<HashMap<(String, usize), Result<Checked, ProxyError>>>,
+}
+
+/// How many verdicts `Opened::checked` keeps before starting afresh.
+const CHECKED_CAPACITY: usize = 1024;
+
+impl Opened {
+    fn check(&self, sql: &str, params: usize) -> Result<Checked, ProxyError> {
+        let key = (sql.to_owned(), params);
+        if let Some(verdict) = self.checked.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return verdict.clone();
+        }
+        let verdict = self.policy.check(sql, params);
+        let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked.len() >= CHECKED_CAPACITY {
+            checked.clear();
+        }
+        checked.insert(key, verdict.clone());
+        verdict
+    }
 }
 
 /// The capability-scoped database a job (or a sweep) reaches through `metaexec.db`.
@@ -234,7 +261,13 @@ impl DbProxy {
                     Vec::new()
                 };
                 let policy = Policy::new(db.dialect(), self.capability.clone(), &existing);
-                Ok(Arc::new(Opened { db, policy, schema, pg_param_types: Mutex::new(HashMap::new()) }))
+                Ok(Arc::new(Opened {
+                    db,
+                    policy,
+                    schema,
+                    pg_param_types: Mutex::new(HashMap::new()),
+                    checked: Mutex::new(HashMap::new()),
+                }))
             })
             .await
             .clone()
@@ -248,14 +281,14 @@ impl DbProxy {
         exact: bool,
     ) -> Result<(Arc<QueryResult>, bool), ProxyError> {
         let opened = self.opened().await?;
-        let checked = opened.policy.check(sql, params.len())?;
         let exact = exact || self.capability.exact_decimals;
-        let key = CacheKey { sql: checked.sql.clone(), params: Value::from(params.to_vec()).to_string(), exact };
-        if checked.access == Access::Read
-            && let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
-        {
+        // Keyed by the text as sent: a hit skips parsing too, and only checked reads are
+        // ever stored.
+        let key = CacheKey { sql: sql.to_owned(), params: Value::from(params.to_vec()).to_string(), exact };
+        if let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok((hit.clone(), true));
         }
+        let checked = opened.check(sql, params.len())?;
         let result = Arc::new(self.execute(&opened, &checked, params, exact).await?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         match checked.access {
@@ -489,9 +522,7 @@ impl GuestDb for DbProxy {
         let outcome = match &request {
             DbRequest::Query { sql, params, exact_decimals } => {
                 self.query(sql, params, *exact_decimals).await.map(|(result, cached)| {
-                    let value =
-                        json!({ "columns": &result.columns, "rows": &result.rows, "decimals": result.decimals });
-                    (value, result.rows.len() as u64, result.bytes as u64, cached)
+                    (result.json.clone(), result.rows.len() as u64, result.bytes as u64, cached)
                 })
             }
             DbRequest::Schema => self.schema().await.map(|schema| {
@@ -500,7 +531,7 @@ impl GuestDb for DbProxy {
                 if let Value::Object(map) = &mut value {
                     map.insert("text".into(), Value::String(text));
                 }
-                (value, 0, 0, false)
+                (serde_json::value::to_raw_value(&value).expect("schemas are plain JSON"), 0, 0, false)
             }),
         };
         let mut audit = self.audit(&request, started);
@@ -564,12 +595,14 @@ impl Collector {
     }
 
     fn finish(self) -> QueryResult {
-        QueryResult {
-            columns: self.columns.unwrap_or_default(),
-            rows: self.rows,
-            bytes: self.bytes,
-            decimals: self.decimals,
-        }
+        let columns = self.columns.unwrap_or_default();
+        // Rows go to the guest as objects: the C scanner builds the dicts faster than
+        // Python code could zip them from lists.
+        let records: Vec<serde_json::Map<String, Value>> =
+            self.rows.iter().map(|row| columns.iter().cloned().zip(row.iter().cloned()).collect()).collect();
+        let json = json!({ "columns": &columns, "records": records, "decimals": self.decimals });
+        let json = serde_json::value::to_raw_value(&json).expect("rows are plain JSON");
+        QueryResult { columns, rows: self.rows, bytes: self.bytes, decimals: self.decimals, json }
     }
 }
 

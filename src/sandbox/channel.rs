@@ -284,7 +284,8 @@ impl ChannelState {
             GuestMessage::Hello { v } => {
                 let reply = if v == PROTOCOL_VERSION {
                     let params = Value::Object(self.params.clone());
-                    Reply::ok(id, serde_json::json!({ "v": PROTOCOL_VERSION, "params": params }))
+                    let value = serde_json::json!({ "v": PROTOCOL_VERSION, "params": params });
+                    Reply::ok(id, serde_json::value::to_raw_value(&value).expect("params are plain JSON"))
                 } else {
                     Reply::error(
                         id,
@@ -492,7 +493,8 @@ mod tests {
         assert_eq!(std::str::from_utf8(header).unwrap().trim().parse::<usize>().unwrap(), body.len());
         let reply: Reply = serde_json::from_slice(body).unwrap();
         assert_eq!(reply.id, 7);
-        assert_eq!(reply.value.unwrap()["params"]["rate"], 0.05);
+        let value: Value = serde_json::from_str(reply.value.unwrap().get()).unwrap();
+        assert_eq!(value["params"]["rate"], 0.05);
         assert!(state.read_reply(10).is_empty());
     }
 }

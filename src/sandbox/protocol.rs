@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The protocol version both sides speak.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -70,7 +71,7 @@ pub enum GuestMessage {
         #[serde(default)]
         kind: Option<String>,
     },
-    /// `metaexec.db.query(sql, params)`. Answered with `{"columns": [...], "rows": [[...]]}`.
+    /// `metaexec.db.query(sql, params)`. Answered with `{"columns": [...], "records": [{...}]}`.
     #[serde(rename = "db.query")]
     DbQuery {
         /// The statement, with `?` placeholders.
@@ -95,15 +96,16 @@ impl GuestMessage {
 }
 
 /// The host's answer to a frame that expects one.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reply {
     /// The id of the frame answered.
     pub id: u64,
     /// Whether the request succeeded.
     pub ok: bool,
-    /// The answer, when `ok`.
+    /// The answer, when `ok`, already serialized (database rows are serialized once and
+    /// may be sent to many scenarios from the snapshot).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub value: Option<Value>,
+    pub value: Option<Box<RawValue>>,
     /// Why not, when not `ok`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ReplyError>,
@@ -123,7 +125,7 @@ pub struct ReplyError {
 
 impl Reply {
     /// A successful reply.
-    pub fn ok(id: u64, value: Value) -> Self {
+    pub fn ok(id: u64, value: Box<RawValue>) -> Self {
         Self { id, ok: true, value: Some(value), error: None }
     }
 
