@@ -520,11 +520,10 @@ impl GuestDb for DbProxy {
     async fn handle(&self, request: DbRequest) -> DbResponse {
         let started = Instant::now();
         let outcome = match &request {
-            DbRequest::Query { sql, params, exact_decimals } => {
-                self.query(sql, params, *exact_decimals).await.map(|(result, cached)| {
-                    (result.json.clone(), result.rows.len() as u64, result.bytes as u64, cached)
-                })
-            }
+            DbRequest::Query { sql, params, exact_decimals } => self
+                .query(sql, params, *exact_decimals)
+                .await
+                .map(|(result, cached)| (result.json.clone(), result.rows.len() as u64, result.bytes as u64, cached)),
             DbRequest::Schema => self.schema().await.map(|schema| {
                 let text = schema.compact_text();
                 let mut value = serde_json::to_value(&schema).unwrap_or(Value::Null);
