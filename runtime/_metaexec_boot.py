@@ -17,17 +17,18 @@ def _metaexec_boot():
     name = sys.argv[1]
     source = sys.argv[2]
     sys.argv = [name] + sys.argv[3:]
+    import posix
     # `-c` puts the working directory first on the path; scripts import from the guest
     # library and the standard library only. The results folder is the working
     # directory so that `open("out.csv", "w")` lands where the host collects files.
     if sys.path and sys.path[0] == "":
         del sys.path[0]
     try:
-        import posix
-
         posix.chdir("/results")
     except OSError:
         pass
+    if posix.environ.get(b"METAEXEC_MODE") == b"sweep":
+        return _metaexec_sweep(name, source)
     main = type(sys)("__main__")
     main.__file__ = name
     main.__builtins__ = __builtins__
@@ -42,7 +43,9 @@ def _metaexec_boot():
     return 0
 
 
-def _metaexec_report(exc, name, source):
+def _metaexec_describe(exc, name, source):
+    """The exception as the host's `exception` frame wants it; the traceback also goes
+    to stderr."""
     import linecache
     import traceback
 
@@ -51,8 +54,7 @@ def _metaexec_report(exc, name, source):
     # Skip the frames of this module: the user's code starts one level down.
     while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
         tb = tb.tb_next
-    lines = traceback.format_exception(type(exc), exc, tb)
-    text = "".join(lines)
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
     line = None
     if isinstance(exc, SyntaxError) and exc.filename == name:
         line = exc.lineno
@@ -67,22 +69,68 @@ def _metaexec_report(exc, name, source):
         pass
     sys.stderr.write(text)
     sys.stderr.flush()
+    return {
+        "type": type(exc).__qualname__,
+        "message": str(exc),
+        "traceback": text,
+        "line": line,
+        "kind": getattr(type(exc), "_metaexec_kind", None),
+    }
+
+
+def _metaexec_report(exc, name, source):
+    report = _metaexec_describe(exc, name, source)
     try:
         from metaexec import _channel
 
-        _channel.send(
-            {
-                "op": "exception",
-                "type": type(exc).__qualname__,
-                "message": str(exc),
-                "traceback": text,
-                "line": line,
-                "kind": getattr(type(exc), "_metaexec_kind", None),
-            }
-        )
+        report["op"] = "exception"
+        _channel.send(report)
     except BaseException:  # noqa: BLE001 - the stderr copy above still tells the story
         pass
     return 1
+
+
+def _metaexec_sweep(name, source):
+    """Sweep mode: compile once, then run the script once per scenario the host hands
+    out, each time in a fresh `__main__` namespace with that scenario's params. Modules the
+    script imports stay loaded between scenarios; that is what makes a scenario cheap."""
+    import metaexec
+    from metaexec import _channel
+
+    try:
+        code = compile(source, name, "exec")
+    except BaseException as exc:  # noqa: BLE001 - a syntax error ends the whole sweep
+        return _metaexec_report(exc, name, source)
+    finished = None
+    while True:
+        message = {"op": "sweep.next"}
+        if finished is not None:
+            message["finished"] = finished
+        scenario = _channel.request(message)
+        if scenario is None:
+            return 0
+        metaexec._set_params(scenario.get("params") or {})
+        main = type(sys)("__main__")
+        main.__file__ = name
+        main.__builtins__ = __builtins__
+        sys.modules["__main__"] = main
+        try:
+            exec(code, main.__dict__)
+            finished = {"status": "ok"}
+        except SystemExit as exc:
+            if exc.code is None or exc.code == 0:
+                finished = {"status": "ok"}
+            else:
+                error = {"type": "SystemExit", "message": str(exc.code), "traceback": "", "line": None}
+                finished = {"status": "error", "error": error}
+        except BaseException as exc:  # noqa: BLE001 - a failing scenario does not stop the sweep
+            finished = {"status": "error", "error": _metaexec_describe(exc, name, source)}
+        # What the scenario printed belongs to it: flush before the host closes it.
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - the host records a cap it stopped at
+            pass
 
 
 raise SystemExit(_metaexec_boot())

@@ -109,6 +109,10 @@ pub struct DbResponse {
 pub trait GuestDb: Send + Sync + fmt::Debug {
     /// Answers one request.
     async fn handle(&self, request: DbRequest) -> DbResponse;
+
+    /// How many queries reached the database so far (the rest were answered from a
+    /// snapshot or refused).
+    fn queries_executed(&self) -> u64;
 }
 
 /// A shared handle on a [`GuestDb`], as a job carries it. Jobs compare equal when they

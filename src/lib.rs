@@ -14,3 +14,5 @@ pub mod job;
 pub mod outcome;
 pub mod python_wasm;
 pub mod sandbox;
+pub mod scenario;
+pub mod sweep;

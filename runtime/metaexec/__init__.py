@@ -24,6 +24,13 @@ _hello = _channel.request({"op": "hello", "v": _channel.PROTOCOL_VERSION})
 params = _mappingproxy(dict(_hello.get("params") or {}))
 
 
+def _set_params(values):
+    # Sweeps run one scenario after another in one interpreter; each scenario's
+    # `from metaexec import params` must see its own.
+    global params
+    params = _mappingproxy(dict(values))
+
+
 def emit(name, value):
     """Records one named result, e.g. `emit("portfolio_dscr", 1.42)`.
 

@@ -42,6 +42,10 @@ class QueryError(DbError):
 
 
 _ERRORS = {"db_denied": DenyError, "db_error": QueryError}
+
+# In a sweep, one interpreter runs scenario after scenario against the same snapshot: the
+# answers to reads are kept here (and copied out) rather than asked for again.
+_memo = {} if _channel.posix.environ.get(b"METAEXEC_MODE") == b"sweep" else None
 _decimal = None
 
 
@@ -77,8 +81,23 @@ def query(sql, params=None, exact_decimals=False):
         params = []
     elif isinstance(params, (str, bytes)) or not isinstance(params, (list, tuple)):
         raise TypeError("query(sql, params): params must be a list or tuple of values, one per `?`")
+    key = None
+    if _memo is not None:
+        try:
+            key = (sql, tuple(params), bool(exact_decimals))
+            rows = _memo.get(key)
+        except TypeError:  # unhashable params: no memo
+            key = rows = None
+        if rows is not None:
+            return [dict(row) for row in rows]
     answer = _call({"op": "db.query", "sql": sql, "params": list(params), "exact_decimals": bool(exact_decimals)})
     rows = answer["records"]
+    if _memo is not None:
+        if answer.get("read"):
+            if key is not None:
+                _memo[key] = [dict(row) for row in rows]
+        else:
+            _memo.clear()  # a write may change what any kept read would return
     if exact_decimals and answer.get("decimals"):
         for row in rows:
             for key, value in row.items():

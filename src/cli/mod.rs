@@ -6,6 +6,8 @@ mod db;
 mod exec;
 mod render;
 mod runtime;
+mod script;
+mod sweep;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +49,21 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Exec(exec::ExecArgs),
 
+    /// Run a script over many scenarios: named, a grid, zipped lists or Monte Carlo draws.
+    ///
+    /// Warm sandbox instances (one per core) run the scenarios one after another, each in
+    /// a fresh module namespace with its own `metaexec.params`; a scenario that raises or
+    /// hits a limit (--timeout, --fuel, --memory hold per scenario) is recorded and the
+    /// sweep goes on. Database reads are answered from one snapshot for the whole sweep.
+    /// Writes results.json and scenarios.csv into the results folder.
+    ///
+    /// Examples:
+    ///   metaexec sweep examples/dscr_stress.py --grid "noi_change=-0.3..0.1:0.01" --grid "rate_change=0,0.01,0.02"
+    ///   metaexec sweep examples/dscr_stress.py --scenarios scenarios.json --json
+    ///   metaexec sweep examples/dscr_stress.py --monte-carlo 10000 --seed 7 --dist "noi_change=normal(0,0.08)"
+    #[command(verbatim_doc_comment)]
+    Sweep(sweep::SweepArgs),
+
     /// Manage the pinned WASI CPython runtime.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
@@ -72,6 +89,7 @@ pub fn main() -> ExitCode {
     let cache_root = cli.cache_dir.clone().unwrap_or_else(crate::cache::cache_dir);
     let code = match cli.command {
         Command::Exec(args) => exec::run(args, cache_root),
+        Command::Sweep(args) => sweep::run(args, cache_root),
         Command::Runtime(command) => runtime::run(command, &cache_root),
         Command::Db(command) => db::run(command, &cache_root),
     };

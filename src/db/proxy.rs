@@ -204,6 +204,7 @@ pub struct DbProxy {
     capability: Capability,
     opened: OnceCell<Result<Arc<Opened>, ProxyError>>,
     cache: Mutex<HashMap<CacheKey, Arc<QueryResult>>>,
+    turn: tokio::sync::Mutex<()>,
     executed: AtomicU64,
     cached: AtomicU64,
     denied: AtomicU64,
@@ -218,6 +219,7 @@ impl DbProxy {
             capability,
             opened: OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
+            turn: tokio::sync::Mutex::new(()),
             executed: AtomicU64::new(0),
             cached: AtomicU64::new(0),
             denied: AtomicU64::new(0),
@@ -289,6 +291,15 @@ impl DbProxy {
             return Ok((hit.clone(), true));
         }
         let checked = opened.check(sql, params.len())?;
+        // One query at a time through this proxy: instances of a sweep asking the same
+        // thing at once then wait for the first answer instead of all reaching the
+        // database.
+        let _turn = self.turn.lock().await;
+        if checked.access == Access::Read
+            && let Some(hit) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key)
+        {
+            return Ok((hit.clone(), true));
+        }
         let result = Arc::new(self.execute(&opened, &checked, params, exact).await?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         match checked.access {
@@ -363,7 +374,7 @@ impl DbProxy {
             .map_err(|e| self.driver_error(&e))?
             .set_progress_handler(SQLITE_PROGRESS_STEPS, move || Instant::now() < deadline);
         let query = params::bind_sqlite(sqlx::query(&checked.sql), params)?;
-        let mut collector = Collector::new(&self.capability);
+        let mut collector = Collector::new(&self.capability, checked.access);
         let outcome = async {
             let mut rows = query.fetch(&mut *conn);
             while let Some(row) = rows.try_next().await.map_err(|e| self.query_error(&e, Some(deadline), timeout))? {
@@ -411,7 +422,7 @@ impl DbProxy {
                 query = query.bind(param);
             }
             let decimals = if exact { Decimals::Exact } else { Decimals::Float };
-            let mut collector = Collector::new(&self.capability);
+            let mut collector = Collector::new(&self.capability, checked.access);
             let mut rows = query.fetch(&mut *conn);
             while let Some(row) = rows.try_next().await.map_err(|e| self.query_error(&e, None, timeout))? {
                 if collector.columns.is_none() {
@@ -517,6 +528,10 @@ impl DbProxy {
 
 #[async_trait]
 impl GuestDb for DbProxy {
+    fn queries_executed(&self) -> u64 {
+        self.stats().executed
+    }
+
     async fn handle(&self, request: DbRequest) -> DbResponse {
         let started = Instant::now();
         let outcome = match &request {
@@ -567,11 +582,14 @@ struct Collector {
     decimals: bool,
     max_rows: usize,
     max_bytes: usize,
+    /// The statement only reads: the guest may keep its answer for identical requests.
+    read: bool,
 }
 
 impl Collector {
-    fn new(capability: &Capability) -> Self {
+    fn new(capability: &Capability, access: Access) -> Self {
         Self {
+            read: access == Access::Read,
             columns: None,
             rows: Vec::new(),
             bytes: 2,
@@ -599,7 +617,7 @@ impl Collector {
         // Python code could zip them from lists.
         let records: Vec<serde_json::Map<String, Value>> =
             self.rows.iter().map(|row| columns.iter().cloned().zip(row.iter().cloned()).collect()).collect();
-        let json = json!({ "columns": &columns, "records": records, "decimals": self.decimals });
+        let json = json!({ "columns": &columns, "records": records, "decimals": self.decimals, "read": self.read });
         let json = serde_json::value::to_raw_value(&json).expect("rows are plain JSON");
         QueryResult { columns, rows: self.rows, bytes: self.bytes, decimals: self.decimals, json }
     }

@@ -10,8 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value};
 
-use super::protocol::{FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError};
+use std::time::Instant;
+
+use super::classify;
+use super::protocol::{FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd};
 use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbHandle, DbRequest, DbResponse};
+use crate::job::Limits;
+use crate::outcome::{ErrorKind, OutcomeError};
+use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 
 /// The longest frame header after the magic and nonce: a length in decimal and `\n`.
 const MAX_HEADER_DIGITS: usize = 20;
@@ -117,6 +123,23 @@ pub struct ChannelState {
     db: Option<DbHandle>,
     /// Database requests waiting for the guest's next read of fd 0.
     db_pending: VecDeque<(u64, DbRequest)>,
+    sweep: Option<SweepState>,
+}
+
+/// Sweep mode: where scenarios come from and which one is running.
+pub struct SweepState {
+    queue: Arc<dyn ScenarioQueue>,
+    limits: Limits,
+    current: Option<(Scenario, Instant)>,
+    /// Counts hand-outs, so a watcher can tell a new scenario from a long one.
+    generation: u64,
+}
+
+impl SweepState {
+    /// Sweep mode over `queue`, each scenario held to `limits`.
+    pub fn new(queue: Arc<dyn ScenarioQueue>, limits: Limits) -> Self {
+        Self { queue, limits, current: None, generation: 0 }
+    }
 }
 
 /// Caps and inputs of a channel.
@@ -135,6 +158,8 @@ pub struct ChannelConfig {
     pub on_log: Option<LogSink>,
     /// The database `metaexec.db` reaches, if any.
     pub db: Option<DbHandle>,
+    /// Sweep mode, if this instance runs scenarios.
+    pub sweep: Option<SweepState>,
 }
 
 /// A shared handle on a run's channel state.
@@ -166,6 +191,7 @@ impl Channel {
             on_log: config.on_log,
             db: config.db,
             db_pending: VecDeque::new(),
+            sweep: config.sweep,
         })))
     }
 
@@ -314,8 +340,98 @@ impl ChannelState {
                 self.db_request(id, DbRequest::Query { sql, params, exact_decimals });
             }
             GuestMessage::DbSchema {} => self.db_request(id, DbRequest::Schema),
+            GuestMessage::SweepNext { finished } => self.sweep_next(id, finished),
         }
         Ok(())
+    }
+
+    /// Closes the running scenario with the guest's report and hands out the next.
+    fn sweep_next(&mut self, id: u64, finished: Option<ScenarioEnd>) {
+        let Some(mut sweep) = self.sweep.take() else {
+            let reply = Reply::error(id, "protocol", "sweep.next outside a sweep");
+            self.replies.extend(reply.encode());
+            return;
+        };
+        if let Some(current) = sweep.current.take() {
+            let (status, error) = match finished {
+                Some(end) if end.status == "ok" => (ScenarioStatus::Ok, None),
+                Some(ScenarioEnd { error: Some(report), .. }) => {
+                    let exception = GuestException {
+                        type_name: report.type_name,
+                        message: report.message,
+                        traceback: report.traceback,
+                        line: report.line,
+                        kind: report.kind,
+                    };
+                    (
+                        ScenarioStatus::Error,
+                        Some(classify::exception_error(&exception, &self.db_failures, &sweep.limits)),
+                    )
+                }
+                _ => (
+                    ScenarioStatus::Error,
+                    Some(OutcomeError::new(ErrorKind::Internal, "the scenario ended without saying how")),
+                ),
+            };
+            let outcome = self.scenario_outcome(current, status, error);
+            sweep.queue.finish(outcome);
+        }
+        let next = sweep.queue.next();
+        let value = match &next {
+            Some(scenario) => serde_json::json!({ "id": scenario.id, "params": scenario.params }),
+            None => serde_json::Value::Null,
+        };
+        sweep.generation += 1;
+        sweep.current = next.map(|scenario| (scenario, Instant::now()));
+        self.sweep = Some(sweep);
+        let value = serde_json::value::to_raw_value(&value).expect("params are plain JSON");
+        self.replies.extend(Reply::ok(id, value).encode());
+    }
+
+    /// Collects what the guest produced since the scenario started, and resets the
+    /// per-scenario caps.
+    fn scenario_outcome(
+        &mut self,
+        (scenario, started): (Scenario, Instant),
+        status: ScenarioStatus,
+        error: Option<OutcomeError>,
+    ) -> ScenarioOutcome {
+        self.results_bytes = 0;
+        self.db_failures.clear();
+        let fresh = Capture::new(self.stdout.cap);
+        let stdout = std::mem::replace(&mut self.stdout, fresh);
+        self.stderr = Capture::new(self.stderr.cap);
+        ScenarioOutcome {
+            id: scenario.id,
+            params: scenario.params,
+            status,
+            error,
+            results: std::mem::take(&mut self.results),
+            stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
+            logs: std::mem::take(&mut self.logs),
+            wall_ms: started.elapsed().as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// Sweep mode: records the running scenario as failed with `error` (the instance
+    /// stopped under it). False when no scenario was running.
+    pub fn fail_current_scenario(&mut self, error: OutcomeError) -> bool {
+        let Some(mut sweep) = self.sweep.take() else { return false };
+        let failed = match sweep.current.take() {
+            Some(current) => {
+                let outcome = self.scenario_outcome(current, ScenarioStatus::Error, Some(error));
+                sweep.queue.finish(outcome);
+                true
+            }
+            None => false,
+        };
+        self.sweep = Some(sweep);
+        failed
+    }
+
+    /// Sweep mode: the current hand-out count and when the running scenario started.
+    pub fn sweep_clock(&self) -> (u64, Option<Instant>) {
+        self.sweep.as_ref().map_or((0, None), |s| (s.generation, s.current.as_ref().map(|(_, t)| *t)))
     }
 
     /// Queues a database request for the guest's next read, or refuses it at once when
@@ -416,6 +532,7 @@ mod tests {
             results_cap: 1024,
             on_log: None,
             db: None,
+            sweep: None,
         })
     }
 
@@ -485,6 +602,7 @@ mod tests {
             results_cap: 1024,
             on_log: None,
             db: None,
+            sweep: None,
         });
         let mut state = ch.lock();
         state.write_stdout(&frame(r#"{"id":7,"op":"hello","v":1}"#)).unwrap();

@@ -9,9 +9,9 @@ use std::time::Duration;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
-use super::channel::{CapturedStream, ChannelState};
+use super::channel::{CapturedStream, ChannelState, GuestException};
 use crate::guest_db::DbFailureKind;
-use crate::job::Job;
+use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Metrics, Outcome, OutcomeError, Status, Truncated};
 
 /// How the guest's `_start` ended.
@@ -60,7 +60,7 @@ fn mib(bytes: u64) -> String {
     if mib >= 1.0 { format!("{mib:.0} MiB") } else { format!("{bytes} bytes") }
 }
 
-fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
+pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
     let limits = &report.job.limits;
     if let Some(stream) = report.state.limit_hit {
         let (cap, flag) = match stream {
@@ -97,42 +97,17 @@ fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
         }
         _ => {}
     }
-    let memory_error = |line: Option<u32>, traceback: Option<String>| {
-        let mut error = OutcomeError::new(
-            ErrorKind::MemoryLimit,
-            format!("The script needed more than its memory cap of {}", mib(limits.memory_bytes)),
-        )
-        .with_hint("raise --memory, or process the data in smaller pieces");
-        error.line = line;
-        error.traceback = traceback;
-        error
-    };
     if let Some(exception) = &report.state.exception {
         let exit_code = match report.ending {
             Ending::Exited(code) => code,
             _ => 1,
         };
-        let kind = match exception.type_name.as_str() {
-            "SyntaxError" | "IndentationError" | "TabError" => ErrorKind::Syntax,
-            "MemoryError" => return Some((memory_error(exception.line, Some(exception.traceback.clone())), exit_code)),
-            _ => {
-                db_error_kind(exception.kind.as_deref(), &report.state.db_failures).unwrap_or(ErrorKind::GuestException)
-            }
-        };
-        let message = if exception.message.is_empty() {
-            exception.type_name.clone()
-        } else {
-            format!("{}: {}", exception.type_name, exception.message)
-        };
-        let mut error = OutcomeError::new(kind, message);
-        error.traceback = Some(exception.traceback.clone());
-        error.line = exception.line;
-        return Some((error, exit_code));
+        return Some((exception_error(exception, &report.state.db_failures, limits), exit_code));
     }
     match &report.ending {
         Ending::Returned => None,
         Ending::Exited(_) | Ending::Trap(_) | Ending::Host(_) if report.memory_hit => {
-            Some((memory_error(None, None), 1))
+            Some((memory_error(limits, None, None), 1))
         }
         Ending::Exited(code) => {
             Some((OutcomeError::new(ErrorKind::GuestException, format!("The script exited with status {code}")), *code))
@@ -152,6 +127,36 @@ fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
 }
 
 /// Builds the outcome of a finished run.
+fn memory_error(limits: &Limits, line: Option<u32>, traceback: Option<String>) -> OutcomeError {
+    let mut error = OutcomeError::new(
+        ErrorKind::MemoryLimit,
+        format!("The script needed more than its memory cap of {}", mib(limits.memory_bytes)),
+    )
+    .with_hint("raise --memory, or process the data in smaller pieces");
+    error.line = line;
+    error.traceback = traceback;
+    error
+}
+
+/// The error for an exception the script did not catch. `db_failures` are the database
+/// refusals and failures the host reported to the guest in the same run (or scenario).
+pub fn exception_error(exception: &GuestException, db_failures: &[DbFailureKind], limits: &Limits) -> OutcomeError {
+    let kind = match exception.type_name.as_str() {
+        "SyntaxError" | "IndentationError" | "TabError" => ErrorKind::Syntax,
+        "MemoryError" => return memory_error(limits, exception.line, Some(exception.traceback.clone())),
+        _ => db_error_kind(exception.kind.as_deref(), db_failures).unwrap_or(ErrorKind::GuestException),
+    };
+    let message = if exception.message.is_empty() {
+        exception.type_name.clone()
+    } else {
+        format!("{}: {}", exception.type_name, exception.message)
+    };
+    let mut error = OutcomeError::new(kind, message);
+    error.traceback = Some(exception.traceback.clone());
+    error.line = exception.line;
+    error
+}
+
 /// The database kind an uncaught guest-library error stands for, if the host really
 /// refused or failed a request of that kind in this run: a script raising `DenyError`
 /// itself is an ordinary exception.

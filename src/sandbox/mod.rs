@@ -30,9 +30,11 @@ pub use engine::EngineError;
 
 use crate::executor::Executor;
 use crate::job::Job;
+use crate::job::Limits;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::python_wasm::{self, FetchSource, MANIFEST};
-use channel::{Channel, ChannelConfig};
+use crate::scenario::ScenarioQueue;
+use channel::{Channel, ChannelConfig, SweepState};
 use classify::Ending;
 use limiter::MemoryLimiter;
 use streams::{GuestInput, GuestOutput};
@@ -192,6 +194,43 @@ impl WasiSandbox {
     fn not_started(&self, error: OutcomeError) -> Outcome {
         not_started(error)
     }
+
+    /// Runs `job`'s script over every scenario `queue` hands out, in one warm instance
+    /// after another: each scenario runs in a fresh module namespace; one that raises is
+    /// recorded and the next starts at once; one that stops the instance (a limit, a
+    /// trap) is recorded and a fresh instance takes over the rest. `job.limits` hold per
+    /// scenario. `Err` when an instance fails outside any scenario (the script does not
+    /// compile, the runtime is missing): nothing more can run.
+    pub async fn run_sweep(&self, job: &Job, queue: Arc<dyn ScenarioQueue>) -> Result<(), Box<Outcome>> {
+        let metered = job.limits.fuel.is_some();
+        let prepared = match self.inner.cached(metered) {
+            Some(prepared) => prepared,
+            None => {
+                let inner = self.inner.clone();
+                match tokio::task::spawn_blocking(move || inner.prepare(metered)).await {
+                    Ok(Ok(prepared)) => prepared,
+                    Ok(Err(e)) => return Err(Box::new(self.not_started(e.to_outcome_error()))),
+                    Err(e) => {
+                        let message = format!("preparing the sandbox panicked: {e}");
+                        return Err(Box::new(not_started(OutcomeError::new(ErrorKind::Internal, message))));
+                    }
+                }
+            }
+        };
+        let guest_lib =
+            self.inner.guest_lib().map_err(|e| Box::new(not_started(OutcomeError::new(ErrorKind::Internal, e))))?;
+        loop {
+            let on_log = self.inner.options.on_log.clone();
+            let (outcome, scenario_failed) =
+                run_instance(&prepared, &guest_lib, on_log, job, Some(queue.clone())).await;
+            if outcome.is_ok() {
+                return Ok(());
+            }
+            if !scenario_failed {
+                return Err(Box::new(outcome));
+            }
+        }
+    }
 }
 
 fn not_started(error: OutcomeError) -> Outcome {
@@ -202,7 +241,21 @@ fn not_started(error: OutcomeError) -> Outcome {
 
 /// One run on a prepared interpreter.
 async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogSink>, job: &Job) -> Outcome {
+    run_instance(prepared, guest_lib, on_log, job, None).await.0
+}
+
+/// One interpreter instance: a single run, or (with `sweep`) one instance of a sweep,
+/// running scenarios until the queue is empty or a scenario stops it. The flag is true
+/// when a running scenario was stopped (and recorded as failed).
+async fn run_instance(
+    prepared: &Prepared,
+    guest_lib: &Path,
+    on_log: Option<LogSink>,
+    job: &Job,
+    sweep: Option<Arc<dyn ScenarioQueue>>,
+) -> (Outcome, bool) {
     let started = Instant::now();
+    let sweeping = sweep.is_some();
     if let Err(e) = std::fs::create_dir_all(&job.results_dir) {
         return not_started(
             OutcomeError::new(
@@ -210,7 +263,8 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
                 format!("Failed to create the results folder `{}`: {e}", job.results_dir.display()),
             )
             .with_hint("pass a writable folder with `--results DIR`"),
-        );
+        )
+        .into();
     }
     let nonce = nonce();
     let channel = Channel::new(ChannelConfig {
@@ -221,10 +275,11 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
         results_cap: job.limits.results_bytes,
         on_log,
         db: job.db.clone(),
+        sweep: sweep.map(|queue| SweepState::new(queue, job.limits.clone())),
     });
-    let wasi = match build_wasi(job, guest_lib, prepared.stdlib.as_deref(), &channel, &nonce) {
+    let wasi = match build_wasi(job, guest_lib, prepared.stdlib.as_deref(), &channel, &nonce, sweeping) {
         Ok(wasi) => wasi,
-        Err(e) => return not_started(e),
+        Err(e) => return not_started(e).into(),
     };
     let mut store =
         Store::new(&prepared.engine, RunState { wasi, limiter: MemoryLimiter::new(job.limits.memory_bytes) });
@@ -234,11 +289,18 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
     if let Some(fuel) = fuel
         && let Err(e) = store.set_fuel(fuel)
     {
-        return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}")));
+        return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}"))).into();
     }
-    let ticks = job.limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()) as u64 + 1;
-    store.set_epoch_deadline(ticks);
-    store.epoch_deadline_trap();
+    if sweeping {
+        // Limits hold per scenario: every tick, check the running scenario's clock, and
+        // give a scenario that has just started its own fuel.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(scenario_watch(channel.clone(), &job.limits));
+    } else {
+        let ticks = job.limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()) as u64 + 1;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+    }
 
     let run = async {
         let t0 = Instant::now();
@@ -249,16 +311,25 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
         tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "guest finished");
         result
     };
-    let ending = match tokio::time::timeout(job.limits.timeout + OUTER_DEADLINE_SLACK, run).await {
-        Ok(Ok(())) => Ending::Returned,
-        Ok(Err(error)) => Ending::from_error(&error),
-        Err(_) => Ending::Deadline,
+    let deadline = async {
+        if sweeping {
+            scenario_deadline(&channel, job.limits.timeout + OUTER_DEADLINE_SLACK).await;
+        } else {
+            tokio::time::sleep(job.limits.timeout + OUTER_DEADLINE_SLACK).await;
+        }
+    };
+    let ending = tokio::select! {
+        result = run => match result {
+            Ok(()) => Ending::Returned,
+            Err(error) => Ending::from_error(&error),
+        },
+        () = deadline => Ending::Deadline,
     };
     let fuel_used = job.limits.fuel.map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
     let limiter = &store.data().limiter;
     let mut state = channel.lock();
     state.finish();
-    classify::outcome(classify::RunReport {
+    let report = classify::RunReport {
         ending,
         state: &mut state,
         memory_hit: limiter.hit,
@@ -267,7 +338,55 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
         job,
         wall: started.elapsed(),
         runtime: MANIFEST.label(),
-    })
+    };
+    let scenario_failed = match classify::error(&report) {
+        Some((error, _)) if sweeping => report.state.fail_current_scenario(error),
+        _ => false,
+    };
+    (classify::outcome(report), scenario_failed)
+}
+
+/// The epoch callback of a sweep instance: stops a scenario past its wall-clock limit
+/// and refills the fuel of each new scenario (to within one tick: scenarios shorter than
+/// a tick share a budget).
+fn scenario_watch(
+    channel: Channel,
+    limits: &Limits,
+) -> impl FnMut(wasmtime::StoreContextMut<'_, RunState>) -> wasmtime::Result<wasmtime::UpdateDeadline> + Send + Sync + 'static
+{
+    let timeout = limits.timeout;
+    let fuel = limits.fuel;
+    let mut seen = 0;
+    move |mut store| {
+        let (generation, started) = channel.lock().sweep_clock();
+        if generation != seen {
+            seen = generation;
+            if let Some(fuel) = fuel {
+                store.set_fuel(fuel)?;
+            }
+        }
+        if started.is_some_and(|t| t.elapsed() > timeout) {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    }
+}
+
+/// Resolves once the running scenario has run longer than `limit` (it is blocked in a
+/// host call, where the epoch callback cannot see it).
+async fn scenario_deadline(channel: &Channel, limit: Duration) {
+    loop {
+        tokio::time::sleep(engine::EPOCH_TICK * 5).await;
+        if channel.lock().sweep_clock().1.is_some_and(|t| t.elapsed() > limit) {
+            return;
+        }
+    }
+}
+
+impl From<Outcome> for (Outcome, bool) {
+    fn from(outcome: Outcome) -> Self {
+        (outcome, false)
+    }
 }
 
 #[async_trait]
@@ -400,6 +519,7 @@ fn build_wasi(
     stdlib: Option<&Path>,
     channel: &Channel,
     nonce: &str,
+    sweeping: bool,
 ) -> Result<WasiP1Ctx, OutcomeError> {
     let mut builder = WasiCtxBuilder::new();
     // Must precede the preopens: each preopen captures it. File operations then run on
@@ -418,6 +538,9 @@ fn build_wasi(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
+    if sweeping {
+        builder.env("METAEXEC_MODE", "sweep");
+    }
     builder.preopened_dir(&job.results_dir, GUEST_RESULTS, FsPerms::ReadWrite).map_err(|e| {
         OutcomeError::new(
             ErrorKind::Usage,

@@ -86,12 +86,49 @@ pub enum GuestMessage {
     /// `metaexec.db.schema()`. Answered with the inspected schema.
     #[serde(rename = "db.schema")]
     DbSchema {},
+    /// Sweep mode: the end of the previous scenario (if any) and a request for the next.
+    /// Answered with `{"id", "params"}`, or null when there are no more.
+    #[serde(rename = "sweep.next")]
+    SweepNext {
+        /// How the previous scenario ended.
+        #[serde(default)]
+        finished: Option<ScenarioEnd>,
+    },
+}
+
+/// How a scenario ended, as the guest's sweep driver reports it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ScenarioEnd {
+    /// `ok` or `error`.
+    pub status: String,
+    /// The exception, for `error`.
+    #[serde(default)]
+    pub error: Option<ExceptionReport>,
+}
+
+/// An exception as the guest describes it.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ExceptionReport {
+    /// The exception's class name.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// `str(exc)`.
+    pub message: String,
+    /// The formatted traceback.
+    #[serde(default)]
+    pub traceback: String,
+    /// The line of the user's script.
+    #[serde(default)]
+    pub line: Option<u32>,
+    /// The guest library's failure kind, if any.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 impl GuestMessage {
     /// True for the ops the guest waits on a reply for.
     pub fn expects_reply(&self) -> bool {
-        matches!(self, Self::Hello { .. } | Self::DbQuery { .. } | Self::DbSchema {})
+        matches!(self, Self::Hello { .. } | Self::DbQuery { .. } | Self::DbSchema {} | Self::SweepNext { .. })
     }
 }
 

@@ -1,17 +1,17 @@
 //! The real `metaexec` binary: exit codes, `--json`, human output, usage errors.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::common::TestContext;
+use metaexec::db::demo::DEMO_DSCR;
+
+use crate::common::{TestContext, metaexec_command};
 
 fn metaexec(ctx: &TestContext, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_metaexec"))
+    metaexec_command(ctx)
         .args(args)
-        .current_dir(ctx.path())
-        .env("NO_COLOR", "1")
         .env("AWS_SECRET_ACCESS_KEY", "host-secret-value")
         .output()
         .expect("running metaexec")
@@ -31,20 +31,6 @@ fn json_of(output: &Output) -> Value {
     })
 }
 
-/// The DSCR table of the original documents, rounded to two places.
-const DOCUMENT_DSCR: [(&str, f64); 10] = [
-    ("Orlando Fashion Square", 1.94),
-    ("1893 Rouse Lake Rd", 1.66),
-    ("Orlando Vineland Premium Outlets", 1.21),
-    ("Columbia Heights Shopping Mall", 1.50),
-    ("West Oaks Mall", 1.82),
-    ("Riverside Galleria", 0.89),
-    ("Lakeside Plaza", 1.18),
-    ("Sunset Commons", 1.21),
-    ("Valley View Center", 1.28),
-    ("Harbor Town Mall", 1.08),
-];
-
 #[test]
 fn exec_dscr_example_json() {
     let ctx = TestContext::new();
@@ -59,7 +45,7 @@ fn exec_dscr_example_json() {
     }
     let rows = outcome["results"]["result"].as_array().unwrap();
     assert_eq!(rows.len(), 10);
-    for (row, (name, dscr)) in rows.iter().zip(DOCUMENT_DSCR) {
+    for (row, (name, dscr)) in rows.iter().zip(DEMO_DSCR) {
         assert_eq!(row["property"], name);
         assert_eq!(row["dscr"].as_f64().unwrap(), dscr, "{name}");
         let computed = row["noi"].as_f64().unwrap() / row["annual_debt_service"].as_f64().unwrap();

@@ -73,3 +73,11 @@ pub fn assert_kind(outcome: &Outcome, kind: metaexec::outcome::ErrorKind) {
 pub fn assert_ok(outcome: &Outcome) {
     assert!(outcome.is_ok(), "outcome: {outcome:#?}");
 }
+
+/// The real `metaexec` binary, run in `ctx`'s folder, with no colours and no database
+/// from the environment (so `DATABASE_URL` on the test machine cannot leak in).
+pub fn metaexec_command(ctx: &TestContext) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_metaexec"));
+    command.current_dir(ctx.path()).env("NO_COLOR", "1").env_remove("DATABASE_URL");
+    command
+}

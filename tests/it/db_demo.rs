@@ -3,7 +3,7 @@
 //! inspector reads it back, and `metaexec db demo|schema` work from the real binary.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use metaexec::db::connect::Database;
 use metaexec::db::demo::{self, DEMO_DSCR};
@@ -11,7 +11,7 @@ use metaexec::db::{DbError, DbUrl, Dialect, inspect};
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::common::TestContext;
+use crate::common::{TestContext, metaexec_command};
 use crate::pg;
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -238,12 +238,9 @@ impl SourceText for DbError {
 }
 
 fn metaexec(ctx: &TestContext, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_metaexec"))
+    metaexec_command(ctx)
         .args(["--cache-dir", &ctx.path().join("cache").display().to_string()])
         .args(args)
-        .current_dir(ctx.path())
-        .env("NO_COLOR", "1")
-        .env_remove("DATABASE_URL")
         .output()
         .expect("running metaexec")
 }
@@ -344,7 +341,7 @@ fn db_cli_demo_into_postgres_and_schema() {
     let ctx = TestContext::new();
     let output = metaexec(&ctx, &["db", "demo", "--postgres", &url]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let output = Command::new(env!("CARGO_BIN_EXE_metaexec"))
+    let output = metaexec_command(&ctx)
         .args(["--cache-dir", &ctx.path().join("cache").display().to_string(), "db", "schema", "--json"])
         .env("DATABASE_URL", &url)
         .output()

@@ -14,20 +14,20 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
-use crate::common::{TestContext, assert_kind, assert_ok, dedent, run_job};
+use crate::common::{TestContext, assert_kind, assert_ok, dedent, metaexec_command, run_job};
 use crate::pg;
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
 
 /// A demo database to test against: a fresh SQLite file, or a fresh PostgreSQL database.
-struct Target {
-    url: DbUrl,
+pub struct Target {
+    pub url: DbUrl,
     _dir: Option<tempfile::TempDir>,
 }
 
-fn sqlite_demo() -> Target {
+pub fn sqlite_demo() -> Target {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("portfolio.db");
     block_on(demo::create_sqlite(&path)).expect("creating the SQLite demo");
@@ -49,7 +49,7 @@ fn targets() -> Vec<(&'static str, Target)> {
     out
 }
 
-fn proxy(target: &Target, capability: Capability) -> DbHandle {
+pub fn proxy(target: &Target, capability: Capability) -> DbHandle {
     DbHandle(Arc::new(DbProxy::new(target.url.clone(), capability)))
 }
 
@@ -59,7 +59,7 @@ fn run_with(ctx: &TestContext, db: &DbHandle, source: &str) -> Outcome {
     run_job(&job)
 }
 
-fn example(name: &str) -> String {
+pub fn example(name: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)).unwrap()
 }
 
@@ -448,13 +448,7 @@ fn the_guest_sees_the_schema() {
 }
 
 fn metaexec(ctx: &TestContext, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_metaexec"))
-        .args(args)
-        .current_dir(ctx.path())
-        .env("NO_COLOR", "1")
-        .env_remove("DATABASE_URL")
-        .output()
-        .expect("running metaexec")
+    metaexec_command(ctx).args(args).output().expect("running metaexec")
 }
 
 #[test]
@@ -517,12 +511,8 @@ fn the_password_never_shows() {
         }
     }
     // Through the environment too.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_metaexec"))
-        .args(["exec", &script, "--json"])
-        .current_dir(ctx.path())
-        .env("DATABASE_URL", &unreachable)
-        .output()
-        .unwrap();
+    let output =
+        metaexec_command(&ctx).args(["exec", &script, "--json"]).env("DATABASE_URL", &unreachable).output().unwrap();
     let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(all.contains("***"), "{all}");
     assert!(!all.contains(SECRET), "the password leaked:\n{all}");

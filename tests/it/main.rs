@@ -12,3 +12,4 @@ mod isolation;
 mod library;
 mod limits;
 mod pg;
+mod sweep;

@@ -1,0 +1,297 @@
+//! `metaexec sweep`: one script over many scenarios, summarised.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde_json::Value;
+
+use super::render;
+use super::script::ScriptArgs;
+use crate::outcome::{ErrorKind, Outcome, OutcomeError};
+use crate::scenario::ScenarioStatus;
+use crate::sweep::spec::{self, MonteCarlo, SweepSpec};
+use crate::sweep::{self, Isolation, SweepOptions, SweepReport};
+
+/// Arguments of `metaexec sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    pub script: ScriptArgs,
+
+    /// Named scenarios: a JSON object `{"name": {"param": value}}` or a list of objects
+    /// with a `name` and their params.
+    #[arg(long, value_name = "FILE")]
+    pub scenarios: Option<PathBuf>,
+
+    /// A parameter grid, `KEY=START..STOP:STEP` or `KEY=V1,V2,...`. Repeat for the
+    /// cartesian product.
+    #[arg(long, value_name = "SPEC")]
+    pub grid: Vec<String>,
+
+    /// A list taken side by side with the other --zip lists (all the same length).
+    #[arg(long, value_name = "KEY=V1,V2,...")]
+    pub zip: Vec<String>,
+
+    /// Draw this many scenarios at random from the --dist distributions.
+    #[arg(long, value_name = "N")]
+    pub monte_carlo: Option<usize>,
+
+    /// The seed of the draws: the same seed gives the same scenarios on any machine.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub seed: u64,
+
+    /// A distribution for --monte-carlo: `KEY=normal(MEAN,SD)`, `uniform(LO,HI)`,
+    /// `triangular(LO,MODE,HI)` or `lognormal(MU,SIGMA)`.
+    #[arg(long, value_name = "KEY=DIST")]
+    pub dist: Vec<String>,
+
+    /// Sandbox instances running at once [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// `namespace`: warm instances, a fresh module namespace per scenario (fast);
+    /// `instance`: a fresh interpreter per scenario (nothing shared, ~50 ms each).
+    #[arg(long, value_enum, default_value_t = Isolation::Namespace)]
+    pub isolation: Isolation,
+
+    /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the command; returns the exit code: 0 when every scenario finished, 1 when some
+/// failed, 2 when the sweep could not run.
+pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
+    match sweep(&args, cache_root) {
+        Ok(report) => {
+            if let Err(e) = write_files(&report, &args.script.results) {
+                super::note(&format!("warning: {e}"));
+            }
+            if args.json {
+                let text = serde_json::to_string_pretty(&report).expect("reports serialise");
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{text}");
+            } else {
+                print_human(&report, &args.script.results);
+            }
+            if report.summary.failed > 0 { 1 } else { 0 }
+        }
+        Err(outcome) => {
+            if args.json {
+                render::json(&outcome);
+            } else {
+                render::human(&outcome);
+            }
+            outcome.process_exit_code()
+        }
+    }
+}
+
+fn usage(message: String) -> OutcomeError {
+    OutcomeError::new(ErrorKind::Usage, message)
+}
+
+fn build_spec(args: &SweepArgs) -> Result<SweepSpec, OutcomeError> {
+    let spec_usage =
+        |e: spec::SpecError| usage(e.to_string()).with_hint("see `metaexec sweep --help` for the spec syntax");
+    let mut spec = SweepSpec::default();
+    if let Some(path) = &args.scenarios {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| usage(format!("Failed to read the scenarios file `{}`: {e}", path.display())))?;
+        spec.named = spec::parse_named(&path.display().to_string(), &text).map_err(spec_usage)?;
+    }
+    spec.grids = args.grid.iter().map(|g| spec::parse_grid(g)).collect::<Result<_, _>>().map_err(spec_usage)?;
+    spec.zips = args.zip.iter().map(|z| spec::parse_zip(z)).collect::<Result<_, _>>().map_err(spec_usage)?;
+    match args.monte_carlo {
+        Some(draws) => {
+            let dists = args.dist.iter().map(|d| spec::parse_dist(d)).collect::<Result<_, _>>().map_err(spec_usage)?;
+            spec.monte_carlo = Some(MonteCarlo { draws, seed: args.seed, dists });
+        }
+        None if !args.dist.is_empty() => {
+            return Err(
+                usage("--dist needs --monte-carlo N".into()).with_hint("for example --monte-carlo 10000 --seed 7")
+            );
+        }
+        None => {}
+    }
+    if spec.is_empty() {
+        return Err(usage("no scenarios: give --scenarios FILE, --grid, --zip or --monte-carlo".into())
+            .with_hint("for example --grid \"noi_change=-0.3..0.1:0.05\""));
+    }
+    Ok(spec)
+}
+
+fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outcome>> {
+    let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
+    let spec = build_spec(args).map_err(failed)?;
+    let scenarios = spec.scenarios().map_err(|e| failed(usage(e.to_string())))?;
+    let job = args.script.job(&cache_root).map_err(failed)?;
+    // Base params (--param, --params-file) are under every scenario's own.
+    let scenarios: Vec<_> = scenarios
+        .into_iter()
+        .map(|mut s| {
+            let mut params = job.params.clone();
+            params.append(&mut s.params);
+            s.params = params;
+            s
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = args.workers.unwrap_or(cores).max(1);
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(workers.min(cores)).enable_all().build().map_err(
+            |e| failed(OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}"))),
+        )?;
+    let sandbox = args.script.sandbox(cache_root, true);
+    let total = scenarios.len() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} scenarios {per_sec} ETA {eta} {wide_bar}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let progress = bar.clone();
+    let options = SweepOptions { workers, isolation: args.isolation };
+    let result = runtime
+        .block_on(sweep::run(&sandbox, &job, scenarios, options, move |done| progress.set_position(done as u64)));
+    bar.finish_and_clear();
+    result
+}
+
+/// `results.json` (the whole report) and `scenarios.csv` (one row per scenario and
+/// result row) in the results folder.
+fn write_files(report: &SweepReport, dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("Failed to create `{}`: {e}", dir.display()))?;
+    let json = serde_json::to_vec_pretty(report).expect("reports serialise");
+    let path = dir.join("results.json");
+    std::fs::write(&path, json).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
+    let path = dir.join("scenarios.csv");
+    std::fs::write(&path, scenarios_csv(report)).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))
+}
+
+/// One line per scenario and row of its main result: id, status, params, row fields.
+pub fn scenarios_csv(report: &SweepReport) -> String {
+    let mut param_keys: Vec<String> = Vec::new();
+    let mut row_keys: Vec<String> = Vec::new();
+    for scenario in &report.scenarios {
+        for key in scenario.params.keys() {
+            if !param_keys.contains(key) {
+                param_keys.push(key.clone());
+            }
+        }
+        for row in sweep::summary::rows(scenario) {
+            for key in row.keys() {
+                if !row_keys.contains(key) && !param_keys.contains(key) {
+                    row_keys.push(key.clone());
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = ["scenario", "status", "error"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(param_keys.clone())
+        .chain(row_keys.clone())
+        .collect();
+    push_csv_line(&mut out, header.iter().map(String::as_str).map(str::to_owned));
+    for scenario in &report.scenarios {
+        let base = |out: &mut Vec<String>| {
+            out.push(scenario.id.clone());
+            out.push(if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" }.into());
+            out.push(scenario.error.as_ref().map(|e| e.message.clone()).unwrap_or_default());
+            for key in &param_keys {
+                out.push(scenario.params.get(key).map(cell).unwrap_or_default());
+            }
+        };
+        let rows: Vec<_> = sweep::summary::rows(scenario).collect();
+        if rows.is_empty() {
+            let mut line = Vec::new();
+            base(&mut line);
+            push_csv_line(&mut out, line.into_iter());
+        }
+        for row in rows {
+            let mut line = Vec::new();
+            base(&mut line);
+            line.extend(row_keys.iter().map(|k| row.get(k).map(cell).unwrap_or_default()));
+            push_csv_line(&mut out, line.into_iter());
+        }
+    }
+    out
+}
+
+fn cell(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn push_csv_line(out: &mut String, fields: impl Iterator<Item = String>) {
+    let fields: Vec<String> = fields
+        .map(|f| if f.contains([',', '"', '\n']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f })
+        .collect();
+    out.push_str(&fields.join(","));
+    out.push('\n');
+}
+
+fn print_human(report: &SweepReport, results: &Path) {
+    let s = &report.summary;
+    let m = &report.metrics;
+    let mut out = String::new();
+    if !s.properties.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+        table.set_header([
+            "property",
+            "min DSCR",
+            "worst scenario",
+            "p05",
+            "median",
+            "p95",
+            "P(DSCR<1.0)",
+            "P(DSCR<1.25)",
+        ]);
+        for p in &s.properties {
+            table.add_row(vec![
+                Cell::new(&p.property_name),
+                Cell::new(format!("{:.2}", p.min_dscr)),
+                Cell::new(&p.worst_scenario),
+                Cell::new(format!("{:.2}", p.p05)),
+                Cell::new(format!("{:.2}", p.p50)),
+                Cell::new(format!("{:.2}", p.p95)),
+                Cell::new(format!("{:.1}%", p.prob_below_1 * 100.0)),
+                Cell::new(format!("{:.1}%", p.prob_below_1_25 * 100.0)),
+            ]);
+        }
+        out.push_str(&format!("DSCR across {} scenarios\n{table}\n", s.ok));
+    }
+    if !s.verdicts.is_empty() {
+        let verdicts: Vec<String> = s.verdicts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out.push_str(&format!("verdicts over all scenarios × properties: {}\n", verdicts.join(" · ")));
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    for failed in report.scenarios.iter().filter(|o| o.status == ScenarioStatus::Error).take(5) {
+        if let Some(error) = &failed.error {
+            eprintln!("scenario {}: error[{}]: {}", failed.id, error.kind, error.message);
+        }
+    }
+    if s.failed > 5 {
+        eprintln!("… and {} more failed scenarios (see results.json)", s.failed - 5);
+    }
+    eprintln!(
+        "{} scenarios ({} ok, {} failed) in {:.0} ms · {:.0} scenarios/s · {} workers · {} db queries · {}",
+        s.total,
+        s.ok,
+        s.failed,
+        m.wall_ms,
+        m.scenarios_per_s,
+        m.workers,
+        m.db_queries,
+        results.join("results.json").display()
+    );
+}

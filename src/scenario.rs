@@ -1,0 +1,62 @@
+//! What a backend needs to run one script over many scenarios: the scenarios it is handed
+//! one by one, and what it reports for each.
+//!
+//! The sweep stage (specs, scheduling, aggregation) implements [`ScenarioQueue`]; a backend
+//! only pulls scenarios from it and pushes outcomes back, so it never learns how scenarios
+//! were made or how results are summarised.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::outcome::OutcomeError;
+
+/// One parameter set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Stable across runs of the same spec.
+    pub id: String,
+    /// What the script reads as `metaexec.params`.
+    pub params: Map<String, Value>,
+}
+
+/// Whether a scenario ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScenarioStatus {
+    /// The script finished.
+    Ok,
+    /// The script raised, or hit a limit.
+    Error,
+}
+
+/// What one scenario produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioOutcome {
+    /// The scenario's id.
+    pub id: String,
+    /// Its parameters.
+    pub params: Map<String, Value>,
+    /// Finished or failed.
+    pub status: ScenarioStatus,
+    /// Why it failed.
+    pub error: Option<OutcomeError>,
+    /// What the script emitted (`result` under `"result"`).
+    pub results: Map<String, Value>,
+    /// What it printed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stdout: String,
+    /// Its `metaexec.log` lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logs: Vec<String>,
+    /// Time from hand-out to the end, in milliseconds.
+    pub wall_ms: f64,
+}
+
+/// Hands out scenarios to the instances of a sweep and collects their outcomes. Shared
+/// by every instance, so it is `Sync`.
+pub trait ScenarioQueue: Send + Sync {
+    /// The next scenario to run, or `None` when there are no more.
+    fn next(&self) -> Option<Scenario>;
+    /// Records a scenario's outcome.
+    fn finish(&self, outcome: ScenarioOutcome);
+}

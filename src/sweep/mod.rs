@@ -1,0 +1,178 @@
+//! Sweeps: one script over many scenarios.
+//!
+//! [`spec`] turns the user's spec into scenarios; [`run`] hands them to a small pool of
+//! warm sandbox instances (one per core by default), each running scenario after scenario
+//! in a fresh module namespace, so a scenario costs a fraction of a millisecond instead of
+//! an interpreter start; [`summary`] adds the outcomes up. Database reads go through one
+//! proxy for the whole sweep, whose snapshot answers repeated queries, so the database is
+//! read once.
+
+pub mod spec;
+pub mod summary;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::job::Job;
+use crate::outcome::Outcome;
+use crate::sandbox::WasiSandbox;
+use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
+pub use summary::Summary;
+
+/// How scenarios are isolated from each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// Warm instances, a fresh module namespace per scenario (modules stay loaded).
+    #[default]
+    Namespace,
+    /// A fresh interpreter per scenario: slower, nothing shared.
+    Instance,
+}
+
+/// How a sweep runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepOptions {
+    /// Instances running at once.
+    pub workers: usize,
+    /// Scenario isolation.
+    pub isolation: Isolation,
+}
+
+/// What a sweep cost.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SweepMetrics {
+    /// Wall-clock time of the whole sweep.
+    pub wall_ms: f64,
+    /// Scenarios per second.
+    pub scenarios_per_s: f64,
+    /// Queries that reached the database (the rest came from the snapshot).
+    pub db_queries: u64,
+    /// Instances started.
+    pub workers: usize,
+}
+
+/// A finished sweep: `{"scenarios", "summary", "metrics"}` in JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    /// Every scenario, in spec order.
+    pub scenarios: Vec<ScenarioOutcome>,
+    /// The totals.
+    pub summary: Summary,
+    /// What it cost.
+    pub metrics: SweepMetrics,
+}
+
+/// The queue the instances share.
+struct Queue {
+    pending: Mutex<VecDeque<Scenario>>,
+    done: Mutex<Vec<ScenarioOutcome>>,
+    finished: AtomicUsize,
+    progress: Box<dyn Fn(usize) + Send + Sync>,
+}
+
+impl ScenarioQueue for Queue {
+    fn next(&self) -> Option<Scenario> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    }
+
+    fn finish(&self, outcome: ScenarioOutcome) {
+        self.done.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
+        let finished = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
+        (self.progress)(finished);
+    }
+}
+
+/// Runs `job`'s script over `scenarios`. `progress` is told how many have finished as they
+/// finish. `Err` when the script cannot run at all (it does not compile, the runtime is
+/// missing): the outcome says why.
+pub async fn run(
+    sandbox: &WasiSandbox,
+    job: &Job,
+    scenarios: Vec<Scenario>,
+    options: SweepOptions,
+    progress: impl Fn(usize) + Send + Sync + 'static,
+) -> Result<SweepReport, Box<Outcome>> {
+    let started = Instant::now();
+    let order: HashMap<String, usize> = scenarios.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
+    let total = scenarios.len();
+    let queue = Arc::new(Queue {
+        pending: Mutex::new(scenarios.into()),
+        done: Mutex::new(Vec::with_capacity(total)),
+        finished: AtomicUsize::new(0),
+        progress: Box::new(progress),
+    });
+    let workers = options.workers.clamp(1, total.max(1));
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (sandbox, job, queue) = (sandbox.clone(), job.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            match options.isolation {
+                Isolation::Namespace => sandbox.run_sweep(&job, queue).await,
+                Isolation::Instance => run_isolated(&sandbox, &job, &queue).await,
+            }
+        }));
+    }
+    let mut failure = None;
+    for task in tasks {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(outcome)) => {
+                failure.get_or_insert(outcome);
+            }
+            Err(e) => {
+                failure.get_or_insert_with(|| {
+                    Box::new(Outcome::failed_before_start(
+                        crate::outcome::OutcomeError::new(
+                            crate::outcome::ErrorKind::Internal,
+                            format!("a sweep worker panicked: {e}"),
+                        ),
+                        "wasi",
+                    ))
+                });
+            }
+        }
+    }
+    if let Some(outcome) = failure {
+        return Err(outcome);
+    }
+    let mut outcomes = std::mem::take(&mut *queue.done.lock().unwrap_or_else(|e| e.into_inner()));
+    outcomes.sort_by_key(|o| order.get(&o.id).copied().unwrap_or(usize::MAX));
+    let wall = started.elapsed().as_secs_f64();
+    let db_queries = job.db.as_ref().map_or(0, |db| db.0.queries_executed());
+    let summary = summary::summarize(&outcomes);
+    Ok(SweepReport {
+        metrics: SweepMetrics {
+            wall_ms: wall * 1000.0,
+            scenarios_per_s: if wall > 0.0 { outcomes.len() as f64 / wall } else { 0.0 },
+            db_queries,
+            workers,
+        },
+        summary,
+        scenarios: outcomes,
+    })
+}
+
+/// `--isolation instance`: a fresh interpreter per scenario.
+async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result<(), Box<Outcome>> {
+    while let Some(scenario) = queue.next() {
+        let mut job = job.clone();
+        job.params = scenario.params.clone();
+        let outcome = sandbox.run(&job).await;
+        queue.finish(ScenarioOutcome {
+            id: scenario.id,
+            params: scenario.params,
+            status: if outcome.is_ok() { ScenarioStatus::Ok } else { ScenarioStatus::Error },
+            error: outcome.error,
+            results: outcome.results,
+            stdout: outcome.stdout,
+            logs: outcome.logs,
+            wall_ms: outcome.metrics.wall_ms,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! What a sweep adds up to: counts, verdicts, and per-property DSCR across scenarios
+//! (worst case, percentiles, probability of falling below the thresholds).
+//!
+//! Rows are read from each scenario's main result (`metaexec.result(rows)`): a property
+//! is named by `property_name` (or `property`, `name`), its coverage by `dscr`, its credit
+//! verdict by `verdict`, as the guest library writes them. Scripts that emit something
+//! else still get counts.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::scenario::{ScenarioOutcome, ScenarioStatus};
+
+/// The summary of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    /// Scenarios run.
+    pub total: usize,
+    /// Scenarios that finished.
+    pub ok: usize,
+    /// Scenarios that raised or hit a limit.
+    pub failed: usize,
+    /// Failed scenarios per error kind.
+    pub failures: BTreeMap<String, usize>,
+    /// Rows per verdict over every scenario (approve / review / reject), if rows carry one.
+    pub verdicts: BTreeMap<String, usize>,
+    /// Per property, across scenarios.
+    pub properties: Vec<PropertySummary>,
+}
+
+/// One property's coverage across the scenarios.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PropertySummary {
+    /// The property.
+    pub property_name: String,
+    /// Scenarios that reported it.
+    pub scenarios: usize,
+    /// The lowest DSCR seen.
+    pub min_dscr: f64,
+    /// The scenario where it was seen.
+    pub worst_scenario: String,
+    /// Mean DSCR.
+    pub mean_dscr: f64,
+    /// 5th, 50th and 95th percentiles.
+    pub p05: f64,
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// Share of scenarios with DSCR below 1.0.
+    pub prob_below_1: f64,
+    /// Share of scenarios with DSCR below 1.25.
+    pub prob_below_1_25: f64,
+}
+
+const NAME_KEYS: [&str; 3] = ["property_name", "property", "name"];
+
+/// The rows of a scenario's main result.
+pub fn rows(outcome: &ScenarioOutcome) -> impl Iterator<Item = &serde_json::Map<String, Value>> {
+    outcome.results.get("result").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
+}
+
+/// A row's property name.
+pub fn property_name(row: &serde_json::Map<String, Value>) -> Option<&str> {
+    NAME_KEYS.iter().find_map(|k| row.get(*k).and_then(Value::as_str))
+}
+
+/// Adds up `outcomes`.
+pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
+    let mut failures = BTreeMap::new();
+    let mut verdicts = BTreeMap::new();
+    // Insertion order = first appearance, so properties keep the script's order.
+    let mut order: Vec<String> = Vec::new();
+    let mut dscrs: BTreeMap<String, Vec<(f64, &str)>> = BTreeMap::new();
+    for outcome in outcomes {
+        if outcome.status == ScenarioStatus::Error {
+            let kind = outcome.error.as_ref().map_or_else(|| "unknown".to_owned(), |e| e.kind.to_string());
+            *failures.entry(kind).or_insert(0) += 1;
+            continue;
+        }
+        for row in rows(outcome) {
+            if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
+                *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
+            }
+            if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64)) {
+                let entry = dscrs.entry(name.to_owned()).or_default();
+                if entry.is_empty() {
+                    order.push(name.to_owned());
+                }
+                entry.push((dscr, &outcome.id));
+            }
+        }
+    }
+    let properties = order
+        .into_iter()
+        .map(|name| {
+            let mut values = dscrs.remove(&name).unwrap_or_default();
+            let n = values.len() as f64;
+            let (min_dscr, worst) =
+                values.iter().fold((f64::INFINITY, ""), |acc, (d, id)| if *d < acc.0 { (*d, id) } else { acc });
+            let worst_scenario = worst.to_owned();
+            let mean_dscr = values.iter().map(|(d, _)| d).sum::<f64>() / n;
+            let below = |limit: f64| values.iter().filter(|(d, _)| *d < limit).count() as f64 / n;
+            let (prob_below_1, prob_below_1_25) = (below(1.0), below(1.25));
+            values.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let sorted: Vec<f64> = values.iter().map(|(d, _)| *d).collect();
+            PropertySummary {
+                property_name: name,
+                scenarios: sorted.len(),
+                min_dscr,
+                worst_scenario,
+                mean_dscr,
+                p05: percentile(&sorted, 0.05),
+                p50: percentile(&sorted, 0.50),
+                p95: percentile(&sorted, 0.95),
+                prob_below_1,
+                prob_below_1_25,
+            }
+        })
+        .collect();
+    let failed = failures.values().sum();
+    Summary { total: outcomes.len(), ok: outcomes.len() - failed, failed, failures, verdicts, properties }
+}
+
+/// Linear interpolation between closest ranks, as numpy's default.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        1 => sorted[0],
+        n => {
+            let rank = q * (n - 1) as f64;
+            let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+            sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{ErrorKind, OutcomeError};
+    use serde_json::json;
+
+    fn outcome(id: &str, rows: Value) -> ScenarioOutcome {
+        ScenarioOutcome {
+            id: id.into(),
+            params: Default::default(),
+            status: ScenarioStatus::Ok,
+            error: None,
+            results: json!({ "result": rows }).as_object().unwrap().clone(),
+            stdout: String::new(),
+            logs: Vec::new(),
+            wall_ms: 0.0,
+        }
+    }
+
+    #[test]
+    fn percentiles_match_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 2.5);
+        assert!((percentile(&v, 0.05) - 1.15).abs() < 1e-12);
+        assert!((percentile(&v, 0.95) - 3.85).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sums_verdicts_and_finds_the_worst_case() {
+        let mut failed = outcome("c", json!([]));
+        failed.status = ScenarioStatus::Error;
+        failed.error = Some(OutcomeError::new(ErrorKind::Timeout, "slow"));
+        let outcomes = vec![
+            outcome(
+                "a",
+                json!([{"property_name": "P", "dscr": 1.3, "verdict": "approve"}, {"property_name": "Q", "dscr": 0.9, "verdict": "reject"}]),
+            ),
+            outcome("b", json!([{"property_name": "P", "dscr": 1.1, "verdict": "reject"}])),
+            failed,
+        ];
+        let s = summarize(&outcomes);
+        assert_eq!((s.total, s.ok, s.failed), (3, 2, 1));
+        assert_eq!(s.failures["timeout"], 1);
+        assert_eq!(s.verdicts["reject"], 2);
+        assert_eq!(s.properties[0].property_name, "P");
+        assert_eq!((s.properties[0].min_dscr, s.properties[0].worst_scenario.as_str()), (1.1, "b"));
+        assert_eq!(s.properties[0].prob_below_1_25, 0.5);
+        assert_eq!(s.properties[1].prob_below_1, 1.0);
+    }
+}

@@ -1,0 +1,249 @@
+//! Sweeps in the real sandbox: warm instances against the demo portfolio, checked
+//! against an independent computation on the host, single runs, seeds, failures that must
+//! stay contained, and the database read once.
+
+use std::sync::Arc;
+
+use metaexec::db::Capability;
+use metaexec::job::Job;
+use metaexec::scenario::{Scenario, ScenarioStatus};
+use metaexec::sweep::spec::{self, SweepSpec};
+use metaexec::sweep::{self, Isolation, SweepOptions, SweepReport};
+use serde_json::{Value, json};
+
+use crate::common::{TestContext, dedent, metaexec_command, run_job, sandbox};
+use crate::db_proxy::{block_on, example, proxy, sqlite_demo};
+
+fn run_sweep(job: &Job, scenarios: Vec<Scenario>, workers: usize, isolation: Isolation) -> SweepReport {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let options = SweepOptions { workers, isolation };
+    runtime.block_on(sweep::run(sandbox(), job, scenarios, options, |_| {})).expect("the sweep runs")
+}
+
+fn grid(specs: &[&str]) -> Vec<Scenario> {
+    let grids = specs.iter().map(|g| spec::parse_grid(g).unwrap()).collect();
+    SweepSpec { grids, ..Default::default() }.scenarios().unwrap()
+}
+
+/// Annual debt service of a monthly-pay loan, from the annuity formula.
+fn annual_debt_service(principal: f64, rate: f64, years: f64) -> f64 {
+    let r = rate / 12.0;
+    let n = years * 12.0;
+    12.0 * principal * r / (1.0 - (1.0 + r).powf(-n))
+}
+
+#[test]
+fn a_thousand_scenario_grid_matches_an_independent_computation_and_single_runs() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let mut job = Job::new("dscr_stress.py", example("dscr_stress.py"), ctx.results());
+    job.db = Some(proxy(&target, Capability::default()));
+    // 200 NOI changes × 5 rate changes = 1,000 scenarios.
+    let scenarios = grid(&["noi_change=-0.3..0.099:0.002", "rate_change=0,0.005,0.01,0.015,0.02"]);
+    assert_eq!(scenarios.len(), 1000);
+    let report = run_sweep(&job, scenarios, 2, Isolation::Namespace);
+    assert_eq!((report.summary.total, report.summary.ok), (1000, 1000), "{:#?}", report.summary);
+    assert_eq!(report.metrics.db_queries, 1, "the database is read once per sweep");
+
+    // The loans and NOI, read independently of the proxy.
+    let loans: Vec<(String, f64, f64, f64, f64)> = block_on(async {
+        use sqlx::Connection;
+        let path = target.url.sqlite_path().unwrap().display().to_string();
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro")).await.unwrap();
+        sqlx::query_as(
+            "SELECT p.property_name, f.noi, l.principal, l.interest_rate, CAST(l.amortization_years AS REAL) FROM properties p \
+             JOIN financial_metrics f ON f.property_id = p.property_id JOIN loans l ON l.property_id = p.property_id \
+             ORDER BY p.property_id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    });
+    for scenario in &report.scenarios {
+        let noi_change = scenario.params["noi_change"].as_f64().unwrap();
+        let rate_change = scenario.params["rate_change"].as_f64().unwrap();
+        let rows = scenario.results["result"].as_array().unwrap();
+        for ((name, noi, principal, rate, years), row) in loans.iter().zip(rows) {
+            assert_eq!(row["property_name"], json!(name));
+            let expected = noi * (1.0 + noi_change) / annual_debt_service(*principal, rate + rate_change, *years);
+            let got = row["dscr"].as_f64().unwrap();
+            assert!((got - expected).abs() < 1e-3, "{}: {name}: {got} vs {expected}", scenario.id);
+        }
+    }
+    // A handful of scenarios, each run alone, give identical results.
+    for scenario in report.scenarios.iter().step_by(199) {
+        let mut single = job.clone();
+        single.params = scenario.params.clone();
+        let outcome = run_job(&single);
+        assert_eq!(outcome.results, scenario.results, "{}", scenario.id);
+    }
+}
+
+#[test]
+fn each_scenario_gets_a_fresh_namespace_and_its_own_params() {
+    let ctx = TestContext::new();
+    let job = Job::new(
+        "ns.py",
+        dedent(
+            r#"
+            from metaexec import params, result
+            try:
+                seen += 1
+            except NameError:
+                seen = 1
+            result({"x": params["x"], "seen": seen, "base": params.get("base")})
+            "#,
+        ),
+        ctx.results(),
+    );
+    for isolation in [Isolation::Namespace, Isolation::Instance] {
+        let report = run_sweep(&job, grid(&["x=1..6:1"]), 2, isolation);
+        let xs: Vec<Value> = report.scenarios.iter().map(|s| s.results["result"]["x"].clone()).collect();
+        assert_eq!(xs, (1..=6).map(|x| json!(x as f64)).collect::<Vec<_>>(), "{isolation:?}");
+        assert!(report.scenarios.iter().all(|s| s.results["result"]["seen"] == 1), "{isolation:?}");
+    }
+}
+
+#[test]
+fn failing_and_runaway_scenarios_are_contained() {
+    let ctx = TestContext::new();
+    let mut job = Job::new(
+        "bad.py",
+        dedent(
+            r#"
+            import time
+            from metaexec import params, result
+            x = params["x"]
+            if x == "raise":
+                raise ValueError("bad scenario")
+            if x == "loop":
+                while True:
+                    pass
+            if x == "sleep":
+                time.sleep(60)
+            if x == "print":
+                print("y" * 5000)
+            result({"x": x})
+            "#,
+        ),
+        ctx.results(),
+    );
+    job.limits.timeout = std::time::Duration::from_millis(500);
+    job.limits.stdout_bytes = 1000;
+    let scenarios =
+        SweepSpec { zips: vec![spec::parse_zip("x=a,raise,b,loop,c,sleep,d,print,e").unwrap()], ..Default::default() }
+            .scenarios()
+            .unwrap();
+    let report = run_sweep(&job, scenarios, 2, Isolation::Namespace);
+    let by_id = |id: &str| report.scenarios.iter().find(|s| s.id == format!("x={id}")).unwrap();
+    for ok in ["a", "b", "c", "d", "e"] {
+        assert_eq!(by_id(ok).status, ScenarioStatus::Ok, "{ok}: {:#?}", by_id(ok));
+        assert_eq!(by_id(ok).results["result"]["x"], ok);
+    }
+    let kind = |id: &str| by_id(id).error.as_ref().map(|e| e.kind.to_string());
+    assert_eq!(kind("raise").as_deref(), Some("guest_exception"));
+    assert!(by_id("raise").error.as_ref().unwrap().message.contains("bad scenario"));
+    assert_eq!(by_id("raise").error.as_ref().unwrap().line, Some(5));
+    assert_eq!(kind("loop").as_deref(), Some("timeout"));
+    assert_eq!(kind("sleep").as_deref(), Some("timeout"));
+    assert_eq!(kind("print").as_deref(), Some("output_limit"));
+    assert_eq!((report.summary.ok, report.summary.failed), (5, 4));
+    assert_eq!(report.summary.failures["timeout"], 2);
+}
+
+#[test]
+fn a_script_that_does_not_compile_fails_the_sweep_once() {
+    let ctx = TestContext::new();
+    let job = Job::new("broken.py", "def f(:\n", ctx.results());
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
+    let outcome = runtime.block_on(sweep::run(sandbox(), &job, grid(&["x=1..3:1"]), options, |_| {})).unwrap_err();
+    assert_eq!(outcome.error.unwrap().kind.to_string(), "syntax");
+}
+
+#[test]
+fn monte_carlo_is_reproducible_from_the_command_line() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let db = target.url.sqlite_path().unwrap().display().to_string();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
+    let run = |seed: &str| -> Value {
+        let output = metaexec_command(&ctx)
+            .args(["sweep", &script.display().to_string(), "--db", &db, "--json", "--monte-carlo", "300"])
+            .args(["--seed", seed, "--dist", "noi_change=normal(0,0.08)", "--dist", "rate_change=uniform(0,0.02)"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    // Everything but the timings.
+    let content = |report: &Value| -> Vec<Value> {
+        report["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!([s["id"], s["params"], s["status"], s["results"]]))
+            .collect()
+    };
+    let (a, b, c) = (run("7"), run("7"), run("8"));
+    assert_eq!(content(&a), content(&b));
+    assert_ne!(content(&a), content(&c));
+    assert_eq!(a["summary"]["total"], 300);
+    assert_eq!(a["metrics"]["db_queries"], 1);
+    let riverside = a["summary"]["properties"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["property_name"] == "Riverside Galleria")
+        .unwrap();
+    let below = a["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["results"]["result"][5]["dscr"].as_f64().unwrap() < 1.0)
+        .count();
+    assert_eq!(riverside["prob_below_1"].as_f64().unwrap(), below as f64 / 300.0);
+    assert!(below > 270, "DSCR 0.89 rarely reaches 1.0 with NOI ~ N(0, 8%): {below}");
+    // The files beside it.
+    let results: Value =
+        serde_json::from_slice(&std::fs::read(ctx.path().join("results/results.json")).unwrap()).unwrap();
+    assert_eq!(content(&results), content(&c));
+    let csv = std::fs::read_to_string(ctx.path().join("results/scenarios.csv")).unwrap();
+    assert!(csv.starts_with("scenario,status,error,noi_change,rate_change,property_name,dscr,verdict\n"), "{csv:.200}");
+    assert_eq!(csv.lines().count(), 1 + 300 * 10);
+}
+
+#[test]
+fn bad_specs_are_usage_errors_that_point_at_the_part() {
+    let ctx = TestContext::new();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
+    for (args, expected) in [
+        (vec!["--grid", "noi_change=0..1:-0.1"], "--grid `noi_change=0..1:-0.1`: the step must be positive"),
+        (vec!["--monte-carlo", "10", "--dist", "x=beta(1,2)"], "--dist `x=beta(1,2)`"),
+        (vec!["--dist", "x=normal(0,1)"], "--dist needs --monte-carlo"),
+        (vec![], "no scenarios"),
+    ] {
+        let output =
+            metaexec_command(&ctx).args(["sweep", &script.display().to_string()]).args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn one_proxy_serves_the_whole_sweep() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let handle = proxy(&target, Capability::default());
+    let mut job = Job::new(
+        "q.py",
+        "from metaexec import db, result\nresult(len(db.query('SELECT * FROM loans')))\n",
+        ctx.results(),
+    );
+    job.db = Some(handle.clone());
+    let report = run_sweep(&job, grid(&["x=1..200:1"]), 2, Isolation::Namespace);
+    assert_eq!(report.summary.ok, 200);
+    assert_eq!(report.metrics.db_queries, 1);
+    assert!(Arc::strong_count(&handle.0) >= 1);
+}
