@@ -18,7 +18,14 @@ for p in db.query(
     " JOIN loans l ON l.property_id = p.property_id WHERE f.fiscal_year = ? ORDER BY p.property_id",
     [2024],
 ):
+    noi = p["noi"] * (1 + noi_change)
     debt_service = finance.annual_debt_service(p["principal"], p["interest_rate"] + rate_change, p["amortization_years"])
-    dscr = finance.dscr(p["noi"] * (1 + noi_change), debt_service)
-    rows.append({"property_name": p["property_name"], "dscr": dscr, "verdict": finance.classify_dscr(dscr)})
+    dscr = finance.dscr(noi, debt_service)
+    rows.append({
+        "property_name": p["property_name"],
+        "noi": noi,
+        "annual_debt_service": debt_service,
+        "dscr": dscr,
+        "verdict": finance.classify_dscr(dscr),
+    })
 result(rows)

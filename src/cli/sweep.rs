@@ -270,6 +270,47 @@ fn print_human(report: &SweepReport, results: &Path) {
         }
         out.push_str(&format!("DSCR across {} scenarios\n{table}\n", s.ok));
     }
+    let break_even: Vec<_> = s.analysis.break_even.iter().filter(|b| b.param == "noi_change").collect();
+    if !break_even.is_empty() {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+        table.set_header(["property", "NOI change to DSCR 1.25", "NOI change to DSCR 1.0"]);
+        let show = |b: Option<&&crate::sweep::analysis::BreakEven>| match b {
+            // DSCR rises with NOI: always above the line means the crossing lies below the
+            // swept range, always below means above it.
+            Some(b) => match (b.value, b.status) {
+                (Some(v), _) => format!("{:+.1}%", v * 100.0),
+                (None, "always_above") => format!("below {:+.0}%", b.range[0] * 100.0),
+                (None, _) => format!("above {:+.0}%", b.range[1] * 100.0),
+            },
+            None => String::new(),
+        };
+        let mut names: Vec<&str> = Vec::new();
+        for b in &break_even {
+            if !names.contains(&b.property_name.as_str()) {
+                names.push(&b.property_name);
+            }
+        }
+        for name in names {
+            let at = |t: f64| break_even.iter().find(|b| b.property_name == name && b.threshold == t);
+            table.add_row(vec![name.to_owned(), show(at(1.25)), show(at(1.0))]);
+        }
+        out.push_str(&format!("Break-even (other parameters at base)\n{table}\n"));
+    }
+    if !s.analysis.sensitivity.is_empty() {
+        let lines: Vec<String> = s
+            .analysis
+            .sensitivity
+            .iter()
+            .map(|t| {
+                format!(
+                    "{} {}..{}: portfolio DSCR {:.2}..{:.2} (swing {:.2})",
+                    t.param, t.low_value, t.high_value, t.dscr_at_low, t.dscr_at_high, t.swing
+                )
+            })
+            .collect();
+        out.push_str(&format!("Sensitivity, widest first:\n  {}\n", lines.join("\n  ")));
+    }
     if !s.verdicts.is_empty() {
         let verdicts: Vec<String> = s.verdicts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("verdicts over all scenarios × properties: {}\n", verdicts.join(" · ")));

@@ -7,6 +7,7 @@
 //! proxy for the whole sweep, whose snapshot answers repeated queries, so the database is
 //! read once.
 
+pub mod analysis;
 pub mod spec;
 pub mod summary;
 

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::analysis::Analysis;
 use crate::scenario::{ScenarioOutcome, ScenarioStatus};
 
 /// The summary of a sweep.
@@ -28,6 +29,9 @@ pub struct Summary {
     pub verdicts: BTreeMap<String, usize>,
     /// Per property, across scenarios.
     pub properties: Vec<PropertySummary>,
+    /// Break-even points and the tornado.
+    #[serde(flatten)]
+    pub analysis: Analysis,
 }
 
 /// One property's coverage across the scenarios.
@@ -121,7 +125,15 @@ pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
         })
         .collect();
     let failed = failures.values().sum();
-    Summary { total: outcomes.len(), ok: outcomes.len() - failed, failed, failures, verdicts, properties }
+    Summary {
+        total: outcomes.len(),
+        ok: outcomes.len() - failed,
+        failed,
+        failures,
+        verdicts,
+        properties,
+        analysis: super::analysis::analyze(outcomes),
+    }
 }
 
 /// Linear interpolation between closest ranks, as numpy's default.

@@ -70,6 +70,27 @@ fn a_thousand_scenario_grid_matches_an_independent_computation_and_single_runs()
             assert!((got - expected).abs() < 1e-3, "{}: {name}: {got} vs {expected}", scenario.id);
         }
     }
+    // Break-even NOI changes (rate at base) against the closed form T / DSCR - 1.
+    for (name, noi, principal, rate, years) in &loans {
+        let base = noi / annual_debt_service(*principal, *rate, *years);
+        for threshold in [1.0, 1.25] {
+            let expected = threshold / base - 1.0;
+            let found = report
+                .summary
+                .analysis
+                .break_even
+                .iter()
+                .find(|b| b.param == "noi_change" && &b.property_name == name && b.threshold == threshold)
+                .unwrap();
+            match found.value {
+                Some(value) => assert!((value - expected).abs() < 0.0006, "{name} {threshold}: {value} vs {expected}"),
+                None => assert!(!(-0.3..=0.098).contains(&expected), "{name} {threshold}: {expected} is in range"),
+            }
+        }
+    }
+    let tornado = &report.summary.analysis.sensitivity;
+    assert_eq!(tornado[0].param, "noi_change", "NOI moves the portfolio most over these ranges");
+
     // A handful of scenarios, each run alone, give identical results.
     for scenario in report.scenarios.iter().step_by(199) {
         let mut single = job.clone();
@@ -209,7 +230,12 @@ fn monte_carlo_is_reproducible_from_the_command_line() {
         serde_json::from_slice(&std::fs::read(ctx.path().join("results/results.json")).unwrap()).unwrap();
     assert_eq!(content(&results), content(&c));
     let csv = std::fs::read_to_string(ctx.path().join("results/scenarios.csv")).unwrap();
-    assert!(csv.starts_with("scenario,status,error,noi_change,rate_change,property_name,dscr,verdict\n"), "{csv:.200}");
+    assert!(
+        csv.starts_with(
+            "scenario,status,error,noi_change,rate_change,property_name,noi,annual_debt_service,dscr,verdict\n"
+        ),
+        "{csv:.200}"
+    );
     assert_eq!(csv.lines().count(), 1 + 300 * 10);
 }
 
