@@ -13,6 +13,7 @@ pub mod guest_db;
 pub mod job;
 pub mod outcome;
 pub mod python_wasm;
+pub mod report;
 pub mod sandbox;
 pub mod scenario;
 pub mod sweep;

@@ -67,7 +67,8 @@ pub struct SweepArgs {
 pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
     match sweep(&args, cache_root) {
         Ok(report) => {
-            if let Err(e) = write_files(&report, &args.script.results) {
+            let script = args.script.script.display().to_string();
+            if let Err(e) = write_files(&report, &args.script.results, &script) {
                 super::note(&format!("warning: {e}"));
             }
             if args.json {
@@ -161,15 +162,18 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     result
 }
 
-/// `results.json` (the whole report) and `scenarios.csv` (one row per scenario and
-/// result row) in the results folder.
-fn write_files(report: &SweepReport, dir: &Path) -> Result<(), String> {
+/// `results.json` (the whole report), `scenarios.csv` (one row per scenario and result
+/// row) and `report.html` (tables and charts) in the results folder.
+fn write_files(report: &SweepReport, dir: &Path, script: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("Failed to create `{}`: {e}", dir.display()))?;
     let json = serde_json::to_vec_pretty(report).expect("reports serialise");
     let path = dir.join("results.json");
     std::fs::write(&path, json).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
     let path = dir.join("scenarios.csv");
-    std::fs::write(&path, scenarios_csv(report)).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))
+    std::fs::write(&path, scenarios_csv(report)).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
+    let path = dir.join("report.html");
+    std::fs::write(&path, sweep::html::render(report, script))
+        .map_err(|e| format!("Failed to write `{}`: {e}", path.display()))
 }
 
 /// One line per scenario and row of its main result: id, status, params, row fields.
@@ -333,6 +337,6 @@ fn print_human(report: &SweepReport, results: &Path) {
         m.scenarios_per_s,
         m.workers,
         m.db_queries,
-        results.join("results.json").display()
+        results.join("report.html").display()
     );
 }

@@ -8,6 +8,7 @@
 //! read once.
 
 pub mod analysis;
+pub mod html;
 pub mod spec;
 pub mod summary;
 

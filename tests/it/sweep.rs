@@ -273,3 +273,29 @@ fn one_proxy_serves_the_whole_sweep() {
     assert_eq!(report.metrics.db_queries, 1);
     assert!(Arc::strong_count(&handle.0) >= 1);
 }
+
+#[test]
+fn the_html_report_is_well_formed_and_holds_the_charts() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let db = target.url.sqlite_path().unwrap().display().to_string();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
+    let output = metaexec_command(&ctx)
+        .args(["sweep", &script.display().to_string(), "--db", &db, "--grid", "noi_change=-0.3..0.1:0.05"])
+        .args(["--grid", "rate_change=0,0.01,0.02"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Break-even") && stdout.contains("Riverside Galleria"), "{stdout}");
+    let html = std::fs::read_to_string(ctx.path().join("results/report.html")).unwrap();
+    let body = html.strip_prefix("<!DOCTYPE html>\n").expect("a doctype");
+    let doc = roxmltree::Document::parse(body).expect("well-formed markup");
+    let svgs = doc.descendants().filter(|n| n.tag_name().name() == "svg").count();
+    assert_eq!(svgs, 3, "scenario bars, distribution, tornado");
+    assert!(!html.contains("<script"), "no scripts");
+    let external = doc.descendants().filter(|n| n.attribute("src").is_some() || n.attribute("href").is_some()).count();
+    assert_eq!(external, 0, "self-contained: nothing loaded from elsewhere");
+    let tables = doc.descendants().filter(|n| n.tag_name().name() == "table").count();
+    assert_eq!(tables, 2, "per-property DSCR and break-even");
+}

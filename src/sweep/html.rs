@@ -1,0 +1,155 @@
+//! The sweep's comparison report: one self-contained HTML page with the per-property
+//! table, the scenario comparison bars, the portfolio DSCR distribution, the tornado and
+//! the break-even points.
+
+use super::SweepReport;
+use super::analysis::portfolio_dscr;
+use super::summary::percentile;
+use crate::report::{self, Bar, HtmlTable, dscr_colour};
+use crate::scenario::ScenarioStatus;
+
+/// Up to this many scenarios, each gets its own bar; past it, properties do.
+const MAX_SCENARIO_BARS: usize = 24;
+
+/// The report page.
+pub fn render(report: &SweepReport, script: &str) -> String {
+    let s = &report.summary;
+    let m = &report.metrics;
+    let subtitle = format!(
+        "{script}: {} scenarios ({} ok, {} failed) in {:.0} ms, {:.0} scenarios/s, {} database queries",
+        s.total, s.ok, s.failed, m.wall_ms, m.scenarios_per_s, m.db_queries
+    );
+    let mut sections = Vec::new();
+    if !s.properties.is_empty() {
+        let table = HtmlTable {
+            header: ["property", "min DSCR", "worst scenario", "p05", "median", "p95", "P(DSCR<1.0)", "P(DSCR<1.25)"]
+                .map(String::from)
+                .to_vec(),
+            rows: s
+                .properties
+                .iter()
+                .map(|p| {
+                    let ratio = |x: f64| (format!("{x:.2}"), Some(dscr_colour(x)));
+                    vec![
+                        (p.property_name.clone(), None),
+                        ratio(p.min_dscr),
+                        (p.worst_scenario.clone(), None),
+                        ratio(p.p05),
+                        ratio(p.p50),
+                        ratio(p.p95),
+                        (format!("{:.1}%", p.prob_below_1 * 100.0), None),
+                        (format!("{:.1}%", p.prob_below_1_25 * 100.0), None),
+                    ]
+                })
+                .collect(),
+        };
+        sections.push(("DSCR by property across scenarios".to_owned(), table.render()));
+    }
+    let portfolio: Vec<(String, f64)> = report
+        .scenarios
+        .iter()
+        .filter(|o| o.status == ScenarioStatus::Ok)
+        .filter_map(|o| Some((o.id.clone(), portfolio_dscr(o)?)))
+        .collect();
+    if !portfolio.is_empty() && portfolio.len() <= MAX_SCENARIO_BARS {
+        let bars: Vec<Bar> = portfolio
+            .iter()
+            .map(|(id, dscr)| Bar { label: id.clone(), value: *dscr, colour: dscr_colour(*dscr) })
+            .collect();
+        sections.push((
+            "Portfolio DSCR by scenario".to_owned(),
+            report::bar_chart("Portfolio DSCR by scenario", &bars, &[1.0, 1.25]),
+        ));
+    } else if !s.properties.is_empty() {
+        let bars: Vec<Bar> = s
+            .properties
+            .iter()
+            .map(|p| Bar { label: p.property_name.clone(), value: p.p50, colour: dscr_colour(p.p50) })
+            .collect();
+        sections.push((
+            "Median DSCR by property".to_owned(),
+            report::bar_chart("Median DSCR by property", &bars, &[1.0, 1.25]),
+        ));
+    }
+    if portfolio.len() > 1 {
+        let mut values: Vec<f64> = portfolio.iter().map(|(_, d)| *d).collect();
+        values.sort_by(f64::total_cmp);
+        let below = values.iter().filter(|d| **d < 1.0).count() as f64 / values.len() as f64;
+        let caption = format!(
+            "<p>p05 {:.2} · median {:.2} · p95 {:.2} · P(portfolio DSCR &lt; 1.0) {:.1}%</p>",
+            percentile(&values, 0.05),
+            percentile(&values, 0.5),
+            percentile(&values, 0.95),
+            below * 100.0
+        );
+        let chart = report::histogram("Portfolio DSCR distribution", &values, 30, dscr_colour, &[1.0, 1.25]);
+        sections.push(("Portfolio DSCR distribution".to_owned(), format!("{chart}{caption}")));
+    }
+    if !s.analysis.sensitivity.is_empty() {
+        let items: Vec<(String, f64, f64)> = s
+            .analysis
+            .sensitivity
+            .iter()
+            .map(|t| (format!("{} {}..{}", t.param, t.low_value, t.high_value), t.dscr_at_low, t.dscr_at_high))
+            .collect();
+        let base = portfolio_base(report).unwrap_or(items[0].1);
+        sections.push((
+            "Sensitivity (tornado)".to_owned(),
+            report::tornado("Portfolio DSCR swing per parameter", base, &items),
+        ));
+    }
+    if !s.analysis.break_even.is_empty() {
+        let table = HtmlTable {
+            header: ["property", "parameter", "DSCR threshold", "break-even value"].map(String::from).to_vec(),
+            rows: s
+                .analysis
+                .break_even
+                .iter()
+                .map(|b| {
+                    let value = match (b.value, b.status) {
+                        (Some(v), _) => format!("{:+.1}%", v * 100.0),
+                        (None, "always_above") => format!("below {:+}", b.range[0]),
+                        (None, _) => format!("above {:+}", b.range[1]),
+                    };
+                    vec![
+                        (b.property_name.clone(), None),
+                        (b.param.clone(), None),
+                        (format!("{:.2}", b.threshold), None),
+                        (value, None),
+                    ]
+                })
+                .collect(),
+        };
+        sections.push(("Break-even points (other parameters at base)".to_owned(), table.render()));
+    }
+    if s.failed > 0 {
+        let table = HtmlTable {
+            header: ["scenario", "error"].map(String::from).to_vec(),
+            rows: report
+                .scenarios
+                .iter()
+                .filter(|o| o.status == ScenarioStatus::Error)
+                .take(50)
+                .map(|o| {
+                    let error = o.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)).unwrap_or_default();
+                    vec![(o.id.clone(), None), (error, None)]
+                })
+                .collect(),
+        };
+        sections.push((format!("Failed scenarios ({})", s.failed), table.render()));
+    }
+    report::page("Scenario sweep", &subtitle, &sections)
+}
+
+/// The portfolio DSCR of the scenario with every parameter nearest zero.
+fn portfolio_base(report: &SweepReport) -> Option<f64> {
+    let distance = |o: &crate::scenario::ScenarioOutcome| -> f64 {
+        o.params.values().filter_map(serde_json::Value::as_f64).map(f64::abs).sum()
+    };
+    report
+        .scenarios
+        .iter()
+        .filter(|o| o.status == ScenarioStatus::Ok)
+        .min_by(|a, b| distance(a).total_cmp(&distance(b)))
+        .and_then(portfolio_dscr)
+}
