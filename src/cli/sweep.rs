@@ -57,6 +57,11 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value_t = Isolation::Namespace)]
     pub isolation: Isolation,
 
+    /// Also write `sweep.xlsx` into the results folder: one sheet per table, DSCR
+    /// cells coloured with the report bands.
+    #[arg(long)]
+    pub xlsx: bool,
+
     /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout.
     #[arg(long)]
     pub json: bool,
@@ -70,6 +75,12 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             let script = args.script.script.display().to_string();
             if let Err(e) = write_files(&report, &args.script.results, &script) {
                 super::note(&format!("warning: {e}"));
+            }
+            if args.xlsx {
+                let path = args.script.results.join("sweep.xlsx");
+                if let Err(e) = sweep::xlsx::write(&report, &path) {
+                    super::note(&format!("warning: Failed to write `{}`: {e}", path.display()));
+                }
             }
             if args.json {
                 let text = serde_json::to_string_pretty(&report).expect("reports serialise");

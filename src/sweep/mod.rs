@@ -11,6 +11,7 @@ pub mod analysis;
 pub mod html;
 pub mod spec;
 pub mod summary;
+pub mod xlsx;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};

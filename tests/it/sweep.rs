@@ -299,3 +299,40 @@ fn the_html_report_is_well_formed_and_holds_the_charts() {
     let tables = doc.descendants().filter(|n| n.tag_name().name() == "table").count();
     assert_eq!(tables, 2, "per-property DSCR and break-even");
 }
+
+#[test]
+fn the_workbook_reads_back() {
+    use calamine::{Data, Reader, Xlsx, open_workbook};
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let db = target.url.sqlite_path().unwrap().display().to_string();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
+    let output = metaexec_command(&ctx)
+        .args([
+            "sweep",
+            &script.display().to_string(),
+            "--db",
+            &db,
+            "--grid",
+            "noi_change=-0.3..0.1:0.1",
+            "--xlsx",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut workbook: Xlsx<_> = open_workbook(ctx.path().join("results/sweep.xlsx")).expect("a valid workbook");
+    assert_eq!(workbook.sheet_names(), ["Properties", "Scenarios", "Break-even", "Sensitivity"]);
+    let properties = workbook.worksheet_range("Properties").unwrap();
+    assert_eq!(properties.height(), 11);
+    for (row, expected) in properties.rows().skip(1).zip(report["summary"]["properties"].as_array().unwrap()) {
+        assert_eq!(row[0], Data::String(expected["property_name"].as_str().unwrap().to_owned()));
+        assert_eq!(row[2], Data::Float(expected["min_dscr"].as_f64().unwrap()));
+    }
+    let scenarios = workbook.worksheet_range("Scenarios").unwrap();
+    assert_eq!(scenarios.height(), 1 + 5 * 10);
+    assert_eq!(scenarios.get((0, 3)), Some(&Data::String("noi_change".into())));
+    let break_even = workbook.worksheet_range("Break-even").unwrap();
+    assert_eq!(break_even.height(), 1 + report["summary"]["break_even"].as_array().unwrap().len());
+}

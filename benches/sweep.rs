@@ -1,0 +1,75 @@
+//! Sweep throughput on the SQLite demo portfolio with `examples/dscr_stress.py`:
+//!
+//! - `sweep/namespace_10000`: 10,000 Monte Carlo scenarios, warm instances (one per
+//!   core), fresh namespace per scenario: the whole sweep, instances started included.
+//! - `sweep/instance_20`: 20 scenarios with a fresh interpreter each
+//!   (`--isolation instance`), for the per-scenario ratio.
+//! - `sweep/namespace_10000_trivial`: 10,000 scenarios of `pass`, the runner's own cost.
+//!
+//! Run with `cargo bench --bench sweep`; the figures divide by the scenario counts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use metaexec::db::{Capability, DbProxy, DbUrl};
+use metaexec::guest_db::DbHandle;
+use metaexec::job::Job;
+use metaexec::sandbox::{SandboxOptions, WasiSandbox};
+use metaexec::sweep::spec::{self, MonteCarlo, SweepSpec};
+use metaexec::sweep::{self, Isolation, SweepOptions};
+
+fn bench(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portfolio.db");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(metaexec::db::demo::create_sqlite(&path)).unwrap();
+    let mut options = SandboxOptions::new(metaexec::cache::cache_dir());
+    options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
+    let sandbox = WasiSandbox::new(options);
+    sandbox.prepare(false).expect("runtime ready (run `metaexec runtime fetch`)");
+    let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dscr_stress.py")).unwrap();
+    let results = dir.path().join("results");
+    let job = |source: &str| {
+        let mut job = Job::new("dscr_stress.py", source, &results);
+        job.db = Some(DbHandle(Arc::new(DbProxy::new(DbUrl::sqlite(&path), Capability::default()))));
+        job
+    };
+    let draws = |n| {
+        SweepSpec {
+            monte_carlo: Some(MonteCarlo {
+                draws: n,
+                seed: 7,
+                dists: vec![
+                    spec::parse_dist("noi_change=normal(0,0.08)").unwrap(),
+                    spec::parse_dist("rate_change=uniform(0,0.02)").unwrap(),
+                ],
+            }),
+            ..Default::default()
+        }
+        .scenarios()
+        .unwrap()
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut group = c.benchmark_group("sweep");
+    group.sample_size(10).measurement_time(Duration::from_secs(20));
+    for (name, source, n, isolation) in [
+        ("namespace_10000", source.as_str(), 10_000, Isolation::Namespace),
+        ("namespace_10000_trivial", "pass\n", 10_000, Isolation::Namespace),
+        ("instance_20", source.as_str(), 20, Isolation::Instance),
+    ] {
+        let scenarios = draws(n);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let options = SweepOptions { workers: cores, isolation };
+                let report = runtime.block_on(sweep::run(&sandbox, &job(source), scenarios.clone(), options, |_| {}));
+                let report = report.expect("the sweep runs");
+                assert_eq!(report.summary.ok, n);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,162 @@
+//! The sweep as a workbook: one sheet per table (per-property summary, every scenario's
+//! rows, break-even points, sensitivity), DSCR cells coloured with the report bands.
+
+use std::path::Path;
+
+use rust_xlsxwriter::{Color, Format, Workbook, Worksheet, XlsxError};
+use serde_json::Value;
+
+use super::SweepReport;
+use super::summary::rows;
+use crate::report::dscr_colour;
+use crate::scenario::ScenarioStatus;
+
+/// Writes the workbook to `path`.
+pub fn write(report: &SweepReport, path: &Path) -> Result<(), XlsxError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let bands: Vec<(&'static str, Format)> = ["#2e7d32", "#f9a825", "#c62828"]
+        .into_iter()
+        .map(|hex| {
+            let rgb = u32::from_str_radix(&hex[1..], 16).unwrap_or(0);
+            (
+                hex,
+                Format::new().set_background_color(Color::RGB(rgb)).set_font_color(Color::White).set_num_format("0.00"),
+            )
+        })
+        .collect();
+    let dscr_format = |x: f64| &bands.iter().find(|(hex, _)| *hex == dscr_colour(x)).expect("three bands").1;
+
+    let s = &report.summary;
+    let sheet = workbook.add_worksheet().set_name("Properties")?;
+    header(
+        sheet,
+        &[
+            "property",
+            "scenarios",
+            "min DSCR",
+            "worst scenario",
+            "mean",
+            "p05",
+            "median",
+            "p95",
+            "P(DSCR<1.0)",
+            "P(DSCR<1.25)",
+        ],
+        &bold,
+    )?;
+    for (i, p) in s.properties.iter().enumerate() {
+        let row = i as u32 + 1;
+        sheet.write_string(row, 0, &p.property_name)?;
+        sheet.write_number(row, 1, p.scenarios as f64)?;
+        sheet.write_number_with_format(row, 2, p.min_dscr, dscr_format(p.min_dscr))?;
+        sheet.write_string(row, 3, &p.worst_scenario)?;
+        for (col, x) in [(4, p.mean_dscr), (5, p.p05), (6, p.p50), (7, p.p95)] {
+            sheet.write_number_with_format(row, col, x, dscr_format(x))?;
+        }
+        sheet.write_number(row, 8, p.prob_below_1)?;
+        sheet.write_number(row, 9, p.prob_below_1_25)?;
+    }
+    sheet.set_column_width(0, 34)?;
+    sheet.set_column_width(3, 34)?;
+
+    let sheet = workbook.add_worksheet().set_name("Scenarios")?;
+    let mut param_keys: Vec<String> = Vec::new();
+    let mut row_keys: Vec<String> = Vec::new();
+    for scenario in &report.scenarios {
+        param_keys.extend(scenario.params.keys().filter(|k| !param_keys.contains(k)).cloned().collect::<Vec<_>>());
+        for r in rows(scenario) {
+            row_keys.extend(
+                r.keys().filter(|k| !row_keys.contains(k) && !param_keys.contains(k)).cloned().collect::<Vec<_>>(),
+            );
+        }
+    }
+    let titles: Vec<&str> = ["scenario", "status", "error"]
+        .into_iter()
+        .chain(param_keys.iter().map(String::as_str))
+        .chain(row_keys.iter().map(String::as_str))
+        .collect();
+    header(sheet, &titles, &bold)?;
+    let mut line = 1u32;
+    for scenario in &report.scenarios {
+        let results: Vec<_> = rows(scenario).collect();
+        for result_row in results.iter().map(Some).chain(results.is_empty().then_some(None)) {
+            sheet.write_string(line, 0, &scenario.id)?;
+            sheet.write_string(line, 1, if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" })?;
+            if let Some(error) = &scenario.error {
+                sheet.write_string(line, 2, &error.message)?;
+            }
+            for (i, key) in param_keys.iter().enumerate() {
+                cell(sheet, line, 3 + i as u16, scenario.params.get(key), None)?;
+            }
+            if let Some(result_row) = result_row {
+                for (i, key) in row_keys.iter().enumerate() {
+                    let value = result_row.get(key);
+                    let format = (key == "dscr").then(|| value.and_then(Value::as_f64).map(dscr_format)).flatten();
+                    cell(sheet, line, (3 + param_keys.len() + i) as u16, value, format)?;
+                }
+            }
+            line += 1;
+        }
+    }
+    sheet.set_column_width(0, 30)?;
+
+    let sheet = workbook.add_worksheet().set_name("Break-even")?;
+    header(
+        sheet,
+        &["property", "parameter", "DSCR threshold", "break-even value", "status", "range from", "range to"],
+        &bold,
+    )?;
+    for (i, b) in s.analysis.break_even.iter().enumerate() {
+        let row = i as u32 + 1;
+        sheet.write_string(row, 0, &b.property_name)?;
+        sheet.write_string(row, 1, &b.param)?;
+        sheet.write_number(row, 2, b.threshold)?;
+        if let Some(value) = b.value {
+            sheet.write_number(row, 3, value)?;
+        }
+        sheet.write_string(row, 4, b.status)?;
+        sheet.write_number(row, 5, b.range[0])?;
+        sheet.write_number(row, 6, b.range[1])?;
+    }
+    sheet.set_column_width(0, 34)?;
+
+    let sheet = workbook.add_worksheet().set_name("Sensitivity")?;
+    header(sheet, &["parameter", "low", "high", "portfolio DSCR at low", "portfolio DSCR at high", "swing"], &bold)?;
+    for (i, t) in s.analysis.sensitivity.iter().enumerate() {
+        let row = i as u32 + 1;
+        sheet.write_string(row, 0, &t.param)?;
+        sheet.write_number(row, 1, t.low_value)?;
+        sheet.write_number(row, 2, t.high_value)?;
+        sheet.write_number_with_format(row, 3, t.dscr_at_low, dscr_format(t.dscr_at_low))?;
+        sheet.write_number_with_format(row, 4, t.dscr_at_high, dscr_format(t.dscr_at_high))?;
+        sheet.write_number(row, 5, t.swing)?;
+    }
+    workbook.save(path)
+}
+
+fn header(sheet: &mut Worksheet, titles: &[&str], bold: &Format) -> Result<(), XlsxError> {
+    for (i, title) in titles.iter().enumerate() {
+        sheet.write_string_with_format(0, i as u16, *title, bold)?;
+    }
+    Ok(())
+}
+
+fn cell(
+    sheet: &mut Worksheet,
+    row: u32,
+    col: u16,
+    value: Option<&Value>,
+    format: Option<&Format>,
+) -> Result<(), XlsxError> {
+    match (value, format) {
+        (Some(Value::Number(n)), Some(format)) => {
+            sheet.write_number_with_format(row, col, n.as_f64().unwrap_or(f64::NAN), format).map(|_| ())
+        }
+        (Some(Value::Number(n)), None) => sheet.write_number(row, col, n.as_f64().unwrap_or(f64::NAN)).map(|_| ()),
+        (Some(Value::Bool(b)), _) => sheet.write_boolean(row, col, *b).map(|_| ()),
+        (Some(Value::String(s)), _) => sheet.write_string(row, col, s).map(|_| ()),
+        (Some(Value::Null) | None, _) => Ok(()),
+        (Some(other), _) => sheet.write_string(row, col, other.to_string()).map(|_| ()),
+    }
+}
