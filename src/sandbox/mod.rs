@@ -167,6 +167,18 @@ impl WasiSandbox {
 
     /// Runs a job. Same as `Executor::execute`.
     pub async fn run(&self, job: &Job) -> Outcome {
+        match self.ready(job).await {
+            Ok((prepared, guest_lib)) => {
+                run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await
+            }
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// The prepared interpreter (metered or not, as `job` needs) and the guest library,
+    /// preparing them on first use off the async threads; the outcome of a run that could
+    /// not start otherwise.
+    async fn ready(&self, job: &Job) -> Result<(Arc<Prepared>, PathBuf), Outcome> {
         let metered = job.limits.fuel.is_some();
         let prepared = match self.inner.cached(metered) {
             Some(prepared) => prepared,
@@ -174,25 +186,16 @@ impl WasiSandbox {
                 let inner = self.inner.clone();
                 match tokio::task::spawn_blocking(move || inner.prepare(metered)).await {
                     Ok(Ok(prepared)) => prepared,
-                    Ok(Err(e)) => return self.not_started(e.to_outcome_error()),
+                    Ok(Err(e)) => return Err(not_started(e.to_outcome_error())),
                     Err(e) => {
-                        return not_started(OutcomeError::new(
-                            ErrorKind::Internal,
-                            format!("preparing the sandbox panicked: {e}"),
-                        ));
+                        let message = format!("preparing the sandbox panicked: {e}");
+                        return Err(not_started(OutcomeError::new(ErrorKind::Internal, message)));
                     }
                 }
             }
         };
-        let guest_lib = match self.inner.guest_lib() {
-            Ok(dir) => dir,
-            Err(e) => return self.not_started(OutcomeError::new(ErrorKind::Internal, e)),
-        };
-        run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await
-    }
-
-    fn not_started(&self, error: OutcomeError) -> Outcome {
-        not_started(error)
+        let guest_lib = self.inner.guest_lib().map_err(|e| not_started(OutcomeError::new(ErrorKind::Internal, e)))?;
+        Ok((prepared, guest_lib))
     }
 
     /// Runs `job`'s script over every scenario `queue` hands out, in one warm instance
@@ -202,23 +205,7 @@ impl WasiSandbox {
     /// scenario. `Err` when an instance fails outside any scenario (the script does not
     /// compile, the runtime is missing): nothing more can run.
     pub async fn run_sweep(&self, job: &Job, queue: Arc<dyn ScenarioQueue>) -> Result<(), Box<Outcome>> {
-        let metered = job.limits.fuel.is_some();
-        let prepared = match self.inner.cached(metered) {
-            Some(prepared) => prepared,
-            None => {
-                let inner = self.inner.clone();
-                match tokio::task::spawn_blocking(move || inner.prepare(metered)).await {
-                    Ok(Ok(prepared)) => prepared,
-                    Ok(Err(e)) => return Err(Box::new(self.not_started(e.to_outcome_error()))),
-                    Err(e) => {
-                        let message = format!("preparing the sandbox panicked: {e}");
-                        return Err(Box::new(not_started(OutcomeError::new(ErrorKind::Internal, message))));
-                    }
-                }
-            }
-        };
-        let guest_lib =
-            self.inner.guest_lib().map_err(|e| Box::new(not_started(OutcomeError::new(ErrorKind::Internal, e))))?;
+        let (prepared, guest_lib) = self.ready(job).await.map_err(Box::new)?;
         loop {
             let on_log = self.inner.options.on_log.clone();
             let (outcome, scenario_failed) =

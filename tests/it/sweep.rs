@@ -274,19 +274,23 @@ fn one_proxy_serves_the_whole_sweep() {
     assert!(Arc::strong_count(&handle.0) >= 1);
 }
 
-#[test]
-fn the_html_report_is_well_formed_and_holds_the_charts() {
+/// `metaexec sweep examples/dscr_stress.py ARGS` on a fresh demo database, which must
+/// succeed; its stdout.
+fn sweep_demo(ctx: &TestContext, args: &[&str]) -> String {
     let target = sqlite_demo();
-    let ctx = TestContext::new();
     let db = target.url.sqlite_path().unwrap().display().to_string();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
-    let output = metaexec_command(&ctx)
-        .args(["sweep", &script.display().to_string(), "--db", &db, "--grid", "noi_change=-0.3..0.1:0.05"])
-        .args(["--grid", "rate_change=0,0.01,0.02"])
-        .output()
-        .unwrap();
+    let output =
+        metaexec_command(ctx).args(["sweep", &script.display().to_string(), "--db", &db]).args(args).output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn the_html_report_is_well_formed_and_holds_the_charts() {
+    let ctx = TestContext::new();
+    let stdout = sweep_demo(&ctx, &["--grid", "noi_change=-0.3..0.1:0.05", "--grid", "rate_change=0,0.01,0.02"]);
+    let _ = &stdout;
     assert!(stdout.contains("Break-even") && stdout.contains("Riverside Galleria"), "{stdout}");
     let html = std::fs::read_to_string(ctx.path().join("results/report.html")).unwrap();
     let body = html.strip_prefix("<!DOCTYPE html>\n").expect("a doctype");
@@ -303,25 +307,9 @@ fn the_html_report_is_well_formed_and_holds_the_charts() {
 #[test]
 fn the_workbook_reads_back() {
     use calamine::{Data, Reader, Xlsx, open_workbook};
-    let target = sqlite_demo();
     let ctx = TestContext::new();
-    let db = target.url.sqlite_path().unwrap().display().to_string();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
-    let output = metaexec_command(&ctx)
-        .args([
-            "sweep",
-            &script.display().to_string(),
-            "--db",
-            &db,
-            "--grid",
-            "noi_change=-0.3..0.1:0.1",
-            "--xlsx",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stdout = sweep_demo(&ctx, &["--grid", "noi_change=-0.3..0.1:0.1", "--xlsx", "--json"]);
+    let report: Value = serde_json::from_slice(stdout.as_bytes()).unwrap();
     let mut workbook: Xlsx<_> = open_workbook(ctx.path().join("results/sweep.xlsx")).expect("a valid workbook");
     assert_eq!(workbook.sheet_names(), ["Properties", "Scenarios", "Break-even", "Sensitivity"]);
     let properties = workbook.worksheet_range("Properties").unwrap();
