@@ -271,8 +271,10 @@ async fn run_instance(
     let mut store =
         Store::new(&prepared.engine, RunState { wasi, limiter: MemoryLimiter::new(job.limits.memory_bytes) });
     store.limiter(|state| &mut state.limiter);
-    // Setup runs carry no budget of their own; on a metered engine they get all of it.
-    let fuel = job.limits.fuel.or(prepared.metered.then_some(u64::MAX));
+    // Setup runs carry no budget of their own; on a metered engine they get all of it. So
+    // does a sweep instance's start-up: its budget is per scenario (`scenario_watch`).
+    let fuel = if sweeping { prepared.metered.then_some(u64::MAX) } else { job.limits.fuel };
+    let fuel = fuel.or(prepared.metered.then_some(u64::MAX));
     if let Some(fuel) = fuel
         && let Err(e) = store.set_fuel(fuel)
     {
@@ -333,24 +335,29 @@ async fn run_instance(
     (classify::outcome(report), scenario_failed)
 }
 
-/// The epoch callback of a sweep instance: stops a scenario past its wall-clock limit
-/// and refills the fuel of each new scenario (to within one tick: scenarios shorter than
-/// a tick share a budget).
+/// The epoch callback of a sweep instance: stops a scenario past its wall-clock limit or
+/// its fuel budget. Fuel is measured from the first tick that sees the scenario, and
+/// checked every tick, so a budget holds to within one tick's worth of work. (Refilling
+/// the store's fuel from here would not do: running code keeps its own count and writes
+/// it back.)
 fn scenario_watch(
     channel: Channel,
     limits: &Limits,
 ) -> impl FnMut(wasmtime::StoreContextMut<'_, RunState>) -> wasmtime::Result<wasmtime::UpdateDeadline> + Send + Sync + 'static
 {
     let timeout = limits.timeout;
-    let fuel = limits.fuel;
+    let budget = limits.fuel;
     let mut seen = 0;
-    move |mut store| {
+    let mut baseline = 0;
+    move |store| {
         let (generation, started) = channel.lock().sweep_clock();
+        let remaining = store.get_fuel().unwrap_or(0);
         if generation != seen {
             seen = generation;
-            if let Some(fuel) = fuel {
-                store.set_fuel(fuel)?;
-            }
+            baseline = remaining;
+        }
+        if started.is_some() && budget.is_some_and(|budget| baseline.saturating_sub(remaining) > budget) {
+            return Err(wasmtime::Trap::OutOfFuel.into());
         }
         if started.is_some_and(|t| t.elapsed() > timeout) {
             return Err(wasmtime::Trap::Interrupt.into());

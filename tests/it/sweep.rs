@@ -324,3 +324,30 @@ fn the_workbook_reads_back() {
     let break_even = workbook.worksheet_range("Break-even").unwrap();
     assert_eq!(break_even.height(), 1 + report["summary"]["break_even"].as_array().unwrap().len());
 }
+
+#[test]
+fn the_fuel_budget_holds_per_scenario() {
+    let ctx = TestContext::new();
+    let mut job = Job::new(
+        "fuel.py",
+        dedent(
+            r#"
+            from metaexec import params, result
+            total = 0
+            for i in range(int(params["n"])):
+                total += i
+            result({"total": total})
+            "#,
+        ),
+        ctx.results(),
+    );
+    // Far less than an interpreter start-up (~180M), far more than a short scenario.
+    job.limits.fuel = Some(50_000_000);
+    let scenarios = SweepSpec { zips: vec![spec::parse_zip("n=10,100,100000000,1000").unwrap()], ..Default::default() }
+        .scenarios()
+        .unwrap();
+    let report = run_sweep(&job, scenarios, 1, Isolation::Namespace);
+    let status: Vec<_> = report.scenarios.iter().map(|s| s.error.as_ref().map(|e| e.kind.to_string())).collect();
+    assert_eq!(status, [None, None, Some("fuel_exhausted".to_owned()), None], "{:#?}", report.scenarios);
+    assert_eq!(report.scenarios[3].results["result"]["total"], 499_500);
+}
