@@ -362,7 +362,10 @@ fn scenario_watch(
         if started.is_some_and(|t| t.elapsed() > timeout) {
             return Err(wasmtime::Trap::Interrupt.into());
         }
-        Ok(wasmtime::UpdateDeadline::Continue(1))
+        // Yield to the async runtime every tick: a sweep's instances share its threads,
+        // and an instance woken while another ran on the same thread would otherwise
+        // wait, unstealable, until that one finished all its scenarios.
+        Ok(wasmtime::UpdateDeadline::Yield(1))
     }
 }
 
