@@ -22,7 +22,7 @@ pub struct SweepArgs {
     pub script: ScriptArgs,
 
     /// Named scenarios: a JSON object `{"name": {"param": value}}` or a list of objects
-    /// with a `name` and their params.
+    /// with a `name` and their params; or TOML (`.toml`): a `[name]` table per scenario.
     #[arg(long, value_name = "FILE")]
     pub scenarios: Option<PathBuf>,
 

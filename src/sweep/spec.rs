@@ -2,7 +2,7 @@
 //! Carlo draws, turned into a list of [`Scenario`]s with stable ids.
 //!
 //! - `--scenarios FILE`: a JSON object `{"name": {"param": value, ...}, ...}` or a list of
-//!   objects with a `name` (or `id`) and the params beside it;
+//!   objects with a `name` (or `id`) and the params beside it; or the same in TOML;
 //! - `--grid "k=a..b:step"` or `--grid "k=v1,v2,..."`: the cartesian product of all grids;
 //! - `--zip "k=v1,v2,..."`: lists of equal length taken side by side;
 //! - `--monte-carlo N --seed S --dist "k=normal(mean,sd)"` (also `uniform(lo,hi)`,
@@ -148,10 +148,24 @@ pub fn parse_dist(text: &str) -> Result<(String, Dist), SpecError> {
     Ok((key, dist))
 }
 
-/// Reads named scenarios from JSON text (`source` names the file in errors).
+/// Reads named scenarios from JSON text, or TOML when `source` ends in `.toml`
+/// (`[stress]` tables of params, or `[[scenario]]` entries with a `name`); `source`
+/// names the file in errors.
 pub fn parse_named(source: &str, text: &str) -> Result<Vec<NamedScenario>, SpecError> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| spec_error("--scenarios", source, format!("not valid JSON: {e}")))?;
+    let value: Value = if source.to_ascii_lowercase().ends_with(".toml") {
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| spec_error("--scenarios", source, format!("not valid TOML: {e}")))?;
+        let value = serde_json::to_value(table).map_err(|e| spec_error("--scenarios", source, e.to_string()))?;
+        // `[[scenario]]` arrays of tables read like a JSON list.
+        match value {
+            Value::Object(mut map) if map.len() == 1 && map.get("scenario").is_some_and(Value::is_array) => {
+                map.remove("scenario").unwrap_or_default()
+            }
+            other => other,
+        }
+    } else {
+        serde_json::from_str(text).map_err(|e| spec_error("--scenarios", source, format!("not valid JSON: {e}")))?
+    };
     let mut out = Vec::new();
     match value {
         Value::Object(map) => {
@@ -413,6 +427,12 @@ mod tests {
         assert_eq!(list[0], ("n".into(), json!({"k": 1}).as_object().unwrap().clone()));
         assert_eq!(list[1].0, "scenario-2");
         assert!(parse_named("e.json", "[]").is_err());
+        let toml = parse_named("s.toml", "[base]\n[stress]\nnoi_change = -0.2\n").unwrap();
+        assert_eq!(toml[1], ("stress".into(), json!({"noi_change": -0.2}).as_object().unwrap().clone()));
+        let toml =
+            parse_named("s.TOML", "[[scenario]]\nname = \"a\"\nx = 1\n[[scenario]]\nname = \"b\"\nx = 2\n").unwrap();
+        assert_eq!(toml.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(parse_named("bad.toml", "x = ").unwrap_err().to_string().contains("not valid TOML"));
         assert!(parse_named("e.json", "{\"a\": 1}").unwrap_err().to_string().contains("`a`"));
         let uneven =
             SweepSpec { zips: vec![parse_zip("x=1,2").unwrap(), parse_zip("y=1").unwrap()], ..Default::default() };
