@@ -55,11 +55,12 @@ pub enum Command {
     /// a fresh module namespace with its own `metaexec.params`; a scenario that raises or
     /// hits a limit (--timeout, --fuel, --memory hold per scenario) is recorded and the
     /// sweep goes on. Database reads are answered from one snapshot for the whole sweep.
-    /// Writes results.json and scenarios.csv into the results folder.
+    /// Writes results.json, scenarios.csv and report.html (and sweep.xlsx with --xlsx)
+    /// into the results folder.
     ///
     /// Examples:
     ///   metaexec sweep examples/dscr_stress.py --grid "noi_change=-0.3..0.1:0.01" --grid "rate_change=0,0.01,0.02"
-    ///   metaexec sweep examples/dscr_stress.py --scenarios scenarios.json --json
+    ///   metaexec sweep examples/dscr_stress.py --scenarios scenarios.toml --json
     ///   metaexec sweep examples/dscr_stress.py --monte-carlo 10000 --seed 7 --dist "noi_change=normal(0,0.08)"
     #[command(verbatim_doc_comment)]
     Sweep(sweep::SweepArgs),
