@@ -16,12 +16,13 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use metaexec::db::policy::Policy;
 use metaexec::db::{Capability, DbProxy, DbUrl, Dialect};
 use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
-use metaexec::sandbox::{SandboxOptions, WasiSandbox};
 use serde_json::json;
 
 const QUERY: &str = "SELECT p.property_name, f.noi, f.annual_debt_service FROM properties p \
@@ -63,26 +64,17 @@ fn bench(c: &mut Criterion) {
         })
     });
 
-    let mut options = SandboxOptions::new(metaexec::cache::cache_dir());
-    options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
-    let sandbox = WasiSandbox::new(options);
-    sandbox.prepare(false).expect("runtime ready (run `metaexec runtime fetch`)");
-    let results = std::env::temp_dir().join("metaexec-bench-results");
+    let sandbox = common::sandbox();
     for (name, cached) in [("guest_uncached", false), ("guest_cached", true)] {
         let db = DbHandle(Arc::new(DbProxy::new(url.clone(), Capability::default())));
+        let (sql, first, params) = if cached { (QUERY, "[2024]", "[2024]") } else { (UNCACHED, "[-1, -1]", "[i, i]") };
+        let setup = format!("from metaexec import db\nassert len(db.query({sql:?}, {first})) == 10");
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let params = if cached { "[2024]" } else { "[i, i]" };
-                let sql = if cached { QUERY } else { UNCACHED };
-                let source = format!(
-                    "import time\nfrom metaexec import db, emit\ndb.query({sql:?}, {params0})\nt = time.perf_counter_ns()\nfor i in range({iters}):\n    rows = db.query({sql:?}, {params})\nassert len(rows) == 10\nemit('ns', time.perf_counter_ns() - t)\n",
-                    params0 = if cached { "[2024]" } else { "[-1, -1]" },
-                );
-                let mut job = Job::new("q.py", source, results.clone());
+                let source = common::timed_loop(&setup, &format!("rows = db.query({sql:?}, {params})"), iters);
+                let mut job = Job::new("q.py", source, common::results_dir());
                 job.db = Some(db.clone());
-                let outcome = runtime.block_on(sandbox.run(&job));
-                assert!(outcome.is_ok(), "{outcome:?}");
-                Duration::from_nanos(outcome.results["ns"].as_u64().unwrap())
+                common::run_timed(&runtime, &sandbox, &job)
             })
         });
     }

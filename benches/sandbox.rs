@@ -9,32 +9,20 @@
 //! Run with `cargo bench --bench sandbox`.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
+
+mod common;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metaexec::job::Job;
-use metaexec::sandbox::{SandboxOptions, WasiSandbox};
 
-fn sandbox() -> WasiSandbox {
-    let mut options = SandboxOptions::new(metaexec::cache::cache_dir());
-    options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
-    let sandbox = WasiSandbox::new(options);
-    sandbox.prepare(false).expect("runtime ready (run `metaexec runtime fetch`)");
-    sandbox
-}
+use common::{results_dir, run_timed, sandbox, timed_loop};
 
 /// The real `python3` executable: version managers put a shell script on PATH whose own
 /// start-up would be charged to Python.
 fn python3() -> String {
     let output = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
-
-fn results_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join("metaexec-bench-results");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn fresh_run(c: &mut Criterion) {
@@ -106,23 +94,16 @@ fn channel(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     group.bench_function("round_trip", |b| {
         b.iter_custom(|iters| {
-            // Timed inside the guest, so interpreter start is not part of the figure.
-            let source = format!(
-                "import time\nfrom metaexec import _channel, emit\nt = time.perf_counter_ns()\nfor _ in range({iters}):\n    _channel.request({{'op': 'hello', 'v': 1}})\nemit('ns', time.perf_counter_ns() - t)\n"
-            );
-            let outcome = runtime.block_on(sandbox.run(&Job::new("rt.py", source, results_dir())));
-            assert!(outcome.is_ok(), "{outcome:?}");
-            Duration::from_nanos(outcome.results["ns"].as_u64().unwrap())
+            let source =
+                timed_loop("from metaexec import _channel", "_channel.request({'op': 'hello', 'v': 1})", iters);
+            run_timed(&runtime, &sandbox, &Job::new("rt.py", source, results_dir()))
         });
     });
     group.bench_function("emit", |b| {
         b.iter_custom(|iters| {
-            let source = format!(
-                "import time\nfrom metaexec import emit\nrow = {{'property': 'A', 'noi': 7616500.0, 'dscr': 1.94}}\nt = time.perf_counter_ns()\nfor i in range({iters}):\n    emit('row', row)\nemit('ns', time.perf_counter_ns() - t)\n"
-            );
-            let outcome = runtime.block_on(sandbox.run(&Job::new("emit.py", source, results_dir())));
-            assert!(outcome.is_ok(), "{outcome:?}");
-            Duration::from_nanos(outcome.results["ns"].as_u64().unwrap())
+            let row = "row = {'property': 'A', 'noi': 7616500.0, 'dscr': 1.94}";
+            let source = timed_loop(row, "emit('row', row)", iters);
+            run_timed(&runtime, &sandbox, &Job::new("emit.py", source, results_dir()))
         });
     });
     group.finish();

@@ -11,11 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use metaexec::db::{Capability, DbProxy, DbUrl};
 use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
-use metaexec::sandbox::{SandboxOptions, WasiSandbox};
 use metaexec::sweep::spec::{self, MonteCarlo, SweepSpec};
 use metaexec::sweep::{self, Isolation, SweepOptions};
 
@@ -24,10 +25,7 @@ fn bench(c: &mut Criterion) {
     let path = dir.path().join("portfolio.db");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(metaexec::db::demo::create_sqlite(&path)).unwrap();
-    let mut options = SandboxOptions::new(metaexec::cache::cache_dir());
-    options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
-    let sandbox = WasiSandbox::new(options);
-    sandbox.prepare(false).expect("runtime ready (run `metaexec runtime fetch`)");
+    let sandbox = common::sandbox();
     let source = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dscr_stress.py")).unwrap();
     let results = dir.path().join("results");
     let job = |source: &str| {

@@ -94,6 +94,28 @@ pub struct AuditEntry {
     pub cached: bool,
 }
 
+impl AuditEntry {
+    /// The record of `request` before anything is known: allowed, `ok`, no rows, no time.
+    pub fn for_request(request: &DbRequest) -> Self {
+        let (op, sql, params) = match request {
+            DbRequest::Query { sql, params, .. } => ("query", sql.clone(), params.clone()),
+            DbRequest::Schema => ("schema", String::new(), Vec::new()),
+        };
+        Self {
+            op: op.into(),
+            sql,
+            params,
+            allowed: true,
+            status: "ok".into(),
+            reason: None,
+            rows: 0,
+            bytes: 0,
+            duration_ms: 0.0,
+            cached: false,
+        }
+    }
+}
+
 /// The answer to a request and its audit record.
 #[derive(Debug, Clone)]
 pub struct DbResponse {

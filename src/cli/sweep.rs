@@ -189,22 +189,7 @@ fn write_files(report: &SweepReport, dir: &Path, script: &str) -> Result<(), Str
 
 /// One line per scenario and row of its main result: id, status, params, row fields.
 pub fn scenarios_csv(report: &SweepReport) -> String {
-    let mut param_keys: Vec<String> = Vec::new();
-    let mut row_keys: Vec<String> = Vec::new();
-    for scenario in &report.scenarios {
-        for key in scenario.params.keys() {
-            if !param_keys.contains(key) {
-                param_keys.push(key.clone());
-            }
-        }
-        for row in sweep::summary::rows(scenario) {
-            for key in row.keys() {
-                if !row_keys.contains(key) && !param_keys.contains(key) {
-                    row_keys.push(key.clone());
-                }
-            }
-        }
-    }
+    let (param_keys, row_keys) = sweep::summary::columns(&report.scenarios);
     let mut out = String::new();
     let header: Vec<String> = ["scenario", "status", "error"]
         .iter()
@@ -290,16 +275,7 @@ fn print_human(report: &SweepReport, results: &Path) {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
         table.set_header(["property", "NOI change to DSCR 1.25", "NOI change to DSCR 1.0"]);
-        let show = |b: Option<&&crate::sweep::analysis::BreakEven>| match b {
-            // DSCR rises with NOI: always above the line means the crossing lies below the
-            // swept range, always below means above it.
-            Some(b) => match (b.value, b.status) {
-                (Some(v), _) => format!("{:+.1}%", v * 100.0),
-                (None, "always_above") => format!("below {:+.0}%", b.range[0] * 100.0),
-                (None, _) => format!("above {:+.0}%", b.range[1] * 100.0),
-            },
-            None => String::new(),
-        };
+        let show = |b: Option<&&crate::sweep::analysis::BreakEven>| b.map(|b| b.label()).unwrap_or_default();
         let mut names: Vec<&str> = Vec::new();
         for b in &break_even {
             if !names.contains(&b.property_name.as_str()) {

@@ -58,6 +58,14 @@ impl Dialect {
             Self::Postgres => "PostgreSQL",
         }
     }
+
+    /// The schema a bare table name refers to: `main` in SQLite, `public` in PostgreSQL.
+    pub fn default_schema(self) -> &'static str {
+        match self {
+            Self::Sqlite => "main",
+            Self::Postgres => "public",
+        }
+    }
 }
 
 impl std::fmt::Display for Dialect {

@@ -171,7 +171,7 @@ impl Policy {
     /// names) is only used with an allowlist, to refuse CTEs that would shadow a table the
     /// job may not see.
     pub fn new(dialect: Dialect, capability: Capability, existing_tables: &[String]) -> Self {
-        let default_schema = default_schema(dialect);
+        let default_schema = dialect.default_schema();
         let hidden_tables = existing_tables
             .iter()
             .filter(|t| !capability.allows_table(t, Some(default_schema)))
@@ -228,7 +228,7 @@ impl Policy {
                 return Err(Denial::ShadowingCte { name: cte.clone() }.into());
             }
         }
-        let default_schema = default_schema(self.dialect);
+        let default_schema = self.dialect.default_schema();
         for table in &classifier.relations {
             let is_cte = !table.contains('.') && classifier.ctes.contains(table);
             if !is_cte && !self.capability.allows_table(table, Some(default_schema)) {
@@ -241,13 +241,6 @@ impl Policy {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-fn default_schema(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "main",
-        Dialect::Postgres => "public",
-    }
 }
 
 fn parser_dialect(dialect: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {

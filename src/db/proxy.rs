@@ -32,7 +32,7 @@ use super::inspect::{self, Schema};
 use super::params::{self, ParamError};
 use super::policy::{Access, Checked, Denial, Policy};
 use super::value::{self, Decimals, UnmappedType};
-use super::{Capability, DbError, DbUrl, Dialect};
+use super::{Capability, DbError, DbUrl};
 use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbRequest, DbResponse, GuestDb};
 
 /// How many SQLite virtual-machine steps run between two checks of the deadline.
@@ -318,11 +318,8 @@ impl DbProxy {
         let schema = opened.schema.get_or_try_init(|| inspect::inspect(&opened.db)).await?;
         let mut schema = schema.clone();
         if self.capability.tables.is_some() {
-            let dialect_schema = match opened.db.dialect() {
-                Dialect::Sqlite => "main",
-                Dialect::Postgres => "public",
-            };
-            let allowed = |name: &str| self.capability.allows_table(name, Some(dialect_schema));
+            let default_schema = opened.db.dialect().default_schema();
+            let allowed = |name: &str| self.capability.allows_table(name, Some(default_schema));
             schema.tables.retain(|t| allowed(&t.name));
             schema.joins.retain(|j| allowed(&j.left_table) && allowed(&j.right_table));
         }
@@ -505,25 +502,6 @@ impl DbProxy {
         }
         self.driver_error(error)
     }
-
-    fn audit(&self, request: &DbRequest, started: Instant) -> AuditEntry {
-        let (op, sql, params) = match request {
-            DbRequest::Query { sql, params, .. } => ("query", sql.clone(), params.clone()),
-            DbRequest::Schema => ("schema", String::new(), Vec::new()),
-        };
-        AuditEntry {
-            op: op.into(),
-            sql,
-            params,
-            allowed: true,
-            status: "ok".into(),
-            reason: None,
-            rows: 0,
-            bytes: 0,
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            cached: false,
-        }
-    }
 }
 
 #[async_trait]
@@ -548,7 +526,8 @@ impl GuestDb for DbProxy {
                 (serde_json::value::to_raw_value(&value).expect("schemas are plain JSON"), 0, 0, false)
             }),
         };
-        let mut audit = self.audit(&request, started);
+        let mut audit = AuditEntry::for_request(&request);
+        audit.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
         match outcome {
             Ok((value, rows, bytes, cached)) => {
                 if cached {

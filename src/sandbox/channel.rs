@@ -7,13 +7,14 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use std::time::Instant;
-
 use super::classify;
-use super::protocol::{FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd};
+use super::protocol::{
+    ExceptionReport, FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd,
+};
 use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbHandle, DbRequest, DbResponse};
 use crate::job::Limits;
 use crate::outcome::{ErrorKind, OutcomeError};
@@ -74,21 +75,6 @@ impl Capture {
     }
 }
 
-/// The exception the boot script reported.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GuestException {
-    /// Class name.
-    pub type_name: String,
-    /// `str(exc)`.
-    pub message: String,
-    /// Formatted traceback.
-    pub traceback: String,
-    /// Line in the user's script.
-    pub line: Option<u32>,
-    /// The failure kind the guest library attached (`db_denied`, `db_error`).
-    pub kind: Option<String>,
-}
-
 /// Receives `metaexec.log` lines as they arrive.
 pub type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
@@ -108,7 +94,7 @@ pub struct ChannelState {
     /// `metaexec.log` lines so far.
     pub logs: Vec<String>,
     /// The uncaught exception, if the guest reported one.
-    pub exception: Option<GuestException>,
+    pub exception: Option<ExceptionReport>,
     /// The first cap hit, if any.
     pub limit_hit: Option<CapturedStream>,
     /// The first malformed frame, if any.
@@ -333,9 +319,7 @@ impl ChannelState {
                 }
                 self.logs.push(message);
             }
-            GuestMessage::Exception { type_name, message, traceback, line, kind } => {
-                self.exception = Some(GuestException { type_name, message, traceback, line, kind });
-            }
+            GuestMessage::Exception(report) => self.exception = Some(report),
             GuestMessage::DbQuery { sql, params, exact_decimals } => {
                 self.db_request(id, DbRequest::Query { sql, params, exact_decimals });
             }
@@ -356,17 +340,7 @@ impl ChannelState {
             let (status, error) = match finished {
                 Some(end) if end.status == "ok" => (ScenarioStatus::Ok, None),
                 Some(ScenarioEnd { error: Some(report), .. }) => {
-                    let exception = GuestException {
-                        type_name: report.type_name,
-                        message: report.message,
-                        traceback: report.traceback,
-                        line: report.line,
-                        kind: report.kind,
-                    };
-                    (
-                        ScenarioStatus::Error,
-                        Some(classify::exception_error(&exception, &self.db_failures, &sweep.limits)),
-                    )
+                    (ScenarioStatus::Error, Some(classify::exception_error(&report, &self.db_failures, &sweep.limits)))
                 }
                 _ => (
                     ScenarioStatus::Error,
@@ -441,27 +415,15 @@ impl ChannelState {
             self.db_pending.push_back((id, request));
             return;
         }
-        let (op, sql, params) = match request {
-            DbRequest::Query { sql, params, .. } => ("query", sql, params),
-            DbRequest::Schema => ("schema", String::new(), Vec::new()),
-        };
         let failure = DbFailure {
             kind: DbFailureKind::Error,
             message: "this run has no database attached".into(),
             hint: Some("run the script with `--db URL` (or set DATABASE_URL)".into()),
         };
-        let audit = AuditEntry {
-            op: op.into(),
-            sql,
-            params,
-            allowed: false,
-            status: failure.kind.as_str().into(),
-            reason: Some(failure.message.clone()),
-            rows: 0,
-            bytes: 0,
-            duration_ms: 0.0,
-            cached: false,
-        };
+        let mut audit = AuditEntry::for_request(&request);
+        audit.allowed = false;
+        audit.status = failure.kind.as_str().into();
+        audit.reason = Some(failure.message.clone());
         self.answer_db(id, DbResponse { result: Err(failure), audit });
     }
 

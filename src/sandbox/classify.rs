@@ -9,7 +9,8 @@ use std::time::Duration;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
-use super::channel::{CapturedStream, ChannelState, GuestException};
+use super::channel::{CapturedStream, ChannelState};
+use super::protocol::ExceptionReport;
 use crate::guest_db::DbFailureKind;
 use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Metrics, Outcome, OutcomeError, Status, Truncated};
@@ -126,7 +127,6 @@ pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
     }
 }
 
-/// Builds the outcome of a finished run.
 fn memory_error(limits: &Limits, line: Option<u32>, traceback: Option<String>) -> OutcomeError {
     let mut error = OutcomeError::new(
         ErrorKind::MemoryLimit,
@@ -140,7 +140,7 @@ fn memory_error(limits: &Limits, line: Option<u32>, traceback: Option<String>) -
 
 /// The error for an exception the script did not catch. `db_failures` are the database
 /// refusals and failures the host reported to the guest in the same run (or scenario).
-pub fn exception_error(exception: &GuestException, db_failures: &[DbFailureKind], limits: &Limits) -> OutcomeError {
+pub fn exception_error(exception: &ExceptionReport, db_failures: &[DbFailureKind], limits: &Limits) -> OutcomeError {
     let kind = match exception.type_name.as_str() {
         "SyntaxError" | "IndentationError" | "TabError" => ErrorKind::Syntax,
         "MemoryError" => return memory_error(limits, exception.line, Some(exception.traceback.clone())),
@@ -168,6 +168,7 @@ fn db_error_kind(claimed: Option<&str>, reported: &[DbFailureKind]) -> Option<Er
     })
 }
 
+/// Builds the outcome of a finished run.
 pub fn outcome(report: RunReport<'_>) -> Outcome {
     let classified = error(&report);
     let state = report.state;

@@ -29,8 +29,7 @@ pub use channel::{CapturedStream, LogSink};
 pub use engine::EngineError;
 
 use crate::executor::Executor;
-use crate::job::Job;
-use crate::job::Limits;
+use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::python_wasm::{self, FetchSource, MANIFEST};
 use crate::scenario::ScenarioQueue;
@@ -272,17 +271,17 @@ async fn run_instance(
         Store::new(&prepared.engine, RunState { wasi, limiter: MemoryLimiter::new(job.limits.memory_bytes) });
     store.limiter(|state| &mut state.limiter);
     // Setup runs carry no budget of their own; on a metered engine they get all of it. So
-    // does a sweep instance's start-up: its budget is per scenario (`scenario_watch`).
-    let fuel = if sweeping { prepared.metered.then_some(u64::MAX) } else { job.limits.fuel };
-    let fuel = fuel.or(prepared.metered.then_some(u64::MAX));
+    // does a sweep instance: its budget is per scenario (`scenario_watch`).
+    let budget = if sweeping { None } else { job.limits.fuel };
+    let fuel = budget.or(prepared.metered.then_some(u64::MAX));
     if let Some(fuel) = fuel
         && let Err(e) = store.set_fuel(fuel)
     {
         return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}"))).into();
     }
     if sweeping {
-        // Limits hold per scenario: every tick, check the running scenario's clock, and
-        // give a scenario that has just started its own fuel.
+        // Limits hold per scenario: every tick, check the running scenario's clock and
+        // the fuel it has used.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(scenario_watch(channel.clone(), &job.limits));
     } else {

@@ -55,22 +55,7 @@ pub enum GuestMessage {
         message: String,
     },
     /// An uncaught exception, reported by the boot script before the guest exits.
-    Exception {
-        /// The exception's class name (`ZeroDivisionError`).
-        #[serde(rename = "type")]
-        type_name: String,
-        /// `str(exc)`.
-        message: String,
-        /// The formatted traceback, frames of the user's file only.
-        traceback: String,
-        /// The line of the user's script where it was raised.
-        line: Option<u32>,
-        /// For the guest library's own errors, the failure kind they stand for
-        /// (`db_denied`, `db_error`); the host trusts it only if it refused or failed a
-        /// request itself.
-        #[serde(default)]
-        kind: Option<String>,
-    },
+    Exception(ExceptionReport),
     /// `metaexec.db.query(sql, params)`. Answered with `{"columns": [...], "records": [{...}]}`.
     #[serde(rename = "db.query")]
     DbQuery {
@@ -106,21 +91,23 @@ pub struct ScenarioEnd {
     pub error: Option<ExceptionReport>,
 }
 
-/// An exception as the guest describes it.
+/// An exception as the guest describes it: the run's uncaught exception, or a failed
+/// scenario's.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct ExceptionReport {
-    /// The exception's class name.
+    /// The exception's class name (`ZeroDivisionError`).
     #[serde(rename = "type")]
     pub type_name: String,
     /// `str(exc)`.
     pub message: String,
-    /// The formatted traceback.
+    /// The formatted traceback, frames of the user's file only.
     #[serde(default)]
     pub traceback: String,
-    /// The line of the user's script.
+    /// The line of the user's script where it was raised.
     #[serde(default)]
     pub line: Option<u32>,
-    /// The guest library's failure kind, if any.
+    /// For the guest library's own errors, the failure kind they stand for (`db_denied`,
+    /// `db_error`); the host trusts it only if it refused or failed a request itself.
     #[serde(default)]
     pub kind: Option<String>,
 }

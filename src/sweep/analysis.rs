@@ -34,6 +34,23 @@ pub struct BreakEven {
     pub status: &'static str,
     /// The swept range of the parameter.
     pub range: [f64; 2],
+    /// Whether DSCR rises with the parameter over that range (NOI shocks) or falls
+    /// (rate shocks): it says on which side of the range a crossing outside it lies.
+    #[serde(skip)]
+    pub rising: bool,
+}
+
+impl BreakEven {
+    /// The point as people read it: `-17.4%`, or on which side of the swept range it
+    /// lies (`below -30%`, `above +10%`).
+    pub fn label(&self) -> String {
+        let above_range = (self.status == "always_above") != self.rising;
+        match self.value {
+            Some(v) => format!("{:+.1}%", v * 100.0),
+            None if above_range => format!("above {:+.0}%", self.range[1] * 100.0),
+            None => format!("below {:+.0}%", self.range[0] * 100.0),
+        }
+    }
 }
 
 /// How much one parameter moves the portfolio's DSCR over its swept range.
@@ -174,6 +191,7 @@ fn crossing(name: &str, param: &str, threshold: f64, points: &[(f64, f64)]) -> B
         value: None,
         status: if points.iter().all(|(_, d)| *d >= threshold) { "always_above" } else { "always_below" },
         range: [points.first().map_or(0.0, |p| p.0), points.last().map_or(0.0, |p| p.0)],
+        rising: points.last().map_or(0.0, |p| p.1) >= points.first().map_or(0.0, |p| p.1),
     };
     for pair in points.windows(2) {
         let ((x1, d1), (x2, d2)) = (pair[0], pair[1]);
@@ -233,6 +251,8 @@ mod tests {
         assert_eq!(find("noi_change", 1.25).value, Some(-0.167));
         assert_eq!(find("rate_change", 1.0).status, "always_above");
         assert_eq!(find("rate_change", 1.0).range, [0.0, 0.02]);
+        assert_eq!(find("rate_change", 1.0).label(), "above +2%", "DSCR falls as rates rise");
+        assert_eq!(find("noi_change", 1.0).label(), "-33.3%");
         assert_eq!(find("rate_change", 1.25).value, Some(0.02), "1.5 / 1.2 touches 1.25 at the end of the range");
         let tornado = &analysis.sensitivity;
         assert_eq!(tornado[0].param, "noi_change");

@@ -106,16 +106,11 @@ pub fn render(report: &SweepReport, script: &str) -> String {
                 .break_even
                 .iter()
                 .map(|b| {
-                    let value = match (b.value, b.status) {
-                        (Some(v), _) => format!("{:+.1}%", v * 100.0),
-                        (None, "always_above") => format!("below {:+}", b.range[0]),
-                        (None, _) => format!("above {:+}", b.range[1]),
-                    };
                     vec![
                         (b.property_name.clone(), None),
                         (b.param.clone(), None),
                         (format!("{:.2}", b.threshold), None),
-                        (value, None),
+                        (b.label(), None),
                     ]
                 })
                 .collect(),

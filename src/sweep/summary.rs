@@ -71,6 +71,28 @@ pub fn property_name(row: &serde_json::Map<String, Value>) -> Option<&str> {
     NAME_KEYS.iter().find_map(|k| row.get(*k).and_then(Value::as_str))
 }
 
+/// The columns of a flat table of `outcomes` (CSV, spreadsheet): the parameter names,
+/// then the result-row fields that are not parameters, each in first-seen order.
+pub fn columns(outcomes: &[ScenarioOutcome]) -> (Vec<String>, Vec<String>) {
+    let mut param_keys: Vec<String> = Vec::new();
+    let mut row_keys: Vec<String> = Vec::new();
+    for outcome in outcomes {
+        for key in outcome.params.keys() {
+            if !param_keys.contains(key) {
+                param_keys.push(key.clone());
+            }
+        }
+        for row in rows(outcome) {
+            for key in row.keys() {
+                if !row_keys.contains(key) && !param_keys.contains(key) {
+                    row_keys.push(key.clone());
+                }
+            }
+        }
+    }
+    (param_keys, row_keys)
+}
+
 /// Adds up `outcomes`.
 pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
     let mut failures = BTreeMap::new();

@@ -7,7 +7,7 @@ use rust_xlsxwriter::{Color, Format, Workbook, Worksheet, XlsxError};
 use serde_json::Value;
 
 use super::SweepReport;
-use super::summary::rows;
+use super::summary::{columns, rows};
 use crate::report::dscr_colour;
 use crate::scenario::ScenarioStatus;
 
@@ -61,16 +61,7 @@ pub fn write(report: &SweepReport, path: &Path) -> Result<(), XlsxError> {
     sheet.set_column_width(3, 34)?;
 
     let sheet = workbook.add_worksheet().set_name("Scenarios")?;
-    let mut param_keys: Vec<String> = Vec::new();
-    let mut row_keys: Vec<String> = Vec::new();
-    for scenario in &report.scenarios {
-        param_keys.extend(scenario.params.keys().filter(|k| !param_keys.contains(k)).cloned().collect::<Vec<_>>());
-        for r in rows(scenario) {
-            row_keys.extend(
-                r.keys().filter(|k| !row_keys.contains(k) && !param_keys.contains(k)).cloned().collect::<Vec<_>>(),
-            );
-        }
-    }
+    let (param_keys, row_keys) = columns(&report.scenarios);
     let titles: Vec<&str> = ["scenario", "status", "error"]
         .into_iter()
         .chain(param_keys.iter().map(String::as_str))
