@@ -34,3 +34,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     })
 }
+
+/// A folder for short-lived files of this process's commands (removed by whoever creates
+/// entries in it).
+pub fn scratch_dir(cache_root: &Path) -> PathBuf {
+    cache_root.join("scratch")
+}

@@ -3,17 +3,34 @@
 //!
 //! The stages, each depending only on the ones before it: `job` and `outcome` are the
 //! shared types; `python_wasm` provides the pinned interpreter; `sandbox` runs jobs in
-//! it behind the `executor::Executor` trait; `cli` is the command line on top.
+//! it behind the `executor::Executor` trait; `validate` checks a script before it runs;
+//! `cli` is the command line on top.
+//!
+//! Everything but `validate` sits behind the default `engine` feature, so the validator
+//! builds alone (for the fuzz target) without wasmtime or the database drivers.
 
+#[cfg(feature = "engine")]
 pub mod cache;
+#[cfg(feature = "engine")]
 pub mod cli;
+#[cfg(feature = "engine")]
 pub mod db;
+#[cfg(feature = "engine")]
 pub mod executor;
+#[cfg(feature = "engine")]
 pub mod guest_db;
+#[cfg(feature = "engine")]
 pub mod job;
+#[cfg(feature = "engine")]
 pub mod outcome;
+#[cfg(feature = "engine")]
 pub mod python_wasm;
+#[cfg(feature = "engine")]
 pub mod report;
+#[cfg(feature = "engine")]
 pub mod sandbox;
+#[cfg(feature = "engine")]
 pub mod scenario;
+#[cfg(feature = "engine")]
 pub mod sweep;
+pub mod validate;

@@ -2,6 +2,7 @@
 //! the library's types and hands them to the stage that does the work.
 
 mod capability;
+mod check;
 mod db;
 mod exec;
 mod render;
@@ -65,6 +66,22 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Sweep(sweep::SweepArgs),
 
+    /// Check a script before it runs: security rules, SQL against the schema, a score.
+    ///
+    /// Prints findings like a linter (file:line:col code message, with the source line and
+    /// a hint), then the verdict (pass / warn / reject), the score (from 1, each finding
+    /// lowers it; under --threshold rejects) and the backend the script needs (wasi, or
+    /// docker with the packages to install). SQL literals passed to `metaexec.db.query`
+    /// are checked against the tables of --db (else DATABASE_URL, else the demo).
+    /// Exit code 1 on reject.
+    ///
+    /// Examples:
+    ///   metaexec check examples/portfolio.py
+    ///   metaexec check generated.py --json --db postgres://me@localhost/prod
+    ///   metaexec check --rules
+    #[command(verbatim_doc_comment)]
+    Check(check::CheckArgs),
+
     /// Manage the pinned WASI CPython runtime.
     #[command(subcommand)]
     Runtime(runtime::RuntimeCommand),
@@ -91,6 +108,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Exec(args) => exec::run(args, cache_root),
         Command::Sweep(args) => sweep::run(args, cache_root),
+        Command::Check(args) => check::run(args, cache_root),
         Command::Runtime(command) => runtime::run(command, &cache_root),
         Command::Db(command) => db::run(command, &cache_root),
     };

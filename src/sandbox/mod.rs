@@ -9,6 +9,7 @@
 
 mod channel;
 mod classify;
+mod compile_check;
 mod engine;
 mod guest_lib;
 mod limiter;
@@ -26,6 +27,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 pub use channel::{CapturedStream, LogSink};
+pub use compile_check::CompileCheck;
 pub use engine::EngineError;
 
 use crate::executor::Executor;

@@ -13,3 +13,4 @@ mod library;
 mod limits;
 mod pg;
 mod sweep;
+mod validate;

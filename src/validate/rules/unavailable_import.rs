@@ -1,0 +1,79 @@
+//! MX009 unavailable-import: an import the chosen backend cannot satisfy.
+//!
+//! What: in the WASI sandbox, standard modules its CPython build lacks (`tkinter`,
+//! `curses`, `multiprocessing`, `lzma`, `readline`, …) and, when the sandbox was
+//! requested explicitly, any third-party package. (With the automatic choice,
+//! third-party packages send the script to Docker instead.) Modules another rule already
+//! forbids (`ctypes`, `subprocess`, `ssl`, …) are left to that rule.
+//!
+//! Why: the script would stop at its first line with `ModuleNotFoundError`; saying so
+//! before it runs lets the model pick another approach.
+//!
+//! Example: `import multiprocessing` is reported for the WASI backend.
+
+use super::{Context, Hit, Rule};
+use crate::validate::Severity;
+use crate::validate::backend::{Backend, available_in_wasi, is_stdlib};
+
+/// The rule.
+pub const RULE: Rule = Rule {
+    code: "MX009",
+    name: "unavailable-import",
+    severity: Severity::Error,
+    penalty: 0.2,
+    summary: "imports the chosen backend does not have",
+    check,
+};
+
+/// Modules whose import another rule reports.
+const FORBIDDEN_ELSEWHERE: &[&str] = &[
+    "ctypes",
+    "_ctypes",
+    "cffi",
+    "mmap",
+    "subprocess",
+    "pty",
+    "socket",
+    "socketserver",
+    "ssl",
+    "urllib",
+    "http",
+    "ftplib",
+    "smtplib",
+    "poplib",
+    "imaplib",
+    "nntplib",
+    "telnetlib",
+    "xmlrpc",
+    "requests",
+    "httpx",
+    "aiohttp",
+    "urllib3",
+    "websocket",
+    "websockets",
+    "importlib",
+];
+
+fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
+    if cx.backend.backend != Backend::Wasi {
+        return;
+    }
+    for import in &cx.semantic.imports {
+        let missing =
+            import.top_level_modules().into_iter().find(|m| !available_in_wasi(m) && !FORBIDDEN_ELSEWHERE.contains(m));
+        if let Some(module) = missing {
+            let (message, hint) = if is_stdlib(module) {
+                (
+                    format!("`{module}` is not available in the WASI runtime's Python"),
+                    "use another standard module, or run the script with the Docker backend",
+                )
+            } else {
+                (
+                    format!("`{module}` is not installed in the WASI runtime (standard library and `metaexec` only)"),
+                    "use the standard library and `metaexec`, or run the script with the Docker backend",
+                )
+            };
+            out.push(Hit::new(import.span(), message, Some(hint)));
+        }
+    }
+}
