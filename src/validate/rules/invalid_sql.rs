@@ -25,7 +25,7 @@ pub const RULE: Rule = Rule {
 
 fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
     for query in literal_queries(cx) {
-        if let Err(message) = &query.refs {
+        if let Err(message) = query.refs {
             out.push(Hit::new(
                 query.call.expr.span,
                 format!("the SQL does not parse: {message}"),

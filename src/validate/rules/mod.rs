@@ -6,6 +6,7 @@ use super::Severity;
 use super::ast::{Expr, ExprKind, Keyword, Span, Stmt};
 use super::backend::BackendChoice;
 use super::semantic::Semantic;
+use super::sql::References;
 use super::tables::Tables;
 
 mod dunder_escape;
@@ -128,6 +129,8 @@ pub struct Context<'a> {
     pub tables: Option<&'a Tables>,
     /// The backend the script will run in.
     pub backend: &'a BackendChoice,
+    /// The literal SQL of query calls (by index into `calls`), parsed on first use.
+    pub(crate) literal_sql: std::cell::OnceCell<Vec<(usize, Result<References, String>)>>,
 }
 
 impl<'a> Context<'a> {
@@ -148,7 +151,7 @@ impl<'a> Context<'a> {
                 _ => None,
             })
             .collect();
-        Context { semantic, statements, expressions, calls, tables, backend }
+        Context { semantic, statements, expressions, calls, tables, backend, literal_sql: Default::default() }
     }
 
     /// Calls whose callee is one of `names` (qualified), with the name matched.
@@ -157,11 +160,6 @@ impl<'a> Context<'a> {
             let callee = call.callee.as_deref()?;
             names.iter().find(|n| **n == callee).map(|n| (call, *n))
         })
-    }
-
-    /// The calls of `metaexec.db.query`/`query_one`, with their SQL argument.
-    pub fn db_queries(&self) -> impl Iterator<Item = (&Call<'a>, &'a Expr)> + '_ {
-        self.calls_to(DB_QUERY_FUNCTIONS).filter_map(|(call, _)| call.arg(0, "sql").map(|sql| (call, sql)))
     }
 }
 

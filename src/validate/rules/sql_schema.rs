@@ -1,5 +1,5 @@
 //! The SQL a script passes to `metaexec.db.query` as a literal (or through a variable
-//! assigned one literal), parsed once for the three SQL rules.
+//! assigned one literal), parsed once per script for the three SQL rules.
 
 use super::{Call, Context};
 use crate::validate::sql::{References, references};
@@ -9,15 +9,18 @@ pub struct LiteralQuery<'c, 'a> {
     /// The call.
     pub call: &'c Call<'a>,
     /// What the SQL refers to, or the parser's complaint.
-    pub refs: Result<References, String>,
+    pub refs: &'c Result<References, String>,
 }
 
 /// Every query call whose SQL the script spells out.
 pub fn literal_queries<'c, 'a>(cx: &'c Context<'a>) -> Vec<LiteralQuery<'c, 'a>> {
-    cx.db_queries()
-        .filter_map(|(call, sql)| {
-            let sql = cx.semantic.static_string(sql)?;
-            Some(LiteralQuery { call, refs: references(&sql) })
-        })
-        .collect()
+    let parsed = cx.literal_sql.get_or_init(|| {
+        cx.calls
+            .iter()
+            .enumerate()
+            .filter(|(_, call)| call.callee.as_deref().is_some_and(|c| super::DB_QUERY_FUNCTIONS.contains(&c)))
+            .filter_map(|(i, call)| Some((i, references(&cx.semantic.static_string(call.arg(0, "sql")?)?))))
+            .collect()
+    });
+    parsed.iter().map(|(i, refs)| LiteralQuery { call: &cx.calls[*i], refs }).collect()
 }

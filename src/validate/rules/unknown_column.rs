@@ -32,7 +32,7 @@ pub const RULE: Rule = Rule {
 fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
     let Some(tables) = cx.tables else { return };
     for query in literal_queries(cx) {
-        let Ok(refs) = &query.refs else { continue };
+        let Ok(refs) = query.refs else { continue };
         let mut seen: Vec<(Option<String>, String)> = Vec::new();
         for column in &refs.columns {
             let key = (column.qualifier.clone(), column.name.to_ascii_lowercase());

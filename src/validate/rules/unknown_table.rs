@@ -27,7 +27,7 @@ pub const RULE: Rule = Rule {
 fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
     let Some(tables) = cx.tables else { return };
     for query in literal_queries(cx) {
-        let Ok(refs) = &query.refs else { continue };
+        let Ok(refs) = query.refs else { continue };
         let mut seen = Vec::new();
         for table in refs.tables.iter().filter(|t| tables.find(&t.name).is_none()) {
             if seen.contains(&table.name) {
