@@ -257,18 +257,19 @@ impl Module {
         }
         out
     }
+}
 
-    /// Every expression, nested ones included, parents before children. Iterative, so a
-    /// deeply nested expression cannot overflow the stack here.
-    pub fn expressions(&self) -> Vec<&Expr> {
-        let mut out = Vec::new();
-        for stmt in self.statements() {
-            let mut stack: Vec<&Expr> = stmt.exprs().into_iter().rev().collect();
-            while let Some(expr) = stack.pop() {
-                out.push(expr);
-                stack.extend(expr.children().into_iter().rev());
-            }
+/// Every expression of `statements` (as [`Module::statements`] lists them), nested ones
+/// included, parents before children. Iterative, so a deeply nested expression cannot
+/// overflow the stack here.
+pub fn expressions<'a>(statements: &[&'a Stmt]) -> Vec<&'a Expr> {
+    let mut out = Vec::new();
+    for stmt in statements {
+        let mut stack: Vec<&Expr> = stmt.exprs().into_iter().rev().collect();
+        while let Some(expr) = stack.pop() {
+            out.push(expr);
+            stack.extend(expr.children().into_iter().rev());
         }
-        out
     }
+    out
 }

@@ -366,7 +366,11 @@ fn distribution(import: &str) -> String {
 }
 
 /// Chooses the backend for a script from its imports and calls.
-pub fn choose(semantic: &Semantic<'_>, callees: &[String], request: BackendRequest) -> BackendChoice {
+pub fn choose<'c>(
+    semantic: &Semantic<'_>,
+    callees: impl IntoIterator<Item = &'c str>,
+    request: BackendRequest,
+) -> BackendChoice {
     let mut third_party: Vec<&str> = Vec::new();
     let mut web: Vec<&str> = Vec::new();
     for import in &semantic.imports {
@@ -379,7 +383,7 @@ pub fn choose(semantic: &Semantic<'_>, callees: &[String], request: BackendReque
             }
         }
     }
-    let serve_call = callees.iter().find(|c| SERVE_CALLS.iter().any(|s| c.rsplit('.').next() == Some(*s)));
+    let serve_call = callees.into_iter().find(|c| SERVE_CALLS.iter().any(|s| c.rsplit('.').next() == Some(*s)));
     let serves_web = !web.is_empty() || serve_call.is_some();
     let mut packages: Vec<String> = third_party.iter().map(|m| distribution(m)).collect();
     packages.sort();
@@ -387,7 +391,7 @@ pub fn choose(semantic: &Semantic<'_>, callees: &[String], request: BackendReque
         BackendRequest::Wasi => (Backend::Wasi, "the WASI sandbox was requested".to_string()),
         BackendRequest::Docker => (Backend::Docker, "Docker was requested".to_string()),
         BackendRequest::Auto if serves_web => {
-            let what = web.first().map_or_else(|| serve_call.cloned().unwrap_or_default(), |m| m.to_string());
+            let what = web.first().map_or_else(|| serve_call.unwrap_or_default().to_string(), |m| m.to_string());
             (Backend::Docker, format!("it serves a web application (`{what}`), which must keep running"))
         }
         BackendRequest::Auto if !third_party.is_empty() => {

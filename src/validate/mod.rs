@@ -253,17 +253,15 @@ fn validate_here(source: &str, options: &Options<'_>) -> Report {
         },
     };
     let statements = module.statements();
-    let expressions = module.expressions();
+    let expressions = ast::expressions(&statements);
     let semantic = semantic::Semantic::new(&statements);
-    let callees: Vec<String> = expressions.iter().filter_map(|e| semantic.callee(e)).collect();
-    let choice = backend::choose(&semantic, &callees, options.backend);
-    let cx = Context::new(semantic, statements, expressions, options.tables, &choice);
+    let cx = Context::new(semantic, statements, expressions, options.tables, options.backend);
     for rule in RULES {
         let mut hits = Vec::new();
         (rule.check)(&cx, &mut hits);
         findings.extend(hits.into_iter().map(|hit| finding(rule, hit, &index)));
     }
-    finish(options, syntax, choice, findings)
+    finish(options, syntax, cx.backend, findings)
 }
 
 /// The parser failed where CPython did not: set the unreadable lines aside (each replaced

@@ -114,25 +114,9 @@ impl Lower {
                 };
                 StmtKind::Assign { targets: vec![target], value }
             }
-            S::FunctionDef(s) => {
-                let mut exprs: Vec<&py::Expr> = s.decorator_list.iter().collect();
-                Self::arguments(&s.args, &mut exprs);
-                exprs.extend(s.returns.as_deref());
-                StmtKind::FunctionDef {
-                    name: s.name.to_string(),
-                    exprs: self.exprs(exprs)?,
-                    body: self.stmts(&s.body)?,
-                }
-            }
+            S::FunctionDef(s) => self.function(&s.name, &s.decorator_list, &s.args, s.returns.as_deref(), &s.body)?,
             S::AsyncFunctionDef(s) => {
-                let mut exprs: Vec<&py::Expr> = s.decorator_list.iter().collect();
-                Self::arguments(&s.args, &mut exprs);
-                exprs.extend(s.returns.as_deref());
-                StmtKind::FunctionDef {
-                    name: s.name.to_string(),
-                    exprs: self.exprs(exprs)?,
-                    body: self.stmts(&s.body)?,
-                }
+                self.function(&s.name, &s.decorator_list, &s.args, s.returns.as_deref(), &s.body)?
             }
             S::ClassDef(s) => {
                 let exprs = s.decorator_list.iter().chain(&s.bases).chain(s.keywords.iter().map(|k| &k.value));
@@ -164,6 +148,21 @@ impl Lower {
                 StmtKind::Other { exprs: Vec::new(), bodies: Vec::new() }
             }
         })
+    }
+
+    /// A `def` or `async def`: decorators, parameter defaults and annotations, then the body.
+    fn function(
+        &mut self,
+        name: &str,
+        decorators: &[py::Expr],
+        args: &py::Arguments,
+        returns: Option<&py::Expr>,
+        body: &[py::Stmt],
+    ) -> Result<StmtKind, SyntaxError> {
+        let mut exprs: Vec<&py::Expr> = decorators.iter().collect();
+        Self::arguments(args, &mut exprs);
+        exprs.extend(returns);
+        Ok(StmtKind::FunctionDef { name: name.to_string(), exprs: self.exprs(exprs)?, body: self.stmts(body)? })
     }
 
     fn try_(

@@ -143,14 +143,6 @@ impl<'a> Semantic<'a> {
         }
     }
 
-    /// The qualified name of a call's callee.
-    pub fn callee(&self, expr: &Expr) -> Option<String> {
-        match &expr.kind {
-            ExprKind::Call { func, .. } => self.qualified_name(func),
-            _ => None,
-        }
-    }
-
     /// Whether a name was bound by an import (so it stands for a module or an object
     /// from one).
     pub fn is_imported(&self, name: &str) -> bool {

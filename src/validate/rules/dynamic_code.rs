@@ -27,10 +27,12 @@ pub const RULE: Rule = Rule {
 
 /// Functions that run or load code from a value.
 pub const DYNAMIC: &[&str] = &["eval", "exec", "compile", "__import__"];
+/// The modules this rule reports on import.
+pub(super) const MODULES: &[&str] = &["importlib"];
 const HINT: Option<&str> = Some("compute the value directly; import modules with a plain `import` statement");
 
 fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
-    for (import, _) in find_import(&cx.semantic.imports, &["importlib"]) {
+    for (import, _) in find_import(&cx.semantic.imports, MODULES) {
         out.push(Hit::new(import.span(), "`importlib` loads modules by a name computed at run time", HINT));
     }
     for expr in &cx.expressions {

@@ -4,7 +4,7 @@
 
 use super::Severity;
 use super::ast::{Expr, ExprKind, Keyword, Span, Stmt};
-use super::backend::BackendChoice;
+use super::backend::{self, BackendChoice, BackendRequest};
 use super::semantic::Semantic;
 use super::sql::References;
 use super::tables::Tables;
@@ -127,8 +127,8 @@ pub struct Context<'a> {
     pub calls: Vec<Call<'a>>,
     /// The database's tables, when known.
     pub tables: Option<&'a Tables>,
-    /// The backend the script will run in.
-    pub backend: &'a BackendChoice,
+    /// The backend the script will run in, chosen from its imports and calls.
+    pub backend: BackendChoice,
     /// The literal SQL of query calls (by index into `calls`), parsed on first use.
     pub(crate) literal_sql: std::cell::OnceCell<Vec<(usize, Result<References, String>)>>,
 }
@@ -140,9 +140,9 @@ impl<'a> Context<'a> {
         statements: Vec<&'a Stmt>,
         expressions: Vec<&'a Expr>,
         tables: Option<&'a Tables>,
-        backend: &'a BackendChoice,
+        backend: BackendRequest,
     ) -> Self {
-        let calls = expressions
+        let calls: Vec<Call<'a>> = expressions
             .iter()
             .filter_map(|expr| match &expr.kind {
                 ExprKind::Call { func, args, keywords } => {
@@ -151,6 +151,7 @@ impl<'a> Context<'a> {
                 _ => None,
             })
             .collect();
+        let backend = backend::choose(&semantic, calls.iter().filter_map(|c| c.callee.as_deref()), backend);
         Context { semantic, statements, expressions, calls, tables, backend, literal_sql: Default::default() }
     }
 

@@ -22,7 +22,8 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-const MODULES: &[&str] = &["ctypes", "_ctypes", "cffi", "mmap"];
+/// The modules this rule reports on import.
+pub(super) const MODULES: &[&str] = &["ctypes", "_ctypes", "cffi", "mmap"];
 const HINT: Option<&str> = Some("use pure Python and the standard library");
 
 fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {

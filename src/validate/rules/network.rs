@@ -24,7 +24,7 @@ pub const RULE: Rule = Rule {
 };
 
 /// Network modules; `=` marks a name that matches only exactly (`urllib.parse` is fine).
-const MODULES: &[&str] = &[
+pub(super) const MODULES: &[&str] = &[
     "socket",
     "socketserver",
     "ssl",

@@ -23,7 +23,8 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-const MODULES: &[&str] = &["subprocess", "pty"];
+/// The modules this rule reports on import.
+pub(super) const MODULES: &[&str] = &["subprocess", "pty"];
 const HINT: Option<&str> = Some("do the work in Python; scripts cannot start programs");
 
 /// Whether a qualified name is one of the `os` functions that start processes.

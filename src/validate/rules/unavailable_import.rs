@@ -4,16 +4,17 @@
 //! `curses`, `multiprocessing`, `lzma`, `readline`, …) and, when the sandbox was
 //! requested explicitly, any third-party package. (With the automatic choice,
 //! third-party packages send the script to Docker instead.) Modules another rule already
-//! forbids (`ctypes`, `subprocess`, `ssl`, …) are left to that rule.
+//! forbids (`ctypes`, `subprocess`, `ssl`, …) are left to that rule: its own list decides.
 //!
 //! Why: the script would stop at its first line with `ModuleNotFoundError`; saying so
 //! before it runs lets the model pick another approach.
 //!
 //! Example: `import multiprocessing` is reported for the WASI backend.
 
-use super::{Context, Hit, Rule};
+use super::{Context, Hit, Rule, dynamic_code, native_code, network, shell_process};
 use crate::validate::Severity;
 use crate::validate::backend::{Backend, available_in_wasi, is_stdlib};
+use crate::validate::semantic::module_matches;
 
 /// The rule.
 pub const RULE: Rule = Rule {
@@ -25,42 +26,20 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-/// Modules whose import another rule reports.
-const FORBIDDEN_ELSEWHERE: &[&str] = &[
-    "ctypes",
-    "_ctypes",
-    "cffi",
-    "mmap",
-    "subprocess",
-    "pty",
-    "socket",
-    "socketserver",
-    "ssl",
-    "urllib",
-    "http",
-    "ftplib",
-    "smtplib",
-    "poplib",
-    "imaplib",
-    "nntplib",
-    "telnetlib",
-    "xmlrpc",
-    "requests",
-    "httpx",
-    "aiohttp",
-    "urllib3",
-    "websocket",
-    "websockets",
-    "importlib",
-];
+/// The module patterns of the rules that report an import themselves.
+const REPORTED_ELSEWHERE: &[&[&str]] =
+    &[dynamic_code::MODULES, shell_process::MODULES, network::MODULES, native_code::MODULES];
 
 fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
     if cx.backend.backend != Backend::Wasi {
         return;
     }
     for import in &cx.semantic.imports {
-        let missing =
-            import.top_level_modules().into_iter().find(|m| !available_in_wasi(m) && !FORBIDDEN_ELSEWHERE.contains(m));
+        let missing = import.names.iter().find_map(|name| {
+            let module = name.split('.').next().unwrap_or(name);
+            let elsewhere = REPORTED_ELSEWHERE.iter().any(|patterns| patterns.iter().any(|p| module_matches(name, p)));
+            (!available_in_wasi(module) && !elsewhere).then_some(module)
+        });
         if let Some(module) = missing {
             let (message, hint) = if is_stdlib(module) {
                 (
