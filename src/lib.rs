@@ -22,7 +22,11 @@ pub mod guest_db;
 #[cfg(feature = "engine")]
 pub mod job;
 #[cfg(feature = "engine")]
+pub mod llm;
+#[cfg(feature = "engine")]
 pub mod outcome;
+#[cfg(feature = "engine")]
+pub mod pipeline;
 #[cfg(feature = "engine")]
 pub mod python_wasm;
 #[cfg(feature = "engine")]
@@ -32,5 +36,9 @@ pub mod sandbox;
 #[cfg(feature = "engine")]
 pub mod scenario;
 #[cfg(feature = "engine")]
+pub mod store;
+#[cfg(feature = "engine")]
 pub mod sweep;
+#[cfg(feature = "engine")]
+pub mod task;
 pub mod validate;

@@ -6,6 +6,7 @@ mod check;
 mod db;
 mod exec;
 mod render;
+mod run;
 mod runtime;
 mod script;
 mod sweep;
@@ -41,6 +42,25 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Answer a request in plain English: plan, write a script, check it, run it.
+    ///
+    /// With a model (--llm-url / --model, METAEXEC_LLM_URL / METAEXEC_MODEL, or an [llm]
+    /// table in ~/.config/metaexec/config.toml) the model plans and writes the script, and
+    /// the validator's findings or the script's traceback go back to it for repair. Without
+    /// one, the offline planner answers the portfolio requests the guest library covers:
+    /// DSCR reviews, named properties, properties at risk, stress tests and scenarios,
+    /// cap rate / debt yield / LTV, CSV and XLSX exports. Everything about the run (plan,
+    /// prompts and answers, scripts, validation, outcome, exports) is kept in
+    /// runs/<timestamp>-<request>/; model answers are cached, so a re-run costs no model time.
+    ///
+    /// Examples:
+    ///   metaexec run "calculate DSCR for every property and show a 10/20/30% NOI stress test"
+    ///   metaexec run "which assets are at risk, DSCR below 1.3?" --xlsx
+    ///   metaexec run "DSCR for Orlando Fashion Square" --db postgres://me@localhost/prod --json
+    ///   metaexec run "rank properties by debt yield" --llm-url http://localhost:1234/v1 --model qwen2.5-coder-7b
+    #[command(verbatim_doc_comment)]
+    Run(run::RunArgs),
+
     /// Run a Python script in the sandbox.
     ///
     /// Examples:
@@ -106,6 +126,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let cache_root = cli.cache_dir.clone().unwrap_or_else(crate::cache::cache_dir);
     let code = match cli.command {
+        Command::Run(args) => run::run(args, cache_root),
         Command::Exec(args) => exec::run(args, cache_root),
         Command::Sweep(args) => sweep::run(args, cache_root),
         Command::Check(args) => check::run(args, cache_root),

@@ -1,0 +1,312 @@
+//! `metaexec run "<request>"`: the whole pipeline from a sentence to results, with a line of
+//! progress per stage on stderr and the result tables on stdout.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::capability::CapabilityArgs;
+use super::db::DbArgs;
+use super::render;
+use crate::job::{self, Limits};
+use crate::llm::config::{self, Environment, Overrides};
+use crate::outcome::{ErrorKind, OutcomeError};
+use crate::pipeline::{self, Event, PipelineOptions, RunRecord, Stage};
+use crate::task::ExportFormat;
+use crate::validate::Report;
+
+/// Arguments of `metaexec run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What you want, in plain English (quoted, or as the rest of the line).
+    #[arg(value_name = "REQUEST", required = true, num_args = 1..)]
+    pub request: Vec<String>,
+
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+
+    /// The OpenAI-compatible server's base URL (LM Studio: http://localhost:1234/v1,
+    /// Ollama: http://localhost:11434/v1) [default: $METAEXEC_LLM_URL, $OPENAI_BASE_URL,
+    /// the config file; none: the offline planner].
+    #[arg(long, value_name = "URL")]
+    pub llm_url: Option<String>,
+
+    /// The model id [default: $METAEXEC_MODEL, the config file, else the server's first].
+    #[arg(long, value_name = "ID")]
+    pub model: Option<String>,
+
+    /// Use the offline planner even when a model is configured.
+    #[arg(long, conflicts_with_all = ["llm_url", "model"])]
+    pub offline: bool,
+
+    /// Sampling temperature for the model (0 to 2) [default: 0.1].
+    #[arg(long, value_name = "T")]
+    pub temperature: Option<f64>,
+
+    /// The most tokens one model answer may have [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<u32>,
+
+    /// Seconds one model request may take [default: 180].
+    #[arg(long, value_name = "SECS")]
+    pub llm_timeout: Option<f64>,
+
+    /// Ask the model afresh instead of reusing cached answers.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Rounds of repair after the first script: the validator's findings or the script's
+    /// traceback go back to the model.
+    #[arg(long, value_name = "N", default_value_t = pipeline::DEFAULT_MAX_REPAIRS)]
+    pub max_repairs: u32,
+
+    /// Run a model's script without asking first.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Print the whole run record as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also write each result table as CSV into the run folder.
+    #[arg(long)]
+    pub csv: bool,
+
+    /// Also write the result tables as one XLSX workbook into the run folder.
+    #[arg(long)]
+    pub xlsx: bool,
+
+    /// Print the script that ran.
+    #[arg(long)]
+    pub show_script: bool,
+
+    /// Where run folders are created (each run gets `<timestamp>-<request words>/`).
+    #[arg(long, value_name = "DIR", default_value = crate::store::DEFAULT_RUNS_DIR)]
+    pub runs: PathBuf,
+
+    /// Wall-clock limit of the script, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = job::DEFAULT_TIMEOUT.as_secs_f64())]
+    pub timeout: f64,
+
+    /// Memory cap of the script, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = job::DEFAULT_MEMORY_BYTES / (1024 * 1024))]
+    pub memory: u64,
+
+    /// Do not download the runtime if it is missing.
+    #[arg(long)]
+    pub no_fetch: bool,
+
+    #[command(flatten)]
+    pub capability: CapabilityArgs,
+}
+
+/// Runs the command; returns the exit code.
+pub fn run(args: RunArgs, cache_root: PathBuf) -> i32 {
+    let request = args.request.join(" ");
+    let options = match options(&args, cache_root) {
+        Ok(options) => options,
+        Err(error) => return fail(&error, args.json),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return fail(
+                &OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}")),
+                args.json,
+            );
+        }
+    };
+    let record = runtime.block_on(pipeline::run(&request, &options));
+    if args.json {
+        let text = serde_json::to_string_pretty(&record).expect("run records serialise");
+        let _ = writeln!(std::io::stdout().lock(), "{text}");
+    } else {
+        print_human(&record, args.show_script);
+    }
+    record.exit_code()
+}
+
+fn fail(error: &OutcomeError, json: bool) -> i32 {
+    if json {
+        let value = serde_json::json!({"error": error});
+        println!("{}", serde_json::to_string_pretty(&value).expect("errors serialise"));
+    } else {
+        eprintln!("error[{}]: {}", error.kind, error.message);
+        if let Some(hint) = &error.hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+    error.kind.exit_code()
+}
+
+fn usage(message: String) -> OutcomeError {
+    OutcomeError::new(ErrorKind::Usage, message)
+}
+
+fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, OutcomeError> {
+    let db = args.db.resolve(&cache_root).map_err(|e| {
+        let error = usage(e.to_string());
+        match e.hint() {
+            Some(hint) => error.with_hint(hint),
+            None => error,
+        }
+    })?;
+    let llm = if args.offline {
+        None
+    } else {
+        let overrides = Overrides {
+            url: args.llm_url.clone(),
+            model: args.model.clone(),
+            temperature: args.temperature,
+            max_tokens: args.max_tokens,
+            timeout_secs: args.llm_timeout,
+        };
+        config::resolve(&overrides, &Environment::read()).map_err(|e| usage(e.to_string()))?
+    };
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(usage(format!("--timeout must be a positive number of seconds, got `{}`", args.timeout)));
+    }
+    let mut options = PipelineOptions::new(cache_root, db, args.runs.clone());
+    options.capability = args.capability.capability()?;
+    options.llm = llm;
+    options.use_cache = !args.no_cache;
+    options.max_repairs = args.max_repairs;
+    options.limits = Limits {
+        timeout: Duration::from_secs_f64(args.timeout),
+        memory_bytes: args.memory.max(1).saturating_mul(1024 * 1024),
+        ..Limits::default()
+    };
+    options.auto_fetch = !args.no_fetch;
+    options.exports = [(args.csv, ExportFormat::Csv), (args.xlsx, ExportFormat::Xlsx)]
+        .into_iter()
+        .filter_map(|(on, format)| on.then_some(format))
+        .collect();
+    let display = Arc::new(Display::new());
+    let progress = display.clone();
+    options.progress = Arc::new(move |event| progress.event(event));
+    let logs = display.clone();
+    let quiet = args.json;
+    options.on_log = Some(Arc::new(move |line| {
+        if !quiet {
+            logs.line(&format!("  [log] {line}"));
+        }
+    }));
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !args.yes && !args.json && interactive {
+        let asker = display;
+        options.confirm = Some(Arc::new(move |script: &str, report: &Report| asker.confirm(script, report)));
+    }
+    Ok(options)
+}
+
+/// Progress on stderr: a spinner per stage on a terminal, one line per finished stage
+/// otherwise (logs, CI).
+struct Display {
+    bar: Mutex<Option<ProgressBar>>,
+    terminal: bool,
+}
+
+impl Display {
+    fn new() -> Self {
+        Self { bar: Mutex::new(None), terminal: std::io::stderr().is_terminal() }
+    }
+
+    fn event(&self, event: &Event) {
+        let mut bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            Event::Started { stage, round } => {
+                if self.terminal {
+                    let spinner = ProgressBar::new_spinner();
+                    spinner.set_style(
+                        ProgressStyle::with_template("{spinner} {prefix:>9} {msg} {elapsed}")
+                            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    );
+                    spinner.set_prefix(stage_label(*stage, *round));
+                    spinner.enable_steady_tick(Duration::from_millis(100));
+                    *bar = Some(spinner);
+                }
+            }
+            Event::Progress { detail, .. } => {
+                if let Some(spinner) = bar.as_ref() {
+                    spinner.set_message(detail.clone());
+                }
+            }
+            Event::Finished { stage, ms, detail, ok } => {
+                if let Some(spinner) = bar.take() {
+                    spinner.finish_and_clear();
+                }
+                let mark = if *ok { "✓" } else { "✗" };
+                eprintln!("{mark} {:>9} {detail} ({})", stage.as_str(), duration(*ms));
+            }
+        }
+    }
+
+    fn line(&self, text: &str) {
+        match self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn confirm(&self, script: &str, report: &Report) -> bool {
+        let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
+        let ask = || {
+            eprintln!("── script ({} lines, {}, score {:.2}) ──", script.lines().count(), report.verdict, report.score);
+            eprint!("{script}");
+            eprint!("Run this script in the sandbox? [Y/n] ");
+            let mut answer = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut answer);
+            !matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
+        };
+        match bar.as_ref() {
+            Some(bar) => bar.suspend(ask),
+            None => ask(),
+        }
+    }
+}
+
+fn stage_label(stage: Stage, round: u32) -> String {
+    if round > 0 { format!("{} #{round}", stage.as_str()) } else { stage.as_str().to_owned() }
+}
+
+fn duration(ms: f64) -> String {
+    if ms < 1000.0 { format!("{ms:.0} ms") } else { format!("{:.1} s", ms / 1000.0) }
+}
+
+fn print_human(record: &RunRecord, show_script: bool) {
+    if show_script && let Some(script) = record.script() {
+        eprintln!("── script.py ──\n{script}");
+    }
+    if let Some(outcome) = &record.outcome {
+        render::human(outcome);
+    }
+    for note in &record.notes {
+        eprintln!("note: {note}");
+    }
+    if let Some(error) = &record.error {
+        eprintln!("error[{}]: {}", error.kind, error.message);
+        if let Some(hint) = &error.hint {
+            eprintln!("hint: {hint}");
+        }
+    }
+    for path in &record.exports {
+        eprintln!("wrote {}", path.display());
+    }
+    let model_calls = record.model_calls.len();
+    let cached = record.model_calls.iter().filter(|c| c.cached).count();
+    let model = if model_calls == 0 {
+        String::new()
+    } else {
+        format!(" · {model_calls} model calls ({cached} cached, {})", duration(record.timings.model_ms))
+    };
+    eprintln!(
+        "run {} in {}{model} · {}",
+        if record.is_ok() { "ok" } else { "failed" },
+        duration(record.timings.total_ms),
+        record.run_dir.display()
+    );
+}

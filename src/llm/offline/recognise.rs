@@ -1,0 +1,438 @@
+//! Reading a request without a model: which family it belongs to and its parameters
+//! (property names, stress levels, thresholds, export formats), by words and numbers.
+
+use crate::task::{DEFAULT_AT_RISK_THRESHOLD, ExportFormat, Metric, Scenario, TaskKind, TaskSpec};
+
+/// Words that put a request in the guest library's domain at all.
+const DOMAIN_WORDS: [&str; 17] = [
+    "dscr",
+    "debt service",
+    "coverage",
+    "noi",
+    "net operating income",
+    "portfolio",
+    "property",
+    "properties",
+    "asset",
+    "loan",
+    "cap rate",
+    "debt yield",
+    "ltv",
+    "loan-to-value",
+    "loan to value",
+    "stress",
+    "risk",
+];
+/// Endings a keyword may carry and still count (`decrease` matches `decreases`).
+const SUFFIXES: [&str; 7] = ["s", "es", "ed", "d", "ing", "ion", "ions"];
+
+/// What the offline planner understands, for the error an unrecognised request gets.
+pub const UNDERSTOOD: &str = concat!(
+    "  - a DSCR review of the whole portfolio (\"calculate DSCR for every property with a portfolio summary\")\n",
+    "  - DSCR of named properties (\"DSCR for Orlando Fashion Square\")\n",
+    "  - the properties at risk (\"which assets are at risk\", \"DSCR below 1.3\")\n",
+    "  - stress tests and scenarios (\"10/20/30% NOI stress test\", \"base, optimistic and pessimistic\",\n",
+    "    \"10% revenue decrease\", \"rates up 100 bp\")\n",
+    "  - cap rate, debt yield and LTV summaries\n",
+    "  - exports to CSV or XLSX",
+);
+
+/// Reads `request`; `properties` are the names in the database, for matching entities.
+/// `None` when the request is outside what the offline planner covers.
+pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
+    let text = normalise(request);
+    let has = |w: &str| find_word(&text, w).is_some();
+    let entities = match_properties(&text, properties);
+    if !DOMAIN_WORDS.iter().any(|w| has(w)) && entities.is_empty() {
+        return None;
+    }
+    let mut spec = TaskSpec { goal: goal(request), entities, ..TaskSpec::default() };
+    spec.metrics.push(Metric::Dscr);
+    if has("cap rate") || has("capitalization rate") {
+        spec.metrics.push(Metric::CapRate);
+    }
+    if has("debt yield") {
+        spec.metrics.push(Metric::DebtYield);
+    }
+    if has("ltv") || has("loan-to-value") || has("loan to value") {
+        spec.metrics.push(Metric::Ltv);
+    }
+    spec.scenarios = scenarios(&text);
+    spec.wants_simulations = !spec.scenarios.is_empty()
+        || ["simulate", "simulation", "what-if", "what if", "monte carlo"].iter().any(|w| has(w));
+    spec.wants_web = ["website", "web app", "web interface", "web page", "dashboard", "webpage"].iter().any(|w| has(w));
+    if has("csv") {
+        spec.exports.push(ExportFormat::Csv);
+    }
+    if has("xlsx") || has("excel") || has("spreadsheet") || has("workbook") {
+        spec.exports.push(ExportFormat::Xlsx);
+    }
+    if spec.exports.is_empty() && has("export") {
+        spec.exports.push(ExportFormat::Csv);
+    }
+    let at_risk =
+        has("at risk") || has("at-risk") || has("risky") || has("weak") || has("struggling") || has("watch list");
+    spec.threshold = threshold(&text).or(at_risk.then_some(DEFAULT_AT_RISK_THRESHOLD));
+    spec.task_kind = if !spec.entities.is_empty() {
+        TaskKind::PropertyReview
+    } else if !spec.scenarios.is_empty() {
+        TaskKind::StressTest
+    } else if spec.threshold.is_some() {
+        TaskKind::AtRisk
+    } else if spec.metrics.len() > 1 {
+        TaskKind::MetricsSummary
+    } else if !spec.exports.is_empty() && !has("dscr") && !has("coverage") {
+        TaskKind::Export
+    } else {
+        TaskKind::PortfolioReview
+    };
+    spec.steps = steps(&spec);
+    Some(spec)
+}
+
+/// Lower case, one space between words, typographic dashes and quotes made plain.
+fn normalise(request: &str) -> String {
+    let mapped: String = request
+        .chars()
+        .map(|c| match c {
+            '–' | '—' | '−' => '-',
+            '’' | '‘' => '\'',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    mapped.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn goal(request: &str) -> String {
+    let one_line = request.split_whitespace().collect::<Vec<_>>().join(" ");
+    match one_line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &one_line[..cut]),
+        None => one_line,
+    }
+}
+
+/// Property names the request mentions: whole names first; else a name's distinctive
+/// leading words (two or more) when no other property starts with them.
+fn match_properties(text: &str, properties: &[String]) -> Vec<String> {
+    let mut found: Vec<String> = properties.iter().filter(|p| contains_words(text, &normalise(p))).cloned().collect();
+    if found.is_empty() {
+        for p in properties {
+            let words: Vec<String> = normalise(p).split(' ').map(str::to_owned).collect();
+            for len in (2..words.len()).rev() {
+                let prefix = words[..len].join(" ");
+                let unique = properties.iter().filter(|o| normalise(o).starts_with(&prefix)).count() == 1;
+                if unique && contains_words(text, &prefix) {
+                    found.push(p.clone());
+                    break;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Where `word` first occurs in `text` as a word of its own, or with one of `SUFFIXES`.
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    text.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = text[..at].chars().next_back();
+        let rest = &text[at + word.len()..];
+        let ends = |tail: &str| !tail.chars().next().is_some_and(char::is_alphanumeric);
+        !before.is_some_and(char::is_alphanumeric)
+            && (ends(rest) || SUFFIXES.iter().any(|s| rest.strip_prefix(s).is_some_and(ends)))
+    })
+}
+
+/// Whether `needle` occurs in `text` on word boundaries.
+fn contains_words(text: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    text.match_indices(needle).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + needle.len()..].chars().next();
+        !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    })
+}
+
+/// A number in the text and where it ends.
+struct Number {
+    value: f64,
+    end: usize,
+    percent: bool,
+    /// Written with a decimal point or an `x` (`1.25`, `1.2x`): how ratios are written.
+    ratio_like: bool,
+}
+
+fn numbers(text: &str) -> Vec<Number> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts =
+            bytes[i].is_ascii_digit() || (bytes[i] == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit));
+        if !starts || (i > 0 && (bytes[i - 1].is_ascii_alphabetic() || bytes[i - 1] == b'.')) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.') {
+            i += 1;
+        }
+        let literal = text[start..i].trim_end_matches('.');
+        let Ok(value) = literal.parse::<f64>() else { continue };
+        let rest = text[i..].trim_start();
+        let percent = rest.starts_with('%') || rest.starts_with("percent") || rest.starts_with("pct");
+        let basis_points = rest.starts_with("bp") || rest.starts_with("basis point");
+        let value = if basis_points { value / 100.0 } else { value };
+        let ratio_like = literal.contains('.') || rest.starts_with('x');
+        out.push(Number { value, end: i, percent: percent || basis_points, ratio_like });
+    }
+    out
+}
+
+/// Which figure a shock applies to, from the words around a percentage.
+fn shock_target(context: &str) -> Option<&'static str> {
+    let find = |words: &[&str]| words.iter().filter_map(|w| find_word(context, w)).min();
+    let candidates = [
+        ("noi_change", find(&["noi", "net operating income"])),
+        ("revenue_change", find(&["revenue", "income", "rent", "rental income"])),
+        ("expense_change", find(&["expense", "opex", "cost", "operating expense"])),
+        ("vacancy_change", find(&["vacancy", "occupancy"])),
+        ("rate_change", find(&["interest rate", "rate", "bp", "basis point"])),
+    ];
+    candidates.into_iter().filter_map(|(k, at)| at.map(|at| (k, at))).min_by_key(|(_, at)| *at).map(|(k, _)| k)
+}
+
+fn direction(context: &str) -> Option<f64> {
+    const DOWN: [&str; 11] =
+        ["decrease", "decline", "drop", "down", "fall", "reduce", "reduction", "lower", "cut", "loss", "shrink"];
+    const UP: [&str; 8] = ["increase", "rise", "up", "higher", "grow", "growth", "more", "hike"];
+    let first = |words: &[&str]| words.iter().filter_map(|w| find_word(context, w)).min();
+    match (first(&DOWN), first(&UP)) {
+        (Some(d), Some(u)) => Some(if d <= u { -1.0 } else { 1.0 }),
+        (Some(_), None) => Some(-1.0),
+        (None, Some(_)) => Some(1.0),
+        (None, None) => None,
+    }
+}
+
+/// The scenarios a request asks for: the named set (base/optimistic/pessimistic), and
+/// percentage shocks ("10/20/30% NOI stress", "10% revenue decrease", "rates up 100 bp").
+fn scenarios(text: &str) -> Vec<Scenario> {
+    let mut out: Vec<Scenario> = Vec::new();
+    let named = find_word(text, "optimistic").is_some() || find_word(text, "pessimistic").is_some();
+    let mut shocks: Vec<(&'static str, f64)> = Vec::new();
+    let nums = numbers(text);
+    for (i, n) in nums.iter().enumerate() {
+        // "10/20/30%" and "10, 20 and 30%": the percent sign belongs to the last number of
+        // a list, so a number is a percentage when a later listed one is.
+        let listed_percent = n.percent
+            || nums[i + 1..]
+                .iter()
+                .take_while(|m| text[n.end..m.end].chars().all(|c| c.is_ascii_digit() || " /,.-andor".contains(c)))
+                .any(|m| m.percent);
+        if !listed_percent || n.value == 0.0 || n.value > 100.0 {
+            continue;
+        }
+        let window_end = text[n.end..].char_indices().nth(60).map_or(text.len(), |(at, _)| n.end + at);
+        let window_start = text[..n.end].char_indices().rev().nth(60).map_or(0, |(at, _)| at);
+        let after = &text[n.end..window_end];
+        let around = &text[window_start..window_end];
+        let Some(target) = shock_target(after).or_else(|| shock_target(around)) else { continue };
+        let stress = find_word(text, "stress").is_some();
+        let sign = direction(after).or_else(|| direction(around)).unwrap_or(if stress { -1.0 } else { 0.0 });
+        if sign == 0.0 {
+            continue;
+        }
+        let mut change = sign * n.value / 100.0;
+        if target == "rate_change" && !after.trim_start().starts_with('%') && n.value >= 10.0 && !n.percent {
+            change = sign * n.value / 10_000.0;
+        }
+        let change = (change * 1e10).round() / 1e10;
+        if !shocks.contains(&(target, change)) {
+            shocks.push((target, change));
+        }
+    }
+    let wants_base = named || !shocks.is_empty();
+    if wants_base {
+        out.push(Scenario { name: "base".into(), ..Scenario::default() });
+    }
+    if named {
+        out.push(Scenario { name: "optimistic".into(), revenue_change: 0.1, ..Scenario::default() });
+        out.push(Scenario { name: "pessimistic".into(), revenue_change: -0.1, ..Scenario::default() });
+        shocks.retain(|&(target, change)| !(target == "revenue_change" && change.abs() == 0.1));
+    }
+    for (target, change) in shocks {
+        let mut s = Scenario { name: scenario_name(target, change), ..Scenario::default() };
+        match target {
+            "noi_change" => s.noi_change = change,
+            "revenue_change" => s.revenue_change = change,
+            "expense_change" => s.expense_change = change,
+            "vacancy_change" => s.vacancy_change = change,
+            _ => s.rate_change = change,
+        }
+        out.push(s);
+    }
+    if out.len() == 1 { Vec::new() } else { out }
+}
+
+fn scenario_name(target: &str, change: f64) -> String {
+    let label = match target {
+        "noi_change" => "NOI",
+        "revenue_change" => "revenue",
+        "expense_change" => "expenses",
+        "vacancy_change" => "vacancy",
+        _ => "rate",
+    };
+    if target == "rate_change" {
+        format!("{label} {:+} bp", (change * 10_000.0).round())
+    } else {
+        let pct = change * 100.0;
+        let pct = if (pct - pct.round()).abs() < 1e-9 { format!("{:+}", pct.round()) } else { format!("{pct:+.1}") };
+        format!("{label} {pct}%")
+    }
+}
+
+/// A DSCR threshold: "below 1.3", "under 1.2x", "dscr < 1.1", "less than 1.25".
+fn threshold(text: &str) -> Option<f64> {
+    for n in numbers(text) {
+        if n.percent || !n.ratio_like || !(0.5..=3.0).contains(&n.value) {
+            continue;
+        }
+        let before: String =
+            text[..n.end].chars().rev().skip_while(|c| c.is_ascii_digit() || *c == '.').take(30).collect();
+        let before: String = before.chars().rev().collect();
+        let before = before.trim_end();
+        if ["below", "under", "<", "less than", "lower than", "beneath", "<="].iter().any(|w| before.ends_with(w)) {
+            return Some(n.value);
+        }
+    }
+    None
+}
+
+fn steps(spec: &TaskSpec) -> Vec<String> {
+    let mut steps = vec!["read each property's NOI, debt service and loan terms from the database".to_owned()];
+    if !spec.entities.is_empty() {
+        steps.push(format!("keep {}", spec.entities.join(", ")));
+    }
+    steps.push("compute DSCR = NOI / annual debt service and the lending verdict per property".into());
+    if spec.metrics.len() > 1 {
+        steps.push("compute cap rate, debt yield and LTV where the data allows".into());
+    }
+    if let Some(t) = spec.threshold {
+        steps.push(format!("list the properties with DSCR under {t}"));
+    }
+    if !spec.scenarios.is_empty() {
+        let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
+        steps.push(format!("recompute DSCR under each scenario: {}", names.join(", ")));
+    }
+    steps.push("summarise the portfolio".into());
+    if !spec.exports.is_empty() {
+        steps.push("export the tables".into());
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Vec<String> {
+        ["Orlando Fashion Square", "Orlando Vineland Premium Outlets", "West Oaks Mall", "Riverside Galleria"]
+            .map(String::from)
+            .to_vec()
+    }
+
+    fn changes(spec: &TaskSpec) -> Vec<(String, f64, f64, f64)> {
+        spec.scenarios.iter().map(|s| (s.name.clone(), s.noi_change, s.revenue_change, s.rate_change)).collect()
+    }
+
+    #[test]
+    fn the_documents_portfolio_request() {
+        let spec = recognise(
+            "I need to review the debt service coverage for our entire property portfolio. Pull all properties from \
+             the database, calculate their DSCR, show name, NOI, debt service and the ratio for each, plus a \
+             portfolio summary.",
+            &names(),
+        )
+        .unwrap();
+        assert_eq!(spec.task_kind, TaskKind::PortfolioReview);
+        assert!(spec.entities.is_empty() && spec.scenarios.is_empty() && spec.threshold.is_none());
+    }
+
+    #[test]
+    fn stress_levels_in_every_spelling() {
+        for request in [
+            "calculate DSCR for every property and show a 10/20/30% NOI stress test",
+            "DSCR with NOI decreases of 10%, 20% and 30%",
+            "stress test: NOI down 10, 20 and 30 percent",
+        ] {
+            let spec = recognise(request, &names()).unwrap();
+            assert_eq!(spec.task_kind, TaskKind::StressTest, "{request}");
+            let got: Vec<(String, f64)> = spec.scenarios.iter().map(|s| (s.name.clone(), s.noi_change)).collect();
+            assert_eq!(
+                got,
+                [("base", 0.0), ("NOI -10%", -0.1), ("NOI -20%", -0.2), ("NOI -30%", -0.3)]
+                    .map(|(n, c)| (n.to_owned(), c))
+                    .to_vec(),
+                "{request}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_documents_three_scenarios_for_one_property() {
+        let spec = recognise(
+            "Calculate DSCR for Orlando Fashion Square under 3 scenarios: base case, 10% revenue increase, and 10% revenue decrease.",
+            &names(),
+        )
+        .unwrap();
+        assert_eq!(spec.task_kind, TaskKind::PropertyReview);
+        assert_eq!(spec.entities, ["Orlando Fashion Square"]);
+        assert_eq!(
+            changes(&spec),
+            [("base", 0.0, 0.0, 0.0), ("revenue +10%", 0.0, 0.1, 0.0), ("revenue -10%", 0.0, -0.1, 0.0)]
+                .map(|(n, a, b, c)| (n.to_owned(), a, b, c))
+                .to_vec()
+        );
+        let named = recognise("base, optimistic and pessimistic scenarios for West Oaks", &names()).unwrap();
+        assert_eq!(named.entities, ["West Oaks Mall"]);
+        assert_eq!(
+            named.scenarios.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["base", "optimistic", "pessimistic"]
+        );
+    }
+
+    #[test]
+    fn rates_thresholds_metrics_and_exports() {
+        let spec = recognise("What happens to DSCR if interest rates rise 100 bp?", &names()).unwrap();
+        assert_eq!(changes(&spec)[1], ("rate +100 bp".to_owned(), 0.0, 0.0, 0.01));
+        let spec = recognise("Which assets are at risk, with DSCR below 1.3?", &names()).unwrap();
+        assert_eq!((spec.task_kind, spec.threshold), (TaskKind::AtRisk, Some(1.3)));
+        let spec = recognise("which properties are at risk?", &names()).unwrap();
+        assert_eq!(spec.threshold, Some(DEFAULT_AT_RISK_THRESHOLD));
+        let spec = recognise("Summarise cap rate, debt yield and LTV for the portfolio", &names()).unwrap();
+        assert_eq!(spec.task_kind, TaskKind::MetricsSummary);
+        assert_eq!(spec.metrics, [Metric::Dscr, Metric::CapRate, Metric::DebtYield, Metric::Ltv]);
+        let spec = recognise("Export all property financial data to an Excel spreadsheet", &names()).unwrap();
+        assert_eq!((spec.task_kind, spec.exports.as_slice()), (TaskKind::Export, [ExportFormat::Xlsx].as_slice()));
+        let spec = recognise("DSCR table as CSV and xlsx, and a dashboard", &names()).unwrap();
+        assert_eq!(spec.exports, [ExportFormat::Csv, ExportFormat::Xlsx]);
+        assert!(spec.wants_web);
+    }
+
+    #[test]
+    fn names_match_on_word_boundaries_and_unique_prefixes() {
+        assert_eq!(match_properties("dscr for orlando fashion square please", &names()), ["Orlando Fashion Square"]);
+        // "Orlando" alone is two properties: no match.
+        assert!(match_properties("dscr for orlando", &names()).is_empty());
+        assert_eq!(match_properties("how is riverside galleria doing", &names()), ["Riverside Galleria"]);
+        assert!(match_properties("the western oaks mall", &names()).is_empty());
+    }
+
+    #[test]
+    fn other_requests_are_not_guessed() {
+        assert!(recognise("Write a haiku about spring", &names()).is_none());
+        assert!(recognise("Sort these numbers: 3, 1, 2", &names()).is_none());
+    }
+}

@@ -1,0 +1,143 @@
+//! The offline planner's script: a template filled with the plan's parameters and the
+//! per-property query, written against the guest library like a model's script would be.
+
+use std::sync::OnceLock;
+
+use minijinja::{Environment, context};
+
+use super::query::PortfolioQuery;
+use crate::task::{Metric, TaskSpec};
+
+const TEMPLATE: &str = include_str!("script.py.j2");
+
+/// The script for `spec`, reading with `query`.
+pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    let env = ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        env.add_template("script", TEMPLATE).expect("the offline script template parses");
+        env
+    });
+    let mut columns = vec!["property_name", "noi", "annual_debt_service", "dscr", "verdict"];
+    let mut missing = Vec::new();
+    for metric in &spec.metrics {
+        let key = match metric {
+            Metric::Dscr => continue,
+            Metric::CapRate => "cap_rate",
+            Metric::DebtYield => "debt_yield",
+            Metric::Ltv => "ltv",
+        };
+        columns.push(key);
+        missing.push(key);
+    }
+    let scenarios: Vec<String> = spec
+        .scenarios
+        .iter()
+        .map(|s| {
+            let mut fields = vec![format!("\"name\": {}", py_str(&s.name))];
+            for (key, value) in [
+                ("noi_change", s.noi_change),
+                ("revenue_change", s.revenue_change),
+                ("expense_change", s.expense_change),
+                ("vacancy_change", s.vacancy_change),
+                ("rate_change", s.rate_change),
+            ] {
+                if value != 0.0 {
+                    fields.push(format!("\"{key}\": {}", py_float(value)));
+                }
+            }
+            format!("{{{}}}", fields.join(", "))
+        })
+        .collect();
+    let joined: Vec<String> = query
+        .notes
+        .iter()
+        .filter_map(|n| n.strip_prefix('`').and_then(|n| n.split_once("` joined")).map(|(t, _)| t.to_owned()))
+        .collect();
+    let ctx = context! {
+        goal => spec.goal.replace("\"\"\"", "'''"),
+        request_lines => wrap(&request.replace("\"\"\"", "'''"), 88),
+        base_table => query.base_table,
+        joined => joined.join(", "),
+        sql_pieces => sql_pieces(&query.sql),
+        entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
+        threshold => spec.threshold.map(py_float),
+        scenarios => scenarios,
+        columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
+        missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
+    };
+    let mut text = env.get_template("script").and_then(|t| t.render(ctx)).expect("the offline script template renders");
+    text.push('\n');
+    text
+}
+
+/// A Python string literal: JSON's escaping is valid Python.
+fn py_str(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}
+
+fn py_list<S: AsRef<str>>(items: &[S]) -> String {
+    format!("[{}]", items.iter().map(|s| py_str(s.as_ref())).collect::<Vec<_>>().join(", "))
+}
+
+/// A float as Python reads it back exactly, without binary noise (`-0.1`, not `-0.1000000001`).
+fn py_float(x: f64) -> String {
+    let rounded = (x * 1e10).round() / 1e10;
+    let text = format!("{rounded}");
+    if text.contains(['.', 'e', 'i', 'N']) { text } else { format!("{text}.0") }
+}
+
+/// The SQL as adjacent Python string literals, broken before its clauses so the script
+/// reads like hand-written code.
+fn sql_pieces(sql: &str) -> Vec<String> {
+    let mut pieces = Vec::new();
+    let mut current = String::new();
+    for word in sql.split(' ') {
+        let clause = matches!(word, "FROM" | "LEFT" | "WHERE" | "ORDER") && !current.is_empty();
+        if clause || current.len() + word.len() > 80 {
+            pieces.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() || !pieces.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    pieces.push(current);
+    pieces.iter().map(|p| py_str(p)).collect()
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.len() + 1 + word.len() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_and_sql_are_python_literals() {
+        assert_eq!(
+            (py_float(-0.1), py_float(2.0), py_float(0.30000000000000004)),
+            ("-0.1".into(), "2.0".into(), "0.3".into())
+        );
+        let pieces = sql_pieces("SELECT a, b FROM t x LEFT JOIN u y ON y.id = x.id ORDER BY x.id");
+        assert_eq!(
+            pieces,
+            ["\"SELECT a, b\"", "\" FROM t x\"", "\" LEFT JOIN u y ON y.id = x.id\"", "\" ORDER BY x.id\""]
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! Results as files: each table a script reported (a list of row objects, or an object of
+//! plain values) as a CSV file, or all of them as sheets of one workbook with DSCR cells
+//! coloured with the report bands.
+
+use std::path::{Path, PathBuf};
+
+use rust_xlsxwriter::{Color, Format, Workbook};
+use serde_json::{Map, Value};
+
+use crate::report::dscr_colour;
+
+/// One table: its name, its columns and its rows of cells.
+struct Sheet<'a> {
+    name: &'a str,
+    columns: Vec<&'a str>,
+    rows: Vec<Vec<Value>>,
+}
+
+/// The tables among the results, in order; other values (text, nested data) are skipped.
+fn sheets(results: &Map<String, Value>) -> Vec<Sheet<'_>> {
+    let mut out = Vec::new();
+    for (name, value) in results {
+        match value {
+            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
+                let mut columns: Vec<&str> = Vec::new();
+                for key in items.iter().filter_map(Value::as_object).flat_map(|o| o.keys()) {
+                    if !columns.contains(&key.as_str()) {
+                        columns.push(key);
+                    }
+                }
+                let rows = items
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .map(|o| columns.iter().map(|c| o.get(*c).cloned().unwrap_or(Value::Null)).collect())
+                    .collect();
+                out.push(Sheet { name, columns, rows });
+            }
+            Value::Object(map) if !map.is_empty() && map.values().all(|v| !v.is_object() && !v.is_array()) => {
+                let rows = map.iter().map(|(k, v)| vec![Value::String(k.clone()), v.clone()]).collect();
+                out.push(Sheet { name, columns: vec!["key", "value"], rows });
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn csv_field(value: &Value) -> String {
+    let text = text(value);
+    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
+}
+
+/// Writes one CSV file per table into `dir`; returns their paths.
+pub fn write_csv(results: &Map<String, Value>, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths = Vec::new();
+    for sheet in sheets(results) {
+        let mut out = sheet.columns.join(",");
+        out.push('\n');
+        for row in &sheet.rows {
+            out.push_str(&row.iter().map(csv_field).collect::<Vec<_>>().join(","));
+            out.push('\n');
+        }
+        let path = dir.join(format!("{}.csv", file_stem(sheet.name)));
+        std::fs::write(&path, out)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}
+
+/// Writes every table as a sheet of one workbook at `path`.
+pub fn write_xlsx(results: &Map<String, Value>, path: &Path) -> Result<(), rust_xlsxwriter::XlsxError> {
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let band = |hex: &str| {
+        let rgb = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+        Format::new().set_background_color(Color::RGB(rgb)).set_font_color(Color::White).set_num_format("0.00")
+    };
+    let sheets = sheets(results);
+    for sheet in &sheets {
+        let ws = workbook.add_worksheet();
+        // Sheet names are at most 31 characters, without []:*?/\.
+        let name: String = sheet.name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
+        ws.set_name(if name.is_empty() { "results" } else { &name })?;
+        for (col, title) in sheet.columns.iter().enumerate() {
+            ws.write_string_with_format(0, col as u16, *title, &bold)?;
+        }
+        for (i, row) in sheet.rows.iter().enumerate() {
+            let r = i as u32 + 1;
+            for (col, value) in row.iter().enumerate() {
+                let c = col as u16;
+                match value {
+                    Value::Number(n) => {
+                        let x = n.as_f64().unwrap_or(f64::NAN);
+                        if sheet.columns[col].contains("dscr") {
+                            ws.write_number_with_format(r, c, x, &band(dscr_colour(x)))?;
+                        } else {
+                            ws.write_number(r, c, x)?;
+                        }
+                    }
+                    Value::Bool(b) => {
+                        ws.write_boolean(r, c, *b)?;
+                    }
+                    Value::Null => {}
+                    other => {
+                        ws.write_string(r, c, text(other))?;
+                    }
+                }
+            }
+        }
+        ws.set_column_width(0, 32)?;
+    }
+    if sheets.is_empty() {
+        workbook.add_worksheet().set_name("results")?.write_string(0, 0, "the script reported no table")?;
+    }
+    workbook.save(path)
+}
+
+fn file_stem(name: &str) -> String {
+    let stem: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    if stem.is_empty() { "results".into() } else { stem }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_become_csv_with_quoting() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = json!({
+            "result": [{"property_name": "Mall, \"A\"", "dscr": 1.5}, {"property_name": "B", "dscr": null, "note": "x"}],
+            "summary": {"properties": 2, "portfolio_dscr": 1.3},
+            "chart": {"kind": "bar", "points": [1, 2]},
+        });
+        let paths = write_csv(results.as_object().unwrap(), dir.path()).unwrap();
+        assert_eq!(paths.len(), 2, "the nested chart is not a table");
+        assert_eq!(
+            std::fs::read_to_string(&paths[0]).unwrap(),
+            "property_name,dscr,note\n\"Mall, \"\"A\"\"\",1.5,\nB,,x\n"
+        );
+        assert_eq!(std::fs::read_to_string(&paths[1]).unwrap(), "key,value\nproperties,2\nportfolio_dscr,1.3\n");
+    }
+}

@@ -1,0 +1,565 @@
+//! The request pipeline: request → analyse+plan (`TaskSpec`) → generate (script) →
+//! validate (report) → execute (outcome), with repair rounds that send the validator's
+//! findings or the script's traceback back to the model. Without a model, the offline
+//! planner plans and writes the script, and the same validate and execute stages run it.
+//! Every stage's output is kept in the `RunRecord` and written to the run's folder.
+
+pub mod export;
+mod model;
+pub mod record;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use record::{Attempt, ModelCall, Planner, RunRecord, Stage, Timings};
+
+use self::model::ModelStage;
+use crate::db::{Capability, DbProxy, DbUrl, Schema};
+use crate::guest_db::DbHandle;
+use crate::job::{Job, Limits};
+use crate::llm::offline::{self, OfflineError};
+use crate::llm::prompts::{self, SchemaText};
+use crate::llm::{LlmConfig, json_repair};
+use crate::outcome::{ErrorKind, Outcome, OutcomeError};
+use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
+use crate::store::RunDir;
+use crate::task::{ExportFormat, TaskKind, TaskSpec};
+use crate::validate::{self, BackendRequest, Report, Severity, Tables, Verdict};
+
+/// Repair rounds after the first script, unless told otherwise.
+pub const DEFAULT_MAX_REPAIRS: u32 = 3;
+
+/// What the pipeline reports as it goes, for a progress display.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A stage began; `round` counts repair rounds (0 for the first script).
+    Started {
+        /// The stage.
+        stage: Stage,
+        /// The repair round.
+        round: u32,
+    },
+    /// Something happened within a stage (characters streamed, the runtime fetched).
+    Progress {
+        /// The stage.
+        stage: Stage,
+        /// What happened.
+        detail: String,
+    },
+    /// A stage ended.
+    Finished {
+        /// The stage.
+        stage: Stage,
+        /// How long it took.
+        ms: f64,
+        /// A one-line result (`pass, score 0.95`, `10 rows`).
+        detail: String,
+        /// Whether it went well.
+        ok: bool,
+    },
+}
+
+/// A callback for progress events.
+pub type ProgressSink = Arc<dyn Fn(&Event) + Send + Sync>;
+/// Asked before a model's script runs: `false` stops the run. Gets the script and its report.
+pub type Confirm = Arc<dyn Fn(&str, &Report) -> bool + Send + Sync>;
+
+/// How to run requests.
+#[derive(Clone)]
+pub struct PipelineOptions {
+    /// The cache root (runtime, compiled module, model answers).
+    pub cache_root: PathBuf,
+    /// The database scripts read.
+    pub db: DbUrl,
+    /// What scripts may do there.
+    pub capability: Capability,
+    /// The model; `None` for the offline planner.
+    pub llm: Option<LlmConfig>,
+    /// Use cached model answers.
+    pub use_cache: bool,
+    /// Repair rounds after the first script.
+    pub max_repairs: u32,
+    /// The sandbox's limits for each execution.
+    pub limits: Limits,
+    /// Where run folders are created.
+    pub runs_dir: PathBuf,
+    /// Download the runtime when it is missing.
+    pub auto_fetch: bool,
+    /// Export formats asked for on the command line, on top of the request's.
+    pub exports: Vec<ExportFormat>,
+    /// Progress events.
+    pub progress: ProgressSink,
+    /// The script's `metaexec.log` lines.
+    pub on_log: Option<LogSink>,
+    /// Asked before a model's script runs; `None` runs without asking.
+    pub confirm: Option<Confirm>,
+}
+
+impl PipelineOptions {
+    /// Options with the defaults: the offline planner, the cache on, no progress output.
+    pub fn new(cache_root: PathBuf, db: DbUrl, runs_dir: PathBuf) -> Self {
+        Self {
+            cache_root,
+            db,
+            capability: Capability::read_only(),
+            llm: None,
+            use_cache: true,
+            max_repairs: DEFAULT_MAX_REPAIRS,
+            limits: Limits::default(),
+            runs_dir,
+            auto_fetch: true,
+            exports: Vec::new(),
+            progress: Arc::new(|_| {}),
+            on_log: None,
+            confirm: None,
+        }
+    }
+}
+
+/// Runs `request` through every stage. Never fails: whatever goes wrong is in the record's
+/// `error` or its outcome, and the record is written to the run folder in any case.
+pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
+    let started = Instant::now();
+    let run_dir = match RunDir::create(&options.runs_dir, request) {
+        Ok(dir) => dir,
+        Err(e) => {
+            let error = OutcomeError::new(
+                ErrorKind::Usage,
+                format!("Failed to create a run folder in `{}`: {e}", options.runs_dir.display()),
+            )
+            .with_hint("pass --runs DIR with a folder you can write to");
+            let mut record = empty_record(request, options, String::new(), options.runs_dir.clone());
+            record.error = Some(error);
+            return record;
+        }
+    };
+    let mut record = empty_record(request, options, run_dir.id.clone(), run_dir.path.clone());
+    let mut driver = Driver { options, run_dir: &run_dir, record: &mut record };
+    if let Err(error) = driver.drive(request).await {
+        record.error = Some(error);
+    }
+    record.timings.total_ms = ms_since(started);
+    save(&record, &run_dir);
+    record
+}
+
+fn empty_record(request: &str, options: &PipelineOptions, id: String, run_dir: PathBuf) -> RunRecord {
+    RunRecord {
+        id,
+        run_dir,
+        request: request.to_owned(),
+        planner: if options.llm.is_some() { Planner::Model } else { Planner::Offline },
+        endpoint: options.llm.as_ref().map(|c| c.base_url.clone()),
+        database: options.db.masked(),
+        task: None,
+        model_calls: Vec::new(),
+        attempts: Vec::new(),
+        outcome: None,
+        error: None,
+        exports: Vec::new(),
+        notes: Vec::new(),
+        timings: Timings::default(),
+    }
+}
+
+fn ms_since(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// Kinds of failure a model can fix by changing the script.
+fn repairable(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::Syntax
+            | ErrorKind::Validation
+            | ErrorKind::GuestException
+            | ErrorKind::FuelExhausted
+            | ErrorKind::Timeout
+            | ErrorKind::MemoryLimit
+            | ErrorKind::OutputLimit
+            | ErrorKind::DbDenied
+            | ErrorKind::DbError
+    )
+}
+
+struct Driver<'a> {
+    options: &'a PipelineOptions,
+    run_dir: &'a RunDir,
+    record: &'a mut RunRecord,
+}
+
+/// What the schema stage found.
+struct Database {
+    proxy: Arc<DbProxy>,
+    schema: Schema,
+    text: String,
+    names: Vec<String>,
+}
+
+impl Driver<'_> {
+    fn emit(&self, event: Event) {
+        (self.options.progress)(&event);
+    }
+
+    fn started(&self, stage: Stage, round: u32) -> Instant {
+        self.emit(Event::Started { stage, round });
+        Instant::now()
+    }
+
+    fn finished(&self, stage: Stage, since: Instant, ok: bool, detail: impl Into<String>) -> f64 {
+        let ms = ms_since(since);
+        self.emit(Event::Finished { stage, ms, detail: detail.into(), ok });
+        ms
+    }
+
+    async fn drive(&mut self, request: &str) -> Result<(), OutcomeError> {
+        if request.trim().is_empty() {
+            return Err(OutcomeError::new(ErrorKind::Usage, "The request is empty")
+                .with_hint("say what you want, e.g. metaexec run \"calculate DSCR for every property\""));
+        }
+        let db = self.schema().await?;
+        let model = match &self.options.llm {
+            Some(config) => Some(ModelStage::new(config.clone(), self.options)?),
+            None => None,
+        };
+        let (spec, script, messages) = match &model {
+            None => {
+                let (spec, script) = self.plan_offline(request, &db)?;
+                (spec, script, Vec::new())
+            }
+            Some(model) => {
+                let spec = self.plan_with_model(model, request, &db).await?;
+                let (script, messages) = self.generate(model, request, &spec, &db).await?;
+                (spec, script, messages)
+            }
+        };
+        if spec.wants_web {
+            self.record.notes.push(
+                "A web interface was asked for: `metaexec run` answers in the terminal and the run folder; \
+                 serving a web application needs the Docker backend."
+                    .into(),
+            );
+        }
+        let exports: Vec<ExportFormat> = {
+            let mut all: Vec<ExportFormat> = spec.exports.iter().chain(&self.options.exports).copied().collect();
+            all.sort();
+            all.dedup();
+            all
+        };
+        self.record.task = Some(spec);
+        let outcome = self.validate_and_execute(&db, model.as_ref(), script, messages).await?;
+        let ok = outcome.is_ok();
+        self.record.outcome = Some(outcome);
+        if ok && !exports.is_empty() {
+            self.export(&exports)?;
+        }
+        Ok(())
+    }
+
+    async fn schema(&mut self) -> Result<Database, OutcomeError> {
+        let since = self.started(Stage::Schema, 0);
+        let proxy = Arc::new(DbProxy::new(self.options.db.clone(), self.options.capability.clone()));
+        let schema = proxy.schema().await.map_err(|e| {
+            let mut error = OutcomeError::new(ErrorKind::DbError, format!("Failed to read the database's tables: {e}"));
+            error.hint = e.hint();
+            self.finished(Stage::Schema, since, false, "failed");
+            error
+        })?;
+        // The property names let the plan name properties as the database does; a schema
+        // without a recognisable property table simply has none.
+        let names = match offline::portfolio_query(&schema).ok().as_ref().and_then(offline::names_sql) {
+            Some(sql) => match proxy.query(&sql, &[], false).await {
+                Ok((result, _)) => result
+                    .rows
+                    .iter()
+                    .filter_map(|row| row.first().and_then(|v| v.as_str()).map(str::to_owned))
+                    .collect(),
+                Err(e) => {
+                    tracing::debug!("property names not read: {e}");
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let text = schema.compact_text();
+        let ms = self.finished(
+            Stage::Schema,
+            since,
+            true,
+            format!("{} tables, {} properties", schema.tables.len(), names.len()),
+        );
+        self.record.timings.schema_ms = ms;
+        Ok(Database { proxy, schema, text, names })
+    }
+
+    fn plan_offline(&mut self, request: &str, db: &Database) -> Result<(TaskSpec, String), OutcomeError> {
+        let since = self.started(Stage::Plan, 0);
+        let planned = offline::plan(request, &db.schema, &db.names);
+        let plan = planned.map_err(|e| {
+            self.finished(Stage::Plan, since, false, "not understood");
+            let kind = match e {
+                OfflineError::Unrecognised => ErrorKind::Usage,
+                OfflineError::Schema(_) => ErrorKind::DbError,
+            };
+            OutcomeError::new(kind, e.to_string()).with_hint(e.hint())
+        })?;
+        for note in &plan.query.notes {
+            tracing::debug!("offline query: {note}");
+        }
+        let detail = format!("{} (offline planner)", plan.spec.task_kind.as_str());
+        self.record.timings.plan_ms = self.finished(Stage::Plan, since, true, detail);
+        Ok((plan.spec, plan.script))
+    }
+
+    fn schema_text<'b>(&self, db: &'b Database) -> SchemaText<'b> {
+        SchemaText { dialect: db.schema.dialect.name(), tables: &db.text, properties: &db.names }
+    }
+
+    async fn plan_with_model(
+        &mut self,
+        model: &ModelStage,
+        request: &str,
+        db: &Database,
+    ) -> Result<TaskSpec, OutcomeError> {
+        let since = self.started(Stage::Plan, 0);
+        let mut messages = prompts::plan(request, self.schema_text(db));
+        let schema = Some(("task_spec".to_owned(), crate::task::json_schema()));
+        let mut spec = None;
+        for _ in 0..2 {
+            let answer = model.ask(self, Stage::Plan, &messages, schema.clone()).await.inspect_err(|_| {
+                self.finished(Stage::Plan, since, false, "model unavailable");
+            })?;
+            match json_repair::extract_json(&answer)
+                .map_err(|e| e.to_string())
+                .and_then(|v| serde_json::from_value::<TaskSpec>(v).map_err(|e| e.to_string()))
+            {
+                Ok(parsed) => {
+                    spec = Some(parsed);
+                    break;
+                }
+                Err(why) => {
+                    messages.push(crate::llm::Message::assistant(answer));
+                    messages.push(crate::llm::Message::user(format!(
+                        "That is not a valid plan: {why}. Reply with the JSON object only."
+                    )));
+                }
+            }
+        }
+        let spec = spec.unwrap_or_else(|| {
+            self.record.notes.push(
+                "The model's plan could not be read twice; the script was written from the request alone.".into(),
+            );
+            TaskSpec { goal: request.trim().to_owned(), task_kind: TaskKind::Other, ..TaskSpec::default() }
+        });
+        self.record.timings.plan_ms = self.finished(Stage::Plan, since, true, spec.task_kind.as_str());
+        Ok(spec)
+    }
+
+    async fn generate(
+        &mut self,
+        model: &ModelStage,
+        request: &str,
+        spec: &TaskSpec,
+        db: &Database,
+    ) -> Result<(String, Vec<crate::llm::Message>), OutcomeError> {
+        let since = self.started(Stage::Generate, 0);
+        let messages = prompts::generate(request, spec, self.schema_text(db));
+        let answer = model.ask(self, Stage::Generate, &messages, None).await.inspect_err(|_| {
+            self.finished(Stage::Generate, since, false, "model unavailable");
+        })?;
+        let script = json_repair::extract_code(&answer);
+        let mut messages = messages;
+        messages.push(crate::llm::Message::assistant(answer));
+        let ms = self.finished(Stage::Generate, since, true, format!("{} lines", script.lines().count()));
+        self.record.timings.generate_ms += ms;
+        Ok((script, messages))
+    }
+
+    /// Validates and runs `script`, and with a model repairs it until it runs or the rounds
+    /// are used up. Returns the last execution's outcome.
+    async fn validate_and_execute(
+        &mut self,
+        db: &Database,
+        model: Option<&ModelStage>,
+        mut script: String,
+        mut messages: Vec<crate::llm::Message>,
+    ) -> Result<Outcome, OutcomeError> {
+        let tables = Tables::from(&db.schema);
+        let sandbox = self.sandbox();
+        let oracle = CompileCheck::new(sandbox.clone(), crate::cache::scratch_dir(&self.options.cache_root));
+        for round in 0.. {
+            let can_repair = model.is_some() && round < self.options.max_repairs;
+            let since = self.started(Stage::Validate, round);
+            let options = validate::Options {
+                file_name: "script.py",
+                tables: Some(&tables),
+                backend: BackendRequest::Wasi,
+                oracle: Some(&oracle),
+                ..validate::Options::default()
+            };
+            let report = validate::validate(&script, &options);
+            let rejected = report.verdict == Verdict::Reject;
+            let detail = format!("{}, score {:.2}", report.verdict, report.score);
+            self.record.timings.validate_ms += self.finished(Stage::Validate, since, !rejected, detail);
+            self.record.attempts.push(Attempt {
+                round,
+                script: script.clone(),
+                validation: report,
+                execution_error: None,
+            });
+            let report = &self.record.attempts.last().expect("just pushed").validation;
+            if rejected {
+                let errors: Vec<_> =
+                    report.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
+                let error = rejection(report);
+                match model {
+                    Some(model) if can_repair => {
+                        let feedback = if errors.is_empty() {
+                            prompts::repair_validation(&report.findings)
+                        } else {
+                            prompts::repair_validation(&errors)
+                        };
+                        script = self.repair(model, &mut messages, feedback, round + 1).await?;
+                        continue;
+                    }
+                    _ => return Err(error),
+                }
+            }
+            if let (Some(confirm), Some(_)) = (&self.options.confirm, model)
+                && !confirm(&script, report)
+            {
+                return Err(OutcomeError::new(ErrorKind::Usage, "The script was not run: declined")
+                    .with_hint(format!("the script is in {}", self.run_dir.path.join("script.py").display())));
+            }
+            let outcome = self.execute(db, &script, &sandbox, round).await;
+            let failure = outcome.error.clone().filter(|e| repairable(e.kind));
+            match (failure, model) {
+                (Some(error), Some(model)) if can_repair => {
+                    let line =
+                        error.line.and_then(|l| script.lines().nth(l.saturating_sub(1) as usize)).map(str::to_owned);
+                    let feedback = prompts::repair_execution(&error, line.as_deref());
+                    if let Some(last) = self.record.attempts.last_mut() {
+                        last.execution_error = Some(error);
+                    }
+                    script = self.repair(model, &mut messages, feedback, round + 1).await?;
+                }
+                _ => return Ok(outcome),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn repair(
+        &mut self,
+        model: &ModelStage,
+        messages: &mut Vec<crate::llm::Message>,
+        feedback: crate::llm::Message,
+        round: u32,
+    ) -> Result<String, OutcomeError> {
+        let since = self.started(Stage::Repair, round);
+        messages.push(feedback);
+        let answer = model.ask(self, Stage::Repair, messages, None).await.inspect_err(|_| {
+            self.finished(Stage::Repair, since, false, "model unavailable");
+        })?;
+        let script = json_repair::extract_code(&answer);
+        messages.push(crate::llm::Message::assistant(answer));
+        self.record.timings.generate_ms += self.finished(Stage::Repair, since, true, format!("round {round}"));
+        Ok(script)
+    }
+
+    fn sandbox(&self) -> WasiSandbox {
+        let mut options = SandboxOptions::new(self.options.cache_root.clone());
+        options.auto_fetch = self.options.auto_fetch;
+        let progress = self.options.progress.clone();
+        options.progress =
+            Arc::new(move |line| progress(&Event::Progress { stage: Stage::Execute, detail: line.to_owned() }));
+        options.on_log = self.options.on_log.clone();
+        WasiSandbox::new(options)
+    }
+
+    async fn execute(&mut self, db: &Database, script: &str, sandbox: &WasiSandbox, round: u32) -> Outcome {
+        let since = self.started(Stage::Execute, round);
+        let mut job = Job::new("script.py", script, self.run_dir.results());
+        job.limits = self.options.limits.clone();
+        job.db = Some(DbHandle(db.proxy.clone()));
+        let outcome = sandbox.run(&job).await;
+        let detail = match &outcome.error {
+            None => format!("{} results", outcome.results.len()),
+            Some(e) => e.kind.as_str().to_owned(),
+        };
+        self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);
+        outcome
+    }
+
+    fn export(&mut self, formats: &[ExportFormat]) -> Result<(), OutcomeError> {
+        let since = self.started(Stage::Export, 0);
+        let results = self.record.outcome.as_ref().map(|o| o.results.clone()).unwrap_or_default();
+        let failed = |e: String| OutcomeError::new(ErrorKind::Internal, format!("Failed to write the exports: {e}"));
+        for format in formats {
+            match format {
+                ExportFormat::Csv => {
+                    let paths = export::write_csv(&results, &self.run_dir.path).map_err(|e| failed(e.to_string()))?;
+                    self.record.exports.extend(paths);
+                }
+                ExportFormat::Xlsx => {
+                    let path = self.run_dir.path.join("results.xlsx");
+                    export::write_xlsx(&results, &path).map_err(|e| failed(e.to_string()))?;
+                    self.record.exports.push(path);
+                }
+            }
+        }
+        self.finished(Stage::Export, since, true, format!("{} files", self.record.exports.len()));
+        Ok(())
+    }
+}
+
+/// The error of a rejected script: its first error findings, one per line.
+fn rejection(report: &Report) -> OutcomeError {
+    let lines: Vec<String> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .take(5)
+        .map(|f| format!("line {}: {} {}", f.line, f.code, f.message))
+        .collect();
+    let why = if lines.is_empty() {
+        format!("score {:.2} under {:.2}", report.score, report.threshold)
+    } else {
+        lines.join("; ")
+    };
+    OutcomeError::new(ErrorKind::Validation, format!("The validator rejected the script: {why}"))
+        .with_hint("see validation.json in the run folder, or run `metaexec check` on its script.py")
+}
+
+/// Writes the record's parts to the run folder. A record that cannot be written is
+/// reported on the log, not raised: the run itself already happened.
+fn save(record: &RunRecord, dir: &RunDir) {
+    let result = (|| -> std::io::Result<()> {
+        dir.write_text("request.txt", &format!("{}\n", record.request.trim_end()))?;
+        if let Some(task) = &record.task {
+            dir.write_json("task.json", task)?;
+        }
+        for attempt in &record.attempts {
+            if record.attempts.len() > 1 {
+                dir.write_text(&format!("attempts/{}/script.py", attempt.round), &attempt.script)?;
+                dir.write_json(&format!("attempts/{}/validation.json", attempt.round), &attempt.validation)?;
+            }
+        }
+        if let Some(attempt) = record.attempts.last() {
+            dir.write_text("script.py", &attempt.script)?;
+            dir.write_json("validation.json", &attempt.validation)?;
+        }
+        if !record.model_calls.is_empty() {
+            dir.write_json("model_calls.json", &record.model_calls)?;
+        }
+        if let Some(outcome) = &record.outcome {
+            dir.write_json("outcome.json", outcome)?;
+        }
+        dir.write_json("run.json", record)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tracing::warn!("the run record could not be written to {}: {e}", dir.path.display());
+    }
+}

@@ -1,0 +1,171 @@
+//! The run record: every stage's typed output, kept together so that a run can be shown,
+//! stored, compared and replayed. `metaexec run --json` prints it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::llm::Message;
+use crate::llm::wire::Usage;
+use crate::outcome::{Outcome, OutcomeError};
+use crate::task::TaskSpec;
+use crate::validate::Report;
+
+/// Who planned and wrote the script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Planner {
+    /// The built-in planner for the guest library's request families.
+    Offline,
+    /// An OpenAI-compatible model.
+    Model,
+}
+
+/// The pipeline's stages, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Reading the database's tables.
+    Schema,
+    /// Analyse and plan: the request to a `TaskSpec`.
+    Plan,
+    /// Writing the script.
+    Generate,
+    /// Checking the script.
+    Validate,
+    /// Running it in the sandbox.
+    Execute,
+    /// Asking the model to fix the script.
+    Repair,
+    /// Writing CSV and XLSX files.
+    Export,
+}
+
+impl Stage {
+    /// The stage's name, as progress shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Schema => "schema",
+            Self::Plan => "plan",
+            Self::Generate => "generate",
+            Self::Validate => "validate",
+            Self::Execute => "execute",
+            Self::Repair => "repair",
+            Self::Export => "export",
+        }
+    }
+}
+
+/// One call to the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCall {
+    /// The stage it served.
+    pub stage: Stage,
+    /// The conversation sent.
+    pub messages: Vec<Message>,
+    /// The answer's text.
+    pub answer: String,
+    /// The model that answered.
+    pub model: String,
+    /// Whether the answer came from the cache (no model time spent).
+    pub cached: bool,
+    /// Time spent waiting for it, in milliseconds (0 when cached).
+    pub elapsed_ms: f64,
+    /// Token counts, where the server reports them.
+    pub usage: Usage,
+}
+
+/// One script and what became of it: each repair round adds one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// 0 for the first script, then 1, 2, ... per repair.
+    pub round: u32,
+    /// The script.
+    pub script: String,
+    /// The validator's report.
+    pub validation: Report,
+    /// Why running it failed, when it ran and failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_error: Option<OutcomeError>,
+}
+
+/// Time per stage, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// Reading the schema and the property names.
+    pub schema_ms: f64,
+    /// Analyse and plan (model time included).
+    pub plan_ms: f64,
+    /// Generating and repairing scripts (model time included).
+    pub generate_ms: f64,
+    /// Validating, over all attempts.
+    pub validate_ms: f64,
+    /// Running, over all attempts.
+    pub execute_ms: f64,
+    /// Waiting for the model, over all calls.
+    pub model_ms: f64,
+    /// The whole run.
+    pub total_ms: f64,
+}
+
+/// Everything about one run of a request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run's id: its folder's name.
+    pub id: String,
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// The request as given.
+    pub request: String,
+    /// Who planned it.
+    pub planner: Planner,
+    /// The model's base URL, with a model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The database, its password masked.
+    pub database: String,
+    /// The plan.
+    pub task: Option<TaskSpec>,
+    /// The model calls, in order.
+    pub model_calls: Vec<ModelCall>,
+    /// The scripts tried, in order; the last is the one whose outcome this is.
+    pub attempts: Vec<Attempt>,
+    /// The final run's outcome, when a script ran.
+    pub outcome: Option<Outcome>,
+    /// Why the run failed before or around running (unrecognised request, model down,
+    /// script rejected); a failed script's error is in `outcome`.
+    pub error: Option<OutcomeError>,
+    /// Files written for the user besides the run's own records (CSV, XLSX).
+    pub exports: Vec<PathBuf>,
+    /// Things the user should know (a web interface asked for but not built, tables left out).
+    pub notes: Vec<String>,
+    /// Time per stage.
+    pub timings: Timings,
+}
+
+impl RunRecord {
+    /// Whether a script ran to completion.
+    pub fn is_ok(&self) -> bool {
+        self.error.is_none() && self.outcome.as_ref().is_some_and(Outcome::is_ok)
+    }
+
+    /// The run's error, wherever it is.
+    pub fn failure(&self) -> Option<&OutcomeError> {
+        self.error.as_ref().or_else(|| self.outcome.as_ref().and_then(|o| o.error.as_ref()))
+    }
+
+    /// The process exit code: 0 ok, 1 the script failed or was rejected, 2 misuse or an
+    /// unavailable model.
+    pub fn exit_code(&self) -> i32 {
+        match (&self.error, &self.outcome) {
+            (Some(error), _) => error.kind.exit_code(),
+            (None, Some(outcome)) => outcome.process_exit_code(),
+            (None, None) => 2,
+        }
+    }
+
+    /// The script that ran last.
+    pub fn script(&self) -> Option<&str> {
+        self.attempts.last().map(|a| a.script.as_str())
+    }
+}
