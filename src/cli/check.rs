@@ -1,7 +1,6 @@
 //! `metaexec check`: the validator as a linter. Findings go to stdout (they are the
 //! command's output), notes about the check itself to stderr.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -108,7 +107,7 @@ pub fn run(args: CheckArgs, cache_root: PathBuf) -> i32 {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
     } else {
-        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let colour = super::render::colour();
         print!("{}", validate::render::text(&report, colour));
     }
     i32::from(report.verdict == Verdict::Reject)

@@ -3,7 +3,10 @@
 
 use std::io::Write;
 
-use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use std::io::IsTerminal as _;
+use std::sync::OnceLock;
+
+use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
 use crate::outcome::Outcome;
@@ -88,7 +91,7 @@ pub fn render_value(name: &str, value: &Value) -> String {
             let mut table = new_table();
             table.set_header(columns.iter().map(Cell::new));
             for row in rows {
-                table.add_row(columns.iter().map(|c| Cell::new(scalar(row.get(*c).unwrap_or(&Value::Null)))));
+                table.add_row(columns.iter().map(|c| cell(c, row.get(*c).unwrap_or(&Value::Null))));
             }
             format!("{name}\n{table}\n")
         }
@@ -111,6 +114,26 @@ fn new_table() -> Table {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
     table
+}
+
+/// Whether stdout takes colours: a terminal, and no `NO_COLOR`.
+pub fn colour() -> bool {
+    static COLOUR: OnceLock<bool> = OnceLock::new();
+    *COLOUR.get_or_init(|| std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+}
+
+/// A table cell; verdicts and DSCR bands in their traffic-light colours on a terminal.
+fn cell(column: &str, value: &Value) -> Cell {
+    let cell = Cell::new(scalar(value));
+    if !colour() {
+        return cell;
+    }
+    match (column, value.as_str()) {
+        ("verdict", Some("approve")) | ("band", Some("green")) => cell.fg(Color::Green),
+        ("verdict", Some("review")) | ("band", Some("yellow")) => cell.fg(Color::Yellow),
+        ("verdict", Some("reject")) | ("band", Some("red")) => cell.fg(Color::Red),
+        _ => cell,
+    }
 }
 
 /// A cell's text: floats to at most four decimals, trailing zeros dropped.

@@ -239,7 +239,12 @@ impl Display {
                 if let Some(spinner) = bar.take() {
                     spinner.finish_and_clear();
                 }
-                let mark = if *ok { "✓" } else { "✗" };
+                let mark = match (*ok, self.terminal && std::env::var_os("NO_COLOR").is_none()) {
+                    (true, true) => "\x1b[32m✓\x1b[0m",
+                    (false, true) => "\x1b[31m✗\x1b[0m",
+                    (true, false) => "✓",
+                    (false, false) => "✗",
+                };
                 eprintln!("{mark} {:>9} {detail} ({})", stage.as_str(), duration(*ms));
             }
         }

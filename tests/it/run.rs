@@ -297,3 +297,17 @@ fn an_unrecognised_request_without_a_model_says_what_works() {
     assert!(stderr.contains("error[usage]") && stderr.contains("stress tests"), "{stderr}");
     assert!(stderr.contains("--llm-url"), "the hint says how to configure a model: {stderr}");
 }
+
+#[test]
+fn the_portfolio_request_on_postgres() {
+    let Some(url) = crate::pg::fresh_database() else { return };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(metaexec::db::demo::load_postgres(&metaexec::db::DbUrl::parse(&url).unwrap())).unwrap();
+    let ctx = TestContext::new();
+    let output = run(&ctx, &[PORTFOLIO_REQUEST, "--db", &url, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let record = record(&output);
+    assert!(record["database"].as_str().unwrap().starts_with("postgres"), "{}", record["database"]);
+    let got: Vec<(String, f64)> = dscr_by_name(&record).into_iter().map(|(n, d)| (n, round2(d))).collect();
+    assert_eq!(got, DOCUMENTS_DSCR.iter().map(|(n, d)| ((*n).to_owned(), *d)).collect::<Vec<_>>());
+}

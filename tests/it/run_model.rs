@@ -37,7 +37,7 @@ result(rows)
 emit("portfolio_dscr", sum(r["noi"] for r in rows) / sum(r["annual_debt_service"] for r in rows))
 "#;
 
-fn with_model<'a>(server: &MockLlm, args: &[&'a str]) -> Vec<String> {
+fn with_model(server: &MockLlm, args: &[&str]) -> Vec<String> {
     let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     all.extend(["--llm-url".into(), server.base_url(), "--model".into(), "test-model".into(), "--json".into()]);
     all

@@ -157,6 +157,7 @@ fn contains_words(text: &str, needle: &str) -> bool {
 /// A number in the text and where it ends.
 struct Number {
     value: f64,
+    start: usize,
     end: usize,
     percent: bool,
     /// Written with a decimal point or an `x` (`1.25`, `1.2x`): how ratios are written.
@@ -185,35 +186,57 @@ fn numbers(text: &str) -> Vec<Number> {
         let basis_points = rest.starts_with("bp") || rest.starts_with("basis point");
         let value = if basis_points { value / 100.0 } else { value };
         let ratio_like = literal.contains('.') || rest.starts_with('x');
-        out.push(Number { value, end: i, percent: percent || basis_points, ratio_like });
+        out.push(Number { value, start, end: i, percent: percent || basis_points, ratio_like });
     }
     out
 }
 
-/// Which figure a shock applies to, from the words around a percentage.
-fn shock_target(context: &str) -> Option<&'static str> {
-    let find = |words: &[&str]| words.iter().filter_map(|w| find_word(context, w)).min();
-    let candidates = [
-        ("noi_change", find(&["noi", "net operating income"])),
-        ("revenue_change", find(&["revenue", "income", "rent", "rental income"])),
-        ("expense_change", find(&["expense", "opex", "cost", "operating expense"])),
-        ("vacancy_change", find(&["vacancy", "occupancy"])),
-        ("rate_change", find(&["interest rate", "rate", "bp", "basis point"])),
-    ];
-    candidates.into_iter().filter_map(|(k, at)| at.map(|at| (k, at))).min_by_key(|(_, at)| *at).map(|(k, _)| k)
+/// Words that name the figure a shock applies to.
+const TARGETS: [(&str, &[&str]); 5] = [
+    ("noi_change", &["noi", "net operating income"]),
+    ("revenue_change", &["revenue", "income", "rent", "rental income"]),
+    ("expense_change", &["expense", "opex", "cost", "operating expense"]),
+    ("vacancy_change", &["vacancy", "occupancy"]),
+    ("rate_change", &["interest rate", "rate", "bp", "basis point"]),
+];
+/// Words that say which way a shock goes.
+const DIRECTIONS: [(f64, &[&str]); 2] = [
+    (-1.0, &["decrease", "decline", "drop", "down", "fall", "reduce", "reduction", "lower", "cut", "loss", "shrink"]),
+    (1.0, &["increase", "rise", "up", "higher", "grow", "growth", "more", "hike"]),
+];
+/// What separates one shock's words from the next one's ("NOI down 10% and rates up 1%").
+const CLAUSE_BREAKS: [&str; 7] = [",", ";", ". ", " and ", " or ", " with ", " then "];
+
+/// The label of the group with a word nearest the number: the earliest in the text after
+/// it, or (`before`) the latest in the text before it.
+fn nearest<T: Copy>(context: &str, groups: &[(T, &[&str])], before: bool) -> Option<T> {
+    let position = |words: &[&str]| {
+        let hits = words.iter().filter_map(|w| {
+            if before {
+                context.match_indices(w).map(|(at, _)| at).filter(|&at| find_word(&context[at..], w) == Some(0)).last()
+            } else {
+                find_word(context, w)
+            }
+        });
+        if before { hits.max() } else { hits.min() }
+    };
+    let found = groups.iter().filter_map(|(label, words)| position(words).map(|at| (*label, at)));
+    if before { found.max_by_key(|(_, at)| *at) } else { found.min_by_key(|(_, at)| *at) }.map(|(label, _)| label)
 }
 
-fn direction(context: &str) -> Option<f64> {
-    const DOWN: [&str; 11] =
-        ["decrease", "decline", "drop", "down", "fall", "reduce", "reduction", "lower", "cut", "loss", "shrink"];
-    const UP: [&str; 8] = ["increase", "rise", "up", "higher", "grow", "growth", "more", "hike"];
-    let first = |words: &[&str]| words.iter().filter_map(|w| find_word(context, w)).min();
-    match (first(&DOWN), first(&UP)) {
-        (Some(d), Some(u)) => Some(if d <= u { -1.0 } else { 1.0 }),
-        (Some(_), None) => Some(-1.0),
-        (None, Some(_)) => Some(1.0),
-        (None, None) => None,
-    }
+/// Looks for a word of `groups` in the number's own clause (after it, then before it),
+/// then in the 80 characters before it (`NOI down 10, 20 and 30%`).
+fn around<T: Copy>(before: &str, after: &str, groups: &[(T, &[&str])]) -> Option<T> {
+    let after_clause = CLAUSE_BREAKS.iter().filter_map(|b| after.find(b)).min().map_or(after, |at| &after[..at]);
+    let before_clause = CLAUSE_BREAKS
+        .iter()
+        .filter_map(|b| before.rfind(b).map(|at| at + b.len()))
+        .max()
+        .map_or(before, |at| &before[at..]);
+    let wide = before.char_indices().rev().nth(80).map_or(before, |(at, _)| &before[at..]);
+    nearest(after_clause, groups, false)
+        .or_else(|| nearest(before_clause, groups, true))
+        .or_else(|| nearest(wide, groups, true))
 }
 
 /// The scenarios a request asks for: the named set (base/optimistic/pessimistic), and
@@ -234,13 +257,10 @@ fn scenarios(text: &str) -> Vec<Scenario> {
         if !listed_percent || n.value == 0.0 || n.value > 100.0 {
             continue;
         }
-        let window_end = text[n.end..].char_indices().nth(60).map_or(text.len(), |(at, _)| n.end + at);
-        let window_start = text[..n.end].char_indices().rev().nth(60).map_or(0, |(at, _)| at);
-        let after = &text[n.end..window_end];
-        let around = &text[window_start..window_end];
-        let Some(target) = shock_target(after).or_else(|| shock_target(around)) else { continue };
+        let (before, after) = (&text[..n.start], &text[n.end..]);
+        let Some(target) = around(before, after, &TARGETS) else { continue };
         let stress = find_word(text, "stress").is_some();
-        let sign = direction(after).or_else(|| direction(around)).unwrap_or(if stress { -1.0 } else { 0.0 });
+        let sign = around(before, after, &DIRECTIONS).unwrap_or(if stress { -1.0 } else { 0.0 });
         if sign == 0.0 {
             continue;
         }
@@ -389,6 +409,7 @@ mod tests {
         .unwrap();
         assert_eq!(spec.task_kind, TaskKind::PropertyReview);
         assert_eq!(spec.entities, ["Orlando Fashion Square"]);
+        assert!(spec.threshold.is_none(), "\"under 3 scenarios\" is no DSCR threshold");
         assert_eq!(
             changes(&spec),
             [("base", 0.0, 0.0, 0.0), ("revenue +10%", 0.0, 0.1, 0.0), ("revenue -10%", 0.0, -0.1, 0.0)]
@@ -407,6 +428,13 @@ mod tests {
     fn rates_thresholds_metrics_and_exports() {
         let spec = recognise("What happens to DSCR if interest rates rise 100 bp?", &names()).unwrap();
         assert_eq!(changes(&spec)[1], ("rate +100 bp".to_owned(), 0.0, 0.0, 0.01));
+        let spec = recognise("NOI down 10% and rates up 1%: what happens to DSCR?", &names()).unwrap();
+        assert_eq!(
+            changes(&spec)[1..],
+            [("NOI -10%".to_owned(), -0.1, 0.0, 0.0), ("rate +100 bp".to_owned(), 0.0, 0.0, 0.01)]
+        );
+        let spec = recognise("rates up 100 bp and vacancy up 5%: DSCR?", &names()).unwrap();
+        assert_eq!((spec.scenarios[2].name.as_str(), spec.scenarios[2].vacancy_change), ("vacancy +5%", 0.05));
         let spec = recognise("Which assets are at risk, with DSCR below 1.3?", &names()).unwrap();
         assert_eq!((spec.task_kind, spec.threshold), (TaskKind::AtRisk, Some(1.3)));
         let spec = recognise("which properties are at risk?", &names()).unwrap();
