@@ -433,7 +433,13 @@ impl Driver<'_> {
                     .with_hint(format!("the script is in {}", self.run_dir.path.join("script.py").display())));
             }
             let outcome = self.execute(db, &script, &sandbox, round).await;
-            let failure = outcome.error.clone().filter(|e| repairable(e.kind));
+            let failure = outcome.error.clone().filter(|e| repairable(e.kind)).or_else(|| {
+                // A script that ran but answered nothing has not done what was asked.
+                (outcome.is_ok() && outcome.results.is_empty()).then(|| {
+                    OutcomeError::new(ErrorKind::GuestException, "The script ran but reported no results")
+                        .with_hint("report the answer with metaexec.result(rows) and metaexec.emit(name, value)")
+                })
+            });
             match (failure, model) {
                 (Some(error), Some(model)) if can_repair => {
                     let line =

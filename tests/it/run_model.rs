@@ -111,6 +111,20 @@ fn a_failing_script_sends_its_traceback_back() {
 }
 
 #[test]
+fn a_script_that_reports_nothing_is_sent_back() {
+    let silent = "from metaexec import log\nlog('done')\nprint('DSCR computed')\n";
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![Reply::Content(PLAN.into()), Reply::Content(answer(silent)), Reply::Content(answer(GOOD))],
+    );
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache"]);
+    assert_eq!(code, Some(0), "{record:#}");
+    assert!(last_user_message(&server, 2).contains("reported no results"), "{}", last_user_message(&server, 2));
+    assert_eq!(dscr_by_name(&record).len(), 10);
+}
+
+#[test]
 fn repairs_run_out_and_the_last_failure_is_reported() {
     let failing = answer(&GOOD.replace("result(rows)", "result(rowz)"));
     let server = MockLlm::start(
