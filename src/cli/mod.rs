@@ -57,7 +57,7 @@ pub enum Command {
     ///   metaexec run "calculate DSCR for every property and show a 10/20/30% NOI stress test"
     ///   metaexec run "which assets are at risk, DSCR below 1.3?" --xlsx
     ///   metaexec run "DSCR for Orlando Fashion Square" --db postgres://me@localhost/prod --json
-    ///   metaexec run "rank properties by debt yield" --llm-url http://localhost:1234/v1 --model qwen2.5-coder-7b
+    ///   metaexec run "rank by debt yield" --llm-url http://localhost:1234/v1 --model qwen2.5-7b
     #[command(verbatim_doc_comment)]
     Run(run::RunArgs),
 
