@@ -15,6 +15,7 @@ use super::note;
 use crate::db::connect::Database;
 use crate::db::url::DATABASE_URL_ENV;
 use crate::db::{DbError, DbUrl, Dialect, Schema, demo, inspect};
+use crate::outcome::{ErrorKind, OutcomeError};
 
 /// The `--db` flag, shared by the commands that read a database.
 #[derive(Debug, Clone, Default, Args)]
@@ -31,6 +32,18 @@ impl DbArgs {
     pub(crate) fn resolve(&self, cache_root: &Path) -> Result<DbUrl, DbError> {
         let env = std::env::var(DATABASE_URL_ENV).ok();
         DbUrl::resolve(self.db.as_deref(), env.as_deref(), cache_root)
+    }
+
+    /// [`DbArgs::resolve`] for the commands that run scripts: a bad URL is a usage error
+    /// with the database layer's hint.
+    pub(crate) fn url(&self, cache_root: &Path) -> Result<DbUrl, OutcomeError> {
+        self.resolve(cache_root).map_err(|e| {
+            let error = OutcomeError::new(ErrorKind::Usage, e.to_string());
+            match e.hint() {
+                Some(hint) => error.with_hint(hint),
+                None => error,
+            }
+        })
     }
 }
 

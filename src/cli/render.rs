@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::Value;
 
-use crate::outcome::Outcome;
+use crate::outcome::{Outcome, OutcomeError};
 
 /// How many lines of the script's stdout and stderr the human view shows.
 const EXCERPT_LINES: usize = 40;
@@ -41,11 +41,7 @@ pub fn human(outcome: &Outcome) {
         eprint!("{}", excerpt("stderr", &outcome.stderr, outcome.truncated.stderr));
     }
     if let Some(error) = &outcome.error {
-        let line = error.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-        eprintln!("error[{}]: {}{line}", error.kind, error.message);
-        if let Some(hint) = &error.hint {
-            eprintln!("hint: {hint}");
-        }
+        print_error(error);
     }
     let m = &outcome.metrics;
     let fuel = m.fuel_used.map_or_else(|| "unmetered".to_owned(), |f| format!("{f} fuel"));
@@ -57,6 +53,15 @@ pub fn human(outcome: &Outcome) {
         m.db_queries,
         outcome.runtime,
     );
+}
+
+/// Prints a failure on stderr: `error[kind]: message (line N)`, then its hint.
+pub fn print_error(error: &OutcomeError) {
+    let line = error.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+    eprintln!("error[{}]: {}{line}", error.kind, error.message);
+    if let Some(hint) = &error.hint {
+        eprintln!("hint: {hint}");
+    }
 }
 
 fn excerpt(label: &str, text: &str, truncated: bool) -> String {
@@ -78,31 +83,15 @@ fn excerpt(label: &str, text: &str, truncated: bool) -> String {
 /// A result as text: a list of objects as a table, an object of scalars as a two-column
 /// table, anything else as `name: value`.
 pub fn render_value(name: &str, value: &Value) -> String {
+    if let Some(tabular) = crate::report::tabular(value) {
+        let mut table = new_table();
+        table.set_header(tabular.columns.iter().map(Cell::new));
+        for row in &tabular.rows {
+            table.add_row(tabular.columns.iter().zip(row).map(|(column, value)| cell(column, value)));
+        }
+        return format!("{name}\n{table}\n");
+    }
     match value {
-        Value::Array(rows) if !rows.is_empty() && rows.iter().all(Value::is_object) => {
-            let mut columns: Vec<&str> = Vec::new();
-            for row in rows {
-                for key in row.as_object().into_iter().flat_map(|o| o.keys()) {
-                    if !columns.contains(&key.as_str()) {
-                        columns.push(key);
-                    }
-                }
-            }
-            let mut table = new_table();
-            table.set_header(columns.iter().map(Cell::new));
-            for row in rows {
-                table.add_row(columns.iter().map(|c| cell(c, row.get(*c).unwrap_or(&Value::Null))));
-            }
-            format!("{name}\n{table}\n")
-        }
-        Value::Object(map) if !map.is_empty() && map.values().all(|v| !v.is_object() && !v.is_array()) => {
-            let mut table = new_table();
-            table.set_header(["key", "value"]);
-            for (key, value) in map {
-                table.add_row([Cell::new(key), Cell::new(scalar(value))]);
-            }
-            format!("{name}\n{table}\n")
-        }
         Value::Object(_) | Value::Array(_) => {
             format!("{name}: {}\n", serde_json::to_string_pretty(value).unwrap_or_default())
         }

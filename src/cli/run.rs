@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::capability::CapabilityArgs;
 use super::db::DbArgs;
 use super::render;
-use crate::job::{self, Limits};
+use crate::job;
 use crate::llm::config::{self, Environment, Overrides};
 use crate::outcome::{ErrorKind, OutcomeError};
 use crate::pipeline::{self, Event, PipelineOptions, RunRecord, Stage};
@@ -135,10 +135,7 @@ fn fail(error: &OutcomeError, json: bool) -> i32 {
         let value = serde_json::json!({"error": error});
         println!("{}", serde_json::to_string_pretty(&value).expect("errors serialise"));
     } else {
-        eprintln!("error[{}]: {}", error.kind, error.message);
-        if let Some(hint) = &error.hint {
-            eprintln!("hint: {hint}");
-        }
+        render::print_error(error);
     }
     error.kind.exit_code()
 }
@@ -148,13 +145,7 @@ fn usage(message: String) -> OutcomeError {
 }
 
 fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, OutcomeError> {
-    let db = args.db.resolve(&cache_root).map_err(|e| {
-        let error = usage(e.to_string());
-        match e.hint() {
-            Some(hint) => error.with_hint(hint),
-            None => error,
-        }
-    })?;
+    let db = args.db.url(&cache_root)?;
     let llm = if args.offline {
         None
     } else {
@@ -167,19 +158,12 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
         };
         config::resolve(&overrides, &Environment::read()).map_err(|e| usage(e.to_string()))?
     };
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(usage(format!("--timeout must be a positive number of seconds, got `{}`", args.timeout)));
-    }
     let mut options = PipelineOptions::new(cache_root, db, args.runs.clone());
     options.capability = args.capability.capability()?;
     options.llm = llm;
     options.use_cache = !args.no_cache;
     options.max_repairs = args.max_repairs;
-    options.limits = Limits {
-        timeout: Duration::from_secs_f64(args.timeout),
-        memory_bytes: args.memory.max(1).saturating_mul(1024 * 1024),
-        ..Limits::default()
-    };
+    options.limits = super::script::limits(args.timeout, args.memory)?;
     options.auto_fetch = !args.no_fetch;
     options.exports = [(args.csv, ExportFormat::Csv), (args.xlsx, ExportFormat::Xlsx)]
         .into_iter()
@@ -293,10 +277,7 @@ fn print_human(record: &RunRecord, show_script: bool) {
         eprintln!("note: {note}");
     }
     if let Some(error) = &record.error {
-        eprintln!("error[{}]: {}", error.kind, error.message);
-        if let Some(hint) = &error.hint {
-            eprintln!("hint: {hint}");
-        }
+        render::print_error(error);
     }
     for path in &record.exports {
         eprintln!("wrote {}", path.display());

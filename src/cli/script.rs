@@ -108,30 +108,32 @@ fn job_from_args(args: &ScriptArgs, cache_root: &Path) -> Result<Job, OutcomeErr
         let (key, value) = parse_param(param)?;
         job.params.insert(key, value);
     }
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(usage(format!("--timeout must be a positive number of seconds, got `{}`", args.timeout)));
-    }
-    if args.memory == 0 {
-        return Err(usage("--memory must be at least 1 MiB".into()));
-    }
     job.limits = Limits {
         fuel: args.fuel,
-        timeout: Duration::from_secs_f64(args.timeout),
-        memory_bytes: args.memory.saturating_mul(1024 * 1024),
         stdout_bytes: args.max_output,
         stderr_bytes: args.max_output,
         results_bytes: args.max_results,
+        ..limits(args.timeout, args.memory)?
     };
-    let url = args.db.resolve(cache_root).map_err(|e| {
-        let error = usage(e.to_string());
-        match e.hint() {
-            Some(hint) => error.with_hint(hint),
-            None => error,
-        }
-    })?;
+    let url = args.db.url(cache_root)?;
     // Opened on the script's first request: scripts that never read data never wait.
     job.db = Some(DbHandle::new(DbProxy::new(url, args.capability.capability()?)));
     Ok(job)
+}
+
+/// The default limits with `--timeout` (seconds) and `--memory` (MiB), both checked.
+pub(super) fn limits(timeout_secs: f64, memory_mib: u64) -> Result<Limits, OutcomeError> {
+    if !(timeout_secs.is_finite() && timeout_secs > 0.0) {
+        return Err(usage(format!("--timeout must be a positive number of seconds, got `{timeout_secs}`")));
+    }
+    if memory_mib == 0 {
+        return Err(usage("--memory must be at least 1 MiB".into()));
+    }
+    Ok(Limits {
+        timeout: Duration::from_secs_f64(timeout_secs),
+        memory_bytes: memory_mib.saturating_mul(1024 * 1024),
+        ..Limits::default()
+    })
 }
 
 fn read_script(path: &Path) -> Result<String, OutcomeError> {

@@ -13,12 +13,14 @@ use crate::validate::Finding;
 /// The guest library's API reference, as the model is taught it.
 pub const API_REFERENCE: &str = include_str!("../../runtime/API.md");
 
-const TEMPLATES: [(&str, &str); 5] = [
+/// Every template, the offline planner's script included: one environment parses them all.
+const TEMPLATES: [(&str, &str); 6] = [
     ("system", include_str!("../../prompts/system.j2")),
     ("plan", include_str!("../../prompts/plan.j2")),
     ("generate", include_str!("../../prompts/generate.j2")),
     ("repair_validation", include_str!("../../prompts/repair_validation.j2")),
     ("repair_execution", include_str!("../../prompts/repair_execution.j2")),
+    ("offline_script", include_str!("offline/script.py.j2")),
 ];
 
 /// What the prompts say about the database.
@@ -38,17 +40,18 @@ fn environment() -> &'static Environment<'static> {
         let mut env = Environment::new();
         env.set_keep_trailing_newline(false);
         for (name, source) in TEMPLATES {
-            env.add_template(name, source).expect("the embedded prompt templates parse");
+            env.add_template(name, source).expect("the embedded templates parse");
         }
         env
     })
 }
 
-fn render(name: &str, ctx: minijinja::Value) -> String {
+/// Renders the embedded template `name`.
+pub(crate) fn render(name: &str, ctx: minijinja::Value) -> String {
     environment()
         .get_template(name)
         .and_then(|t| t.render(ctx))
-        .unwrap_or_else(|e| panic!("the embedded prompt template `{name}` renders: {e:#}"))
+        .unwrap_or_else(|e| panic!("the embedded template `{name}` renders: {e:#}"))
 }
 
 fn system() -> Message {

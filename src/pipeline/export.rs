@@ -4,45 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
-use rust_xlsxwriter::{Color, Format, Workbook};
+use rust_xlsxwriter::{Format, Workbook};
 use serde_json::{Map, Value};
 
-use crate::report::dscr_colour;
+use crate::report::{DscrFormats, Tabular, tabular};
 
-/// One table: its name, its columns and its rows of cells.
-struct Sheet<'a> {
-    name: &'a str,
-    columns: Vec<&'a str>,
-    rows: Vec<Vec<Value>>,
-}
-
-/// The tables among the results, in order; other values (text, nested data) are skipped.
-fn sheets(results: &Map<String, Value>) -> Vec<Sheet<'_>> {
-    let mut out = Vec::new();
-    for (name, value) in results {
-        match value {
-            Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_object) => {
-                let mut columns: Vec<&str> = Vec::new();
-                for key in items.iter().filter_map(Value::as_object).flat_map(|o| o.keys()) {
-                    if !columns.contains(&key.as_str()) {
-                        columns.push(key);
-                    }
-                }
-                let rows = items
-                    .iter()
-                    .filter_map(Value::as_object)
-                    .map(|o| columns.iter().map(|c| o.get(*c).cloned().unwrap_or(Value::Null)).collect())
-                    .collect();
-                out.push(Sheet { name, columns, rows });
-            }
-            Value::Object(map) if !map.is_empty() && map.values().all(|v| !v.is_object() && !v.is_array()) => {
-                let rows = map.iter().map(|(k, v)| vec![Value::String(k.clone()), v.clone()]).collect();
-                out.push(Sheet { name, columns: vec!["key", "value"], rows });
-            }
-            _ => {}
-        }
-    }
-    out
+/// The tables among the results, by name, in order; other values (text, nested data)
+/// are skipped.
+fn sheets(results: &Map<String, Value>) -> Vec<(&str, Tabular)> {
+    results.iter().filter_map(|(name, value)| tabular(value).map(|t| (name.as_str(), t))).collect()
 }
 
 fn text(value: &Value) -> String {
@@ -61,14 +31,14 @@ fn csv_field(value: &Value) -> String {
 /// Writes one CSV file per table into `dir`; returns their paths.
 pub fn write_csv(results: &Map<String, Value>, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut paths = Vec::new();
-    for sheet in sheets(results) {
+    for (name, sheet) in sheets(results) {
         let mut out = sheet.columns.join(",");
         out.push('\n');
         for row in &sheet.rows {
             out.push_str(&row.iter().map(csv_field).collect::<Vec<_>>().join(","));
             out.push('\n');
         }
-        let path = dir.join(format!("{}.csv", file_stem(sheet.name)));
+        let path = dir.join(format!("{}.csv", file_stem(name)));
         std::fs::write(&path, out)?;
         paths.push(path);
     }
@@ -79,18 +49,15 @@ pub fn write_csv(results: &Map<String, Value>, dir: &Path) -> std::io::Result<Ve
 pub fn write_xlsx(results: &Map<String, Value>, path: &Path) -> Result<(), rust_xlsxwriter::XlsxError> {
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
-    let band = |hex: &str| {
-        let rgb = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
-        Format::new().set_background_color(Color::RGB(rgb)).set_font_color(Color::White).set_num_format("0.00")
-    };
+    let bands = DscrFormats::new();
     let sheets = sheets(results);
-    for sheet in &sheets {
+    for (name, sheet) in &sheets {
         let ws = workbook.add_worksheet();
         // Sheet names are at most 31 characters, without []:*?/\.
-        let name: String = sheet.name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
+        let name: String = name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
         ws.set_name(if name.is_empty() { "results" } else { &name })?;
         for (col, title) in sheet.columns.iter().enumerate() {
-            ws.write_string_with_format(0, col as u16, *title, &bold)?;
+            ws.write_string_with_format(0, col as u16, title, &bold)?;
         }
         for (i, row) in sheet.rows.iter().enumerate() {
             let r = i as u32 + 1;
@@ -100,7 +67,7 @@ pub fn write_xlsx(results: &Map<String, Value>, path: &Path) -> Result<(), rust_
                     Value::Number(n) => {
                         let x = n.as_f64().unwrap_or(f64::NAN);
                         if sheet.columns[col].contains("dscr") {
-                            ws.write_number_with_format(r, c, x, &band(dscr_colour(x)))?;
+                            ws.write_number_with_format(r, c, x, bands.for_dscr(x))?;
                         } else {
                             ws.write_number(r, c, x)?;
                         }

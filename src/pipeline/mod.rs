@@ -20,7 +20,7 @@ use crate::guest_db::DbHandle;
 use crate::job::{Job, Limits};
 use crate::llm::offline::{self, OfflineError};
 use crate::llm::prompts::{self, SchemaText};
-use crate::llm::{LlmConfig, json_repair};
+use crate::llm::{LlmConfig, Message, json_repair};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
 use crate::store::RunDir;
@@ -194,6 +194,8 @@ struct Database {
     proxy: Arc<DbProxy>,
     schema: Schema,
     text: String,
+    /// The offline planner's per-property query, or why there is none.
+    query: Result<offline::PortfolioQuery, offline::QueryError>,
     names: Vec<String>,
 }
 
@@ -268,7 +270,8 @@ impl Driver<'_> {
         })?;
         // The property names let the plan name properties as the database does; a schema
         // without a recognisable property table simply has none.
-        let names = match offline::portfolio_query(&schema).ok().as_ref().and_then(offline::names_sql) {
+        let query = offline::portfolio_query(&schema);
+        let names = match query.as_ref().ok().and_then(offline::names_sql) {
             Some(sql) => match proxy.query(&sql, &[], false).await {
                 Ok((result, _)) => result
                     .rows
@@ -290,12 +293,12 @@ impl Driver<'_> {
             format!("{} tables, {} properties", schema.tables.len(), names.len()),
         );
         self.record.timings.schema_ms = ms;
-        Ok(Database { proxy, schema, text, names })
+        Ok(Database { proxy, schema, text, query, names })
     }
 
     fn plan_offline(&mut self, request: &str, db: &Database) -> Result<(TaskSpec, String), OutcomeError> {
         let since = self.started(Stage::Plan, 0);
-        let planned = offline::plan(request, &db.schema, &db.names);
+        let planned = offline::plan(request, db.query.clone(), &db.names);
         let plan = planned.map_err(|e| {
             self.finished(Stage::Plan, since, false, "not understood");
             let kind = match e {
@@ -339,8 +342,8 @@ impl Driver<'_> {
                     break;
                 }
                 Err(why) => {
-                    messages.push(crate::llm::Message::assistant(answer));
-                    messages.push(crate::llm::Message::user(format!(
+                    messages.push(Message::assistant(answer));
+                    messages.push(Message::user(format!(
                         "That is not a valid plan: {why}. Reply with the JSON object only."
                     )));
                 }
@@ -362,7 +365,7 @@ impl Driver<'_> {
         request: &str,
         spec: &TaskSpec,
         db: &Database,
-    ) -> Result<(String, Vec<crate::llm::Message>), OutcomeError> {
+    ) -> Result<(String, Vec<Message>), OutcomeError> {
         let since = self.started(Stage::Generate, 0);
         let messages = prompts::generate(request, spec, self.schema_text(db));
         let answer = model.ask(self, Stage::Generate, &messages, None).await.inspect_err(|_| {
@@ -370,7 +373,7 @@ impl Driver<'_> {
         })?;
         let script = json_repair::extract_code(&answer);
         let mut messages = messages;
-        messages.push(crate::llm::Message::assistant(answer));
+        messages.push(Message::assistant(answer));
         let ms = self.finished(Stage::Generate, since, true, format!("{} lines", script.lines().count()));
         self.record.timings.generate_ms += ms;
         Ok((script, messages))
@@ -383,7 +386,7 @@ impl Driver<'_> {
         db: &Database,
         model: Option<&ModelStage>,
         mut script: String,
-        mut messages: Vec<crate::llm::Message>,
+        mut messages: Vec<Message>,
     ) -> Result<Outcome, OutcomeError> {
         let tables = Tables::from(&db.schema);
         let sandbox = self.sandbox();
@@ -410,21 +413,13 @@ impl Driver<'_> {
             });
             let report = &self.record.attempts.last().expect("just pushed").validation;
             if rejected {
+                let Some(model) = model.filter(|_| can_repair) else { return Err(rejection(report)) };
+                // The errors, or every finding when only the score rejected the script.
                 let errors: Vec<_> =
                     report.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
-                let error = rejection(report);
-                match model {
-                    Some(model) if can_repair => {
-                        let feedback = if errors.is_empty() {
-                            prompts::repair_validation(&report.findings)
-                        } else {
-                            prompts::repair_validation(&errors)
-                        };
-                        script = self.repair(model, &mut messages, feedback, round + 1).await?;
-                        continue;
-                    }
-                    _ => return Err(error),
-                }
+                let feedback = prompts::repair_validation(if errors.is_empty() { &report.findings } else { &errors });
+                script = self.repair(model, &mut messages, feedback, round + 1).await?;
+                continue;
             }
             if let (Some(confirm), Some(_)) = (&self.options.confirm, model)
                 && !confirm(&script, report)
@@ -459,8 +454,8 @@ impl Driver<'_> {
     async fn repair(
         &mut self,
         model: &ModelStage,
-        messages: &mut Vec<crate::llm::Message>,
-        feedback: crate::llm::Message,
+        messages: &mut Vec<Message>,
+        feedback: Message,
         round: u32,
     ) -> Result<String, OutcomeError> {
         let since = self.started(Stage::Repair, round);
@@ -469,7 +464,7 @@ impl Driver<'_> {
             self.finished(Stage::Repair, since, false, "model unavailable");
         })?;
         let script = json_repair::extract_code(&answer);
-        messages.push(crate::llm::Message::assistant(answer));
+        messages.push(Message::assistant(answer));
         self.record.timings.generate_ms += self.finished(Stage::Repair, since, true, format!("round {round}"));
         Ok(script)
     }

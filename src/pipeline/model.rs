@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::{Driver, Event, ModelCall, PipelineOptions, Stage};
-use crate::llm::{AnswerCache, ChatRequest, LlmClient, LlmConfig, LlmError, Message};
+use crate::llm::{AnswerCache, ChatRequest, Completion, LlmClient, LlmConfig, LlmError, Message};
 use crate::outcome::{ErrorKind, OutcomeError};
 
 /// The model, its cache, and whether cached answers may be used.
@@ -52,15 +52,7 @@ impl ModelStage {
             && let Some(hit) = self.cache.get(&key)
         {
             driver.emit(Event::Progress { stage, detail: "cached answer".into() });
-            driver.record.model_calls.push(ModelCall {
-                stage,
-                messages: request.messages,
-                answer: hit.content.clone(),
-                model: hit.model,
-                cached: true,
-                elapsed_ms: 0.0,
-                usage: hit.usage,
-            });
+            driver.record.model_calls.push(call(stage, request.messages, &hit, true));
             return Ok(hit.content);
         }
         let progress = driver.options.progress.clone();
@@ -76,15 +68,20 @@ impl ModelStage {
                 stage.as_str()
             ));
         }
-        driver.record.model_calls.push(ModelCall {
-            stage,
-            messages: request.messages,
-            answer: completion.content.clone(),
-            model: completion.model,
-            cached: false,
-            elapsed_ms: completion.elapsed_ms,
-            usage: completion.usage,
-        });
+        driver.record.model_calls.push(call(stage, request.messages, &completion, false));
         Ok(completion.content)
+    }
+}
+
+/// The record of one answer; a cached one cost no model time.
+fn call(stage: Stage, messages: Vec<Message>, completion: &Completion, cached: bool) -> ModelCall {
+    ModelCall {
+        stage,
+        messages,
+        answer: completion.content.clone(),
+        model: completion.model.clone(),
+        cached,
+        elapsed_ms: if cached { 0.0 } else { completion.elapsed_ms },
+        usage: completion.usage,
     }
 }

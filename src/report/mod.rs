@@ -5,10 +5,14 @@
 //! tests check with an XML parser.
 
 mod svg;
+mod table;
+mod xlsx;
 
 use std::fmt::Write;
 
 pub use svg::{Bar, bar_chart, histogram, tornado};
+pub use table::{Tabular, tabular};
+pub use xlsx::DscrFormats;
 
 /// The DSCR colour bands of the reports: green from 1.25, yellow from 1.0, red below.
 pub fn dscr_colour(dscr: f64) -> &'static str {

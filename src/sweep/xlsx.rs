@@ -3,29 +3,20 @@
 
 use std::path::Path;
 
-use rust_xlsxwriter::{Color, Format, Workbook, Worksheet, XlsxError};
+use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use serde_json::Value;
 
 use super::SweepReport;
 use super::summary::{columns, rows};
-use crate::report::dscr_colour;
+use crate::report::DscrFormats;
 use crate::scenario::ScenarioStatus;
 
 /// Writes the workbook to `path`.
 pub fn write(report: &SweepReport, path: &Path) -> Result<(), XlsxError> {
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
-    let bands: Vec<(&'static str, Format)> = ["#2e7d32", "#f9a825", "#c62828"]
-        .into_iter()
-        .map(|hex| {
-            let rgb = u32::from_str_radix(&hex[1..], 16).unwrap_or(0);
-            (
-                hex,
-                Format::new().set_background_color(Color::RGB(rgb)).set_font_color(Color::White).set_num_format("0.00"),
-            )
-        })
-        .collect();
-    let dscr_format = |x: f64| &bands.iter().find(|(hex, _)| *hex == dscr_colour(x)).expect("three bands").1;
+    let bands = DscrFormats::new();
+    let dscr_format = |x: f64| bands.for_dscr(x);
 
     let s = &report.summary;
     let sheet = workbook.add_worksheet().set_name("Properties")?;

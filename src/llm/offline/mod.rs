@@ -10,7 +10,6 @@ mod script;
 pub use query::{PortfolioQuery, QueryError, portfolio_query};
 pub use recognise::{UNDERSTOOD, recognise};
 
-use crate::db::inspect::Schema;
 use crate::task::TaskSpec;
 
 /// The plan and script for a request.
@@ -56,10 +55,15 @@ pub fn names_sql(query: &PortfolioQuery) -> Option<String> {
     Some(format!("SELECT {} FROM {} ORDER BY 1", query::ident(column), query::ident(&query.base_table)))
 }
 
-/// Plans `request` on `schema` with the database's property `names`.
-pub fn plan(request: &str, schema: &Schema, names: &[String]) -> Result<OfflinePlan, OfflineError> {
+/// Plans `request` with the database's per-property query (`portfolio_query`, built once
+/// per database) and its property `names`.
+pub fn plan(
+    request: &str,
+    query: Result<PortfolioQuery, QueryError>,
+    names: &[String],
+) -> Result<OfflinePlan, OfflineError> {
     let spec = recognise(request, names).ok_or(OfflineError::Unrecognised)?;
-    let query = portfolio_query(schema)?;
+    let query = query?;
     let script = script::script(request, &spec, &query);
     Ok(OfflinePlan { spec, query, script })
 }

@@ -1,23 +1,14 @@
 //! The offline planner's script: a template filled with the plan's parameters and the
 //! per-property query, written against the guest library like a model's script would be.
 
-use std::sync::OnceLock;
-
-use minijinja::{Environment, context};
+use minijinja::context;
 
 use super::query::PortfolioQuery;
+use crate::llm::prompts;
 use crate::task::{Metric, TaskSpec};
-
-const TEMPLATE: &str = include_str!("script.py.j2");
 
 /// The script for `spec`, reading with `query`.
 pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
-    let env = ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.add_template("script", TEMPLATE).expect("the offline script template parses");
-        env
-    });
     let mut columns = vec!["property_name", "noi", "annual_debt_service", "dscr", "verdict"];
     let mut missing = Vec::new();
     for metric in &spec.metrics {
@@ -66,7 +57,7 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
     };
-    let mut text = env.get_template("script").and_then(|t| t.render(ctx)).expect("the offline script template renders");
+    let mut text = prompts::render("offline_script", ctx);
     text.push('\n');
     text
 }
