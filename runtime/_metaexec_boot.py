@@ -93,7 +93,10 @@ def _metaexec_report(exc, name, source):
 def _metaexec_sweep(name, source):
     """Sweep mode: compile once, then run the script once per scenario the host hands
     out, each time in a fresh `__main__` namespace with that scenario's params. Modules the
-    script imports stay loaded between scenarios; that is what makes a scenario cheap."""
+    script imports stay loaded between scenarios; that is what makes a scenario cheap.
+
+    Scenarios come in batches (one round trip each) and each end is one small one-way
+    frame, so the loop costs little next to the script itself."""
     import metaexec
     from metaexec import _channel
 
@@ -101,36 +104,36 @@ def _metaexec_sweep(name, source):
         code = compile(source, name, "exec")
     except BaseException as exc:  # noqa: BLE001 - a syntax error ends the whole sweep
         return _metaexec_report(exc, name, source)
-    finished = None
+    set_params = metaexec._set_params
+    scenario_end = _channel.scenario_end
+    new_module = type(sys)
+    builtins = __builtins__
     while True:
-        message = {"op": "sweep.next"}
-        if finished is not None:
-            message["finished"] = finished
-        scenario = _channel.request(message)
-        if scenario is None:
+        batch = _channel.request({"op": "sweep.next"})
+        if not batch:
             return 0
-        metaexec._set_params(scenario.get("params") or {})
-        main = type(sys)("__main__")
-        main.__file__ = name
-        main.__builtins__ = __builtins__
-        sys.modules["__main__"] = main
-        try:
-            exec(code, main.__dict__)
-            finished = {"status": "ok"}
-        except SystemExit as exc:
-            if exc.code is None or exc.code == 0:
-                finished = {"status": "ok"}
-            else:
-                error = {"type": "SystemExit", "message": str(exc.code), "traceback": "", "line": None}
-                finished = {"status": "error", "error": error}
-        except BaseException as exc:  # noqa: BLE001 - a failing scenario does not stop the sweep
-            finished = {"status": "error", "error": _metaexec_describe(exc, name, source)}
-        # What the scenario printed belongs to it: flush before the host closes it.
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except Exception:  # noqa: BLE001 - the host records a cap it stopped at
-            pass
+        for params in batch:
+            set_params(params)
+            main = new_module("__main__")
+            main.__file__ = name
+            main.__builtins__ = builtins
+            sys.modules["__main__"] = main
+            error = None
+            try:
+                exec(code, main.__dict__)
+            except SystemExit as exc:
+                if exc.code is not None and exc.code != 0:
+                    error = {"type": "SystemExit", "message": str(exc.code), "traceback": "", "line": None}
+            except BaseException as exc:  # noqa: BLE001 - a failing scenario does not stop the sweep
+                error = _metaexec_describe(exc, name, source)
+            # What the scenario printed belongs to it: flush before telling the host it
+            # ended.
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            except Exception:  # noqa: BLE001 - the host records a cap it stopped at
+                pass
+            scenario_end(error)
 
 
 raise SystemExit(_metaexec_boot())

@@ -1,5 +1,5 @@
 //! What a backend needs to run one script over many scenarios: the scenarios it is handed
-//! one by one, and what it reports for each.
+//! batch by batch, and what it reports for each.
 //!
 //! The sweep stage (specs, scheduling, aggregation) implements [`ScenarioQueue`]; a backend
 //! only pulls scenarios from it and pushes outcomes back, so it never learns how scenarios
@@ -55,8 +55,13 @@ pub struct ScenarioOutcome {
 /// Hands out scenarios to the instances of a sweep and collects their outcomes. Shared
 /// by every instance, so it is `Sync`.
 pub trait ScenarioQueue: Send + Sync {
-    /// The next scenario to run, or `None` when there are no more.
-    fn next(&self) -> Option<Scenario>;
+    /// The next scenarios to run, in order; empty when there are no more. The queue
+    /// chooses how many: batches save a backend round trips, small ones keep the
+    /// instances evenly loaded to the end.
+    fn next_batch(&self) -> Vec<Scenario>;
+    /// Takes back scenarios handed out but never run (their instance stopped), to hand
+    /// out again first.
+    fn requeue(&self, scenarios: Vec<Scenario>);
     /// Records a scenario's outcome.
     fn finish(&self, outcome: ScenarioOutcome);
 }

@@ -3,12 +3,17 @@
 Guest -> host: frames written to fd 1, each
     b"\\x1eMX1 " + NONCE + b" " + LENGTH + b"\\n" + PAYLOAD
 where NONCE is the run's token from the environment (so that nothing a script prints can
-pass for a frame by accident), LENGTH the payload's size in bytes and PAYLOAD one JSON
-object with an "op". The host separates frames from ordinary output, so `print()` keeps
-working and never mixes with results.
+pass for a frame by accident), LENGTH the payload's size in bytes and PAYLOAD one object
+with an "op": b"\\x00" and the object in `marshal` format, or (for values marshal
+refuses: dates, Decimals, dict subclasses, objects) JSON text. The host separates frames
+from ordinary output, so `print()` keeps working and never mixes with results.
 
 Host -> guest: replies on fd 0, each LENGTH (ten digits) + b"\\n" + PAYLOAD, only for ops
 that ask for one ("hello", "db.query", "db.schema").
+
+Frames are marshalled because it is the fastest encoder this interpreter has: a table of
+floats encodes about seven times faster than as JSON, whose shortest-repr float printing
+is slow here, and sweeps send one table per scenario.
 
 This module must stay cheap to import: `json` alone costs 20-30 ms at interpreter start
 (it pulls in `re`, `enum` and more), so frames are encoded and replies parsed by the C
@@ -17,6 +22,7 @@ a small pure-Python encoder covers what the C one refuses (NaN, odd keys).
 """
 
 import _json
+import marshal
 import posix
 
 PROTOCOL_VERSION = 1
@@ -137,19 +143,47 @@ def dumps(obj):
         return "".join(out)
 
 
+_marshal = marshal.dumps
+
+
+def _frame(message):
+    """The frame carrying `message`."""
+    try:
+        payload = b"\x00" + _marshal(message)
+    except ValueError:  # a type marshal does not know: the JSON encoder converts it
+        payload = dumps(message).encode("utf-8", "replace")
+    return _PREFIX + str(len(payload)).encode() + b"\n" + payload
+
+
+def _write(data):
+    view = memoryview(data)
+    while view:
+        written = posix.write(1, view)
+        view = view[written:]
+
+
 def send(message):
     """Sends one frame to the host; returns its id."""
     global _next_id
     _next_id += 1
     message["id"] = _next_id
     # The host enforces the results cap from the frame header and stops the run there.
-    payload = dumps(message).encode("utf-8", "replace")
-    data = _PREFIX + str(len(payload)).encode() + b"\n" + payload
-    view = memoryview(data)
-    while view:
-        written = posix.write(1, view)
-        view = view[written:]
+    _write(_frame(message))
     return _next_id
+
+
+# A sweep's scenarios mostly end well: that frame is the same every time (one-way frames
+# need no fresh id), so it is encoded once.
+_SCENARIO_OK = _frame({"op": "sweep.end", "id": 0, "status": "ok"})
+
+
+def scenario_end(error=None):
+    """Sweep mode: tells the host the running scenario ended, well or with `error` (the
+    exception as the boot module describes it)."""
+    if error is None:
+        _write(_SCENARIO_OK)
+    else:
+        send({"op": "sweep.end", "status": "error", "error": error})
 
 
 def _read_exact(n):

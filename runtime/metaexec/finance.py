@@ -30,6 +30,14 @@ __all__ = [
 
 _OVERFLOW_EXP = 700.0  # exp(700) is near the top of the float range
 
+# The fast paths below take plain ints and floats well inside the float range (so that
+# converting them cannot overflow) and compute exactly what the checked paths compute;
+# anything else takes the checked path. A sweep calls these functions tens of thousands
+# of times, and in the sandbox's interpreter the checks cost more than the arithmetic.
+_BIG = 1e300
+_REAL = (float, int)
+_log1p = math.log1p
+
 
 # --------------------------------------------------------------------------- validation
 
@@ -185,6 +193,20 @@ def annual_debt_service(principal, annual_rate, amortization_years, interest_onl
     Returns: float, annual principal + interest.
     Example: annual_debt_service(1_000_000, 0.06, 30) -> 71946.06
     """
+    if (
+        interest_only is False
+        and type(principal) in _REAL
+        and type(annual_rate) is float
+        and type(amortization_years) in _REAL
+        and 0.0 <= principal < _BIG
+        and 0.0 < annual_rate <= 1.0
+        and 0.0 < amortization_years < _BIG
+    ):
+        r = annual_rate / 12.0
+        n = amortization_years * 12.0
+        if r != 0.0 and n * _log1p(r) <= _OVERFLOW_EXP:
+            t = (1.0 + r) ** n
+            return 12.0 * (principal * t * r / (t - 1.0))
     fn = "annual_debt_service()"
     p = _nonneg(fn, "principal", principal)
     rate = _annual_rate(fn, "annual_rate", annual_rate)
@@ -285,6 +307,14 @@ def dscr(noi, annual_debt_service):
     Returns: float.
     Example: dscr(1_940_000, 1_000_000) -> 1.94
     """
+    if (
+        type(noi) in _REAL
+        # A float divisor: int / int rounds differently from float(int) / float(int).
+        and type(annual_debt_service) is float
+        and -_BIG < noi < _BIG
+        and 0.0 < annual_debt_service < _BIG
+    ):
+        return noi / annual_debt_service
     fn = "dscr()"
     n = _num(fn, "noi", noi)
     d = _num(fn, "annual_debt_service", annual_debt_service)
@@ -591,6 +621,8 @@ def classify_dscr(x, approve=1.25, review=1.15):
     Returns: str.
     Example: classify_dscr(1.18) -> 'review'
     """
+    if approve == 1.25 and review == 1.15 and type(x) in _REAL and -_BIG < x < _BIG:
+        return "approve" if x >= 1.25 else "review" if x >= 1.15 else "reject"
     fn = "classify_dscr()"
     v = _num(fn, "x", x)
     a = _num(fn, "approve", approve)
@@ -611,6 +643,8 @@ def dscr_band(x, green=1.25, yellow=1.0):
     Returns: str.
     Example: dscr_band(0.89) -> 'red'
     """
+    if green == 1.25 and yellow == 1.0 and type(x) in _REAL and -_BIG < x < _BIG:
+        return "green" if x >= 1.25 else "yellow" if x >= 1.0 else "red"
     fn = "dscr_band()"
     v = _num(fn, "x", x)
     g = _num(fn, "green", green)

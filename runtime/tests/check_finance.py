@@ -233,17 +233,75 @@ def check_examples():
     raises(g, "remaining beyond term", f.remaining_balance, 1000, 0.05, 1, 13)
 
 
+class _Plain(float):
+    """A float the fast paths do not take: calls with it run the checked paths."""
+
+
+class _PlainInt(int):
+    """The same for ints."""
+
+
+def _outcome(fn, *args):
+    try:
+        value = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the error itself is compared
+        return ("raises", type(exc).__name__, str(exc))
+    return ("value", type(value).__name__, repr(value))
+
+
+def check_fast_paths():
+    """Every fast path gives bit for bit what its checked path gives, values and errors."""
+    import random
+
+    g = "fast path"
+    rng = random.Random(7)
+    nan, inf = float("nan"), float("inf")
+    specials = [0.0, -0.0, 1e-320, 1e-12, 1.0, 1.15, 1.25, 1e300, 1.7e308, nan, inf, -inf, -1.0]
+
+    def sample(kind):
+        if rng.random() < 0.15:
+            return rng.choice(specials)
+        if kind == "rate":
+            return rng.choice([rng.uniform(0.0, 0.2), rng.uniform(-0.1, 1.5), 0.0])
+        if kind == "years":
+            return rng.choice([rng.randint(1, 40), rng.uniform(0.1, 50.0), 5000, 0])
+        if kind == "money":
+            return rng.choice([rng.uniform(-1e6, 5e7), rng.randint(0, 10**8), 2**60 + 1])
+        return rng.uniform(-1.0, 3.0)
+
+    def plain(x):
+        if type(x) is int:
+            return _PlainInt(x)
+        return _Plain(x) if type(x) is float else x
+
+    cases = []
+    for _ in range(4000):
+        p, r, y = sample("money"), sample("rate"), sample("years")
+        cases.append((finance.annual_debt_service, (p, r, y), (plain(p), plain(r), plain(y))))
+        n, d = sample("money"), sample("money")
+        cases.append((finance.dscr, (n, d), (plain(n), plain(d))))
+        x = sample("ratio")
+        cases.append((finance.classify_dscr, (x,), (plain(x), _Plain(1.25), _Plain(1.15))))
+        cases.append((finance.dscr_band, (x,), (plain(x), _Plain(1.25), _Plain(1.0))))
+    for fn, fast, checked in cases:
+        counts[g] = counts.get(g, 0) + 1
+        got, want = _outcome(fn, *fast), _outcome(fn, *checked)
+        if got != want:
+            failures.append("%s %s%r: fast %r, checked %r" % (g, fn.__name__, fast, got, want))
+
+
 def main(argv):
     path = argv[1] if len(argv) > 1 else FIXTURE
     if not os.path.isfile(path) and os.path.isfile(os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "finance_reference.json")):
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "finance_reference.json")
     check_fixture(path)
     check_examples()
+    check_fast_paths()
     for line in failures[:20]:
         sys.stderr.write("MISMATCH " + line + "\n")
     parts = ", ".join(
         "%s %d (max rel err %.2g)" % (k, counts[k], worst[k][0]) if k in worst else "%s %d" % (k, counts[k])
-        for k in ("pmt", "npv", "irr", "example")
+        for k in ("pmt", "npv", "irr", "example", "fast path")
         if k in counts
     )
     status = "ok" if not failures else "FAILED (%d mismatches)" % len(failures)

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::classify;
 use super::protocol::{
-    ExceptionReport, FRAME_MAGIC, GuestFrame, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd,
+    ExceptionReport, FRAME_MAGIC, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd, decode_frame,
 };
 use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbHandle, DbRequest, DbResponse};
 use crate::job::Limits;
@@ -116,15 +116,25 @@ pub struct ChannelState {
 pub struct SweepState {
     queue: Arc<dyn ScenarioQueue>,
     limits: Limits,
+    /// Handed out in the current batch and not started yet.
+    batch: VecDeque<Scenario>,
     current: Option<(Scenario, Instant)>,
-    /// Counts hand-outs, so a watcher can tell a new scenario from a long one.
+    /// Counts scenario starts, so a watcher can tell a new scenario from a long one.
     generation: u64,
 }
 
 impl SweepState {
     /// Sweep mode over `queue`, each scenario held to `limits`.
     pub fn new(queue: Arc<dyn ScenarioQueue>, limits: Limits) -> Self {
-        Self { queue, limits, current: None, generation: 0 }
+        Self { queue, limits, batch: VecDeque::new(), current: None, generation: 0 }
+    }
+
+    /// Starts the batch's next scenario, if any.
+    fn start_next(&mut self) {
+        self.current = self.batch.pop_front().map(|scenario| (scenario, Instant::now()));
+        if self.current.is_some() {
+            self.generation += 1;
+        }
     }
 }
 
@@ -284,7 +294,7 @@ impl ChannelState {
 
     fn frame(&mut self, (start, end): (usize, usize)) -> Result<(), CapturedStream> {
         self.results_bytes += end - start;
-        let frame: GuestFrame = match serde_json::from_slice(&self.pending[start..end]) {
+        let frame = match decode_frame(&self.pending[start..end]) {
             Ok(frame) => frame,
             Err(e) => {
                 self.protocol_error.get_or_insert_with(|| format!("malformed frame from the guest: {e}"));
@@ -324,42 +334,49 @@ impl ChannelState {
                 self.db_request(id, DbRequest::Query { sql, params, exact_decimals });
             }
             GuestMessage::DbSchema {} => self.db_request(id, DbRequest::Schema),
-            GuestMessage::SweepNext { finished } => self.sweep_next(id, finished),
+            GuestMessage::SweepNext {} => self.sweep_next(id),
+            GuestMessage::SweepEnd(end) => self.sweep_end(end),
         }
         Ok(())
     }
 
-    /// Closes the running scenario with the guest's report and hands out the next.
-    fn sweep_next(&mut self, id: u64, finished: Option<ScenarioEnd>) {
-        let Some(mut sweep) = self.sweep.take() else {
-            let reply = Reply::error(id, "protocol", "sweep.next outside a sweep");
-            self.replies.extend(reply.encode());
-            return;
+    /// Hands out the next batch of scenarios and starts the first.
+    fn sweep_next(&mut self, id: u64) {
+        let reply = match self.sweep.as_mut() {
+            None => Reply::error(id, "protocol", "sweep.next outside a sweep"),
+            Some(sweep) if sweep.current.is_some() || !sweep.batch.is_empty() => {
+                Reply::error(id, "protocol", "sweep.next before the last batch ended")
+            }
+            Some(sweep) => {
+                sweep.batch = sweep.queue.next_batch().into();
+                let params: Vec<&Map<String, Value>> = sweep.batch.iter().map(|s| &s.params).collect();
+                let value = serde_json::value::to_raw_value(&params).expect("params are plain JSON");
+                sweep.start_next();
+                Reply::ok(id, value)
+            }
         };
+        self.replies.extend(reply.encode());
+    }
+
+    /// Closes the running scenario with the guest's report and starts the next.
+    fn sweep_end(&mut self, end: ScenarioEnd) {
+        let Some(mut sweep) = self.sweep.take() else { return };
         if let Some(current) = sweep.current.take() {
-            let (status, error) = match finished {
-                Some(end) if end.status == "ok" => (ScenarioStatus::Ok, None),
-                Some(ScenarioEnd { error: Some(report), .. }) => {
+            let (status, error) = match (end.status.as_str(), end.error) {
+                ("ok", _) => (ScenarioStatus::Ok, None),
+                (_, Some(report)) => {
                     (ScenarioStatus::Error, Some(classify::exception_error(&report, &self.db_failures, &sweep.limits)))
                 }
-                _ => (
+                (_, None) => (
                     ScenarioStatus::Error,
                     Some(OutcomeError::new(ErrorKind::Internal, "the scenario ended without saying how")),
                 ),
             };
             let outcome = self.scenario_outcome(current, status, error);
             sweep.queue.finish(outcome);
+            sweep.start_next();
         }
-        let next = sweep.queue.next();
-        let value = match &next {
-            Some(scenario) => serde_json::json!({ "id": scenario.id, "params": scenario.params }),
-            None => serde_json::Value::Null,
-        };
-        sweep.generation += 1;
-        sweep.current = next.map(|scenario| (scenario, Instant::now()));
         self.sweep = Some(sweep);
-        let value = serde_json::value::to_raw_value(&value).expect("params are plain JSON");
-        self.replies.extend(Reply::ok(id, value).encode());
     }
 
     /// Collects what the guest produced since the scenario started, and resets the
@@ -388,7 +405,8 @@ impl ChannelState {
     }
 
     /// Sweep mode: records the running scenario as failed with `error` (the instance
-    /// stopped under it). False when no scenario was running.
+    /// stopped under it) and puts the rest of its batch back in the queue for another
+    /// instance. False when no scenario was running.
     pub fn fail_current_scenario(&mut self, error: OutcomeError) -> bool {
         let Some(mut sweep) = self.sweep.take() else { return false };
         let failed = match sweep.current.take() {
@@ -399,11 +417,14 @@ impl ChannelState {
             }
             None => false,
         };
+        if !sweep.batch.is_empty() {
+            sweep.queue.requeue(sweep.batch.drain(..).collect());
+        }
         self.sweep = Some(sweep);
         failed
     }
 
-    /// Sweep mode: the current hand-out count and when the running scenario started.
+    /// Sweep mode: the count of scenario starts and when the running one started.
     pub fn sweep_clock(&self) -> (u64, Option<Instant>) {
         self.sweep.as_ref().map_or((0, None), |s| (s.generation, s.current.as_ref().map(|(_, t)| *t)))
     }

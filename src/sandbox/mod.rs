@@ -13,6 +13,7 @@ mod compile_check;
 mod engine;
 mod guest_lib;
 mod limiter;
+mod marshal;
 pub mod protocol;
 mod stdlib;
 mod streams;
@@ -211,12 +212,11 @@ impl WasiSandbox {
             let on_log = self.inner.options.on_log.clone();
             let (outcome, scenario_failed) =
                 run_instance(&prepared, &guest_lib, on_log, job, Some(queue.clone())).await;
-            if outcome.is_ok() {
-                return Ok(());
+            // Each replacement follows a settled scenario, so this loop ends.
+            if scenario_failed {
+                continue;
             }
-            if !scenario_failed {
-                return Err(Box::new(outcome));
-            }
+            return if outcome.is_ok() { Ok(()) } else { Err(Box::new(outcome)) };
         }
     }
 }
@@ -329,9 +329,16 @@ async fn run_instance(
         wall: started.elapsed(),
         runtime: MANIFEST.label(),
     };
-    let scenario_failed = match classify::error(&report) {
-        Some((error, _)) if sweeping => report.state.fail_current_scenario(error),
-        _ => false,
+    // A sweep instance that stops always settles its running scenario, even on a clean
+    // exit (`os._exit(0)` mid-scenario): every scenario handed out gets an outcome.
+    let scenario_failed = sweeping && {
+        let error = classify::error(&report).map(|(error, _)| error).unwrap_or_else(|| {
+            OutcomeError::new(
+                ErrorKind::GuestException,
+                "the script ended the interpreter before the scenario finished",
+            )
+        });
+        report.state.fail_current_scenario(error)
     };
     (classify::outcome(report), scenario_failed)
 }

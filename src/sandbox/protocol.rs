@@ -3,8 +3,9 @@
 //!
 //! Guest → host frames travel on the guest's fd 1 as
 //! `"\x1eMX1 " NONCE " " LENGTH "\n" PAYLOAD`, where NONCE is the run's token (so nothing
-//! a script prints can pass for a frame by accident) and PAYLOAD one JSON object tagged by
-//! `op`. Host → guest replies travel on fd 0 as a ten-digit LENGTH, `"\n"`, PAYLOAD, and
+//! a script prints can pass for a frame by accident) and PAYLOAD one object tagged by
+//! `op`: JSON text, or a NUL byte and the object in CPython's `marshal` format (see
+//! [`super::marshal`]), which the guest writes whenever its value allows. Host → guest replies travel on fd 0 as a ten-digit LENGTH, `"\n"`, PAYLOAD, and
 //! only for ops that ask for one. Adding an op is one variant here and one function on
 //! the Python side.
 
@@ -12,11 +13,35 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::marshal::{self, MarshalError};
+
 /// The protocol version both sides speak.
 pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The start of every guest frame, before the nonce.
 pub const FRAME_MAGIC: &[u8] = b"\x1eMX1 ";
+
+/// Starts a payload in `marshal` format (JSON text never starts with NUL).
+pub const BINARY_PAYLOAD: u8 = 0;
+
+/// Why a frame's payload could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// Malformed JSON, or JSON of the wrong shape.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Malformed `marshal` data.
+    #[error("{0}")]
+    Marshal(#[from] MarshalError),
+}
+
+/// Reads one frame's payload, JSON or binary.
+pub fn decode_frame(payload: &[u8]) -> Result<GuestFrame, FrameError> {
+    match payload.split_first() {
+        Some((&BINARY_PAYLOAD, data)) => Ok(serde_json::from_value(marshal::decode(data)?)?),
+        _ => Ok(serde_json::from_slice(payload)?),
+    }
+}
 
 /// One frame from the guest.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -71,14 +96,16 @@ pub enum GuestMessage {
     /// `metaexec.db.schema()`. Answered with the inspected schema.
     #[serde(rename = "db.schema")]
     DbSchema {},
-    /// Sweep mode: the end of the previous scenario (if any) and a request for the next.
-    /// Answered with `{"id", "params"}`, or null when there are no more.
+    /// Sweep mode: a request for the next batch of scenarios, sent once the last batch
+    /// has ended. Answered with the batch's params objects, in order (empty when there
+    /// are no more); the first starts at once, each `sweep.end` starts the next.
     #[serde(rename = "sweep.next")]
-    SweepNext {
-        /// How the previous scenario ended.
-        #[serde(default)]
-        finished: Option<ScenarioEnd>,
-    },
+    SweepNext {},
+    /// Sweep mode: the running scenario has ended. Batching hand-outs and telling ends
+    /// one way keeps a scenario's channel cost to one small write, while the host still
+    /// knows which scenario is running (for its limits and for what it prints).
+    #[serde(rename = "sweep.end")]
+    SweepEnd(ScenarioEnd),
 }
 
 /// How a scenario ended, as the guest's sweep driver reports it.
@@ -115,7 +142,7 @@ pub struct ExceptionReport {
 impl GuestMessage {
     /// True for the ops the guest waits on a reply for.
     pub fn expects_reply(&self) -> bool {
-        matches!(self, Self::Hello { .. } | Self::DbQuery { .. } | Self::DbSchema {} | Self::SweepNext { .. })
+        matches!(self, Self::Hello { .. } | Self::DbQuery { .. } | Self::DbSchema {} | Self::SweepNext {})
     }
 }
 

@@ -73,14 +73,33 @@ pub struct SweepReport {
 /// The queue the instances share.
 struct Queue {
     pending: Mutex<VecDeque<Scenario>>,
+    /// The most scenarios one batch holds.
+    max_batch: usize,
+    workers: usize,
     done: Mutex<Vec<ScenarioOutcome>>,
     finished: AtomicUsize,
     progress: Box<dyn Fn(usize) + Send + Sync>,
 }
 
+/// The largest batch handed to a warm instance: big enough that the hand-out round trip
+/// is a small share of a scenario, small enough that an instance stopped mid-batch
+/// leaves little to run again.
+const MAX_BATCH: usize = 32;
+
 impl ScenarioQueue for Queue {
-    fn next(&self) -> Option<Scenario> {
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).pop_front()
+    fn next_batch(&self) -> Vec<Scenario> {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        // A quarter of an even share per batch, so the instances finish close together.
+        let size = (pending.len() / (self.workers * 4)).clamp(1, self.max_batch);
+        let size = size.min(pending.len());
+        pending.drain(..size).collect()
+    }
+
+    fn requeue(&self, scenarios: Vec<Scenario>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        for scenario in scenarios.into_iter().rev() {
+            pending.push_front(scenario);
+        }
     }
 
     fn finish(&self, outcome: ScenarioOutcome) {
@@ -103,13 +122,18 @@ pub async fn run(
     let started = Instant::now();
     let order: HashMap<String, usize> = scenarios.iter().enumerate().map(|(i, s)| (s.id.clone(), i)).collect();
     let total = scenarios.len();
+    let workers = options.workers.clamp(1, total.max(1));
     let queue = Arc::new(Queue {
         pending: Mutex::new(scenarios.into()),
+        max_batch: match options.isolation {
+            Isolation::Namespace => MAX_BATCH,
+            Isolation::Instance => 1,
+        },
+        workers,
         done: Mutex::new(Vec::with_capacity(total)),
         finished: AtomicUsize::new(0),
         progress: Box::new(progress),
     });
-    let workers = options.workers.clamp(1, total.max(1));
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers {
         let (sandbox, job, queue) = (sandbox.clone(), job.clone(), queue.clone());
@@ -162,7 +186,7 @@ pub async fn run(
 
 /// `--isolation instance`: a fresh interpreter per scenario.
 async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result<(), Box<Outcome>> {
-    while let Some(scenario) = queue.next() {
+    while let Some(scenario) = queue.next_batch().pop() {
         let mut job = job.clone();
         job.params = scenario.params.clone();
         let outcome = sandbox.run(&job).await;

@@ -69,6 +69,51 @@ fn results_round_trip() {
     assert_eq!(r["overwritten"], 2);
 }
 
+/// Frames travel in `marshal` format where the value allows and as JSON otherwise: each
+/// value here arrives as the guest's JSON encoder would have written it.
+#[test]
+fn binary_frames_carry_what_json_frames_would() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job(
+        r#"
+        from metaexec import emit, _channel
+        class Odd:
+            __slots__ = ()
+
+            def __str__(self):
+                return "odd"
+
+        shared = {"k": [1.5, "s"]}
+        deep = []
+        for _ in range(100):
+            deep = [deep]
+        cases = {
+            "floats": [0.1, -0.0, 5e-324, 1.7976931348623157e308, 1 / 3, 1e22, 123456.789e-3],
+            "ints": [0, -1, 2**31, -(2**31) - 1, 2**63 - 1, -(2**63), 2**64 + 1, -(2**100), 10**30],
+            "bools": [True, False, None],
+            "text": ["", "ascii", "é ✓ 😀", "x" * 300, "\x00\x1f\"\\"],
+            "keys": {1: "int", None: "none", True: "bool", 2.5: "float", "s": "str"},
+            "containers": {"tuple": (1, (2, 3)), "set": {7}, "frozenset": frozenset(), "empty": {}},
+            "shared": [shared, shared, shared],
+            "deep": deep,
+            "table": [{"name": "P%d" % i, "noi": i * 1234.5678, "dscr": i / 7} for i in range(50)],
+        }
+        for name, value in cases.items():
+            emit(name, value)
+            emit(name + " as json", _channel.dumps(value))
+        emit("fallback", {"odd": Odd()})
+        "#,
+    ));
+    assert_ok(&outcome);
+    let r = &outcome.results;
+    for name in ["floats", "ints", "bools", "text", "keys", "containers", "shared", "deep", "table"] {
+        let json: Value = serde_json::from_str(r[&format!("{name} as json")].as_str().unwrap()).unwrap();
+        assert_eq!(r[name], json, "{name}");
+    }
+    assert_eq!(r["ints"][6], json!(18446744073709551617u128 as f64), "past 64 bits: a float, as JSON reads it");
+    assert_eq!(r["fallback"], json!({"odd": "odd"}), "what marshal refuses goes as JSON");
+}
+
 #[test]
 fn print_output_never_mixes_with_results() {
     let ctx = TestContext::new();

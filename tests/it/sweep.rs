@@ -172,6 +172,53 @@ fn failing_and_runaway_scenarios_are_contained() {
     assert_eq!(report.summary.failures["timeout"], 2);
 }
 
+/// One instance takes scenarios in batches; three of them stop it mid-batch in three ways.
+/// The rest of each batch is run again by the next instance, and every scenario ends up
+/// with its own results and its own printed output.
+#[test]
+fn an_instance_stopped_mid_batch_loses_no_scenario() {
+    let ctx = TestContext::new();
+    let mut job = Job::new(
+        "stops.py",
+        dedent(
+            r#"
+            import posix
+            from metaexec import params, result
+            x = int(params["x"])
+            print(x)
+            if x == 10:
+                while True:
+                    pass
+            if x == 50:
+                posix._exit(0)
+            if x == 90:
+                print("y" * 5000)
+            result({"x": x})
+            "#,
+        ),
+        ctx.results(),
+    );
+    job.limits.timeout = std::time::Duration::from_millis(300);
+    job.limits.stdout_bytes = 1000;
+    let report = run_sweep(&job, grid(&["x=0..199:1"]), 1, Isolation::Namespace);
+    assert_eq!(report.scenarios.len(), 200);
+    for (i, scenario) in report.scenarios.iter().enumerate() {
+        assert_eq!(scenario.params["x"], json!(i as f64), "in spec order");
+        match i {
+            10 | 50 | 90 => assert_eq!(scenario.status, ScenarioStatus::Error, "{i}"),
+            _ => {
+                assert_eq!(scenario.status, ScenarioStatus::Ok, "{i}: {scenario:#?}");
+                assert_eq!(scenario.results["result"]["x"], i, "{i}");
+                assert_eq!(scenario.stdout, format!("{i}\n"), "{i}: what it printed, and only that");
+            }
+        }
+    }
+    let kind = |i: usize| report.scenarios[i].error.as_ref().unwrap().kind.to_string();
+    assert_eq!((kind(10), kind(50), kind(90)), ("timeout".into(), "guest_exception".into(), "output_limit".into()));
+    assert!(report.scenarios[50].error.as_ref().unwrap().message.contains("ended the interpreter"));
+    assert_eq!((report.summary.ok, report.summary.failed), (197, 3));
+}
+
 #[test]
 fn a_script_that_does_not_compile_fails_the_sweep_once() {
     let ctx = TestContext::new();
