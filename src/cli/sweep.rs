@@ -22,7 +22,8 @@ pub struct SweepArgs {
     pub script: ScriptArgs,
 
     /// Named scenarios: a JSON object `{"name": {"param": value}}` or a list of objects
-    /// with a `name` and their params; or TOML (`.toml`): a `[name]` table per scenario.
+    /// with a `name` and their params; YAML (`.yaml`, `.yml`) of the same shape
+    /// (`stress: {noi_change: -0.2}`); or TOML (`.toml`): a `[name]` table per scenario.
     #[arg(long, value_name = "FILE")]
     pub scenarios: Option<PathBuf>,
 
@@ -83,9 +84,10 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
                 }
             }
             if args.json {
-                let text = serde_json::to_string_pretty(&report).expect("reports serialise");
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{text}");
+                // Streamed: a large sweep's report runs to tens of megabytes.
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                let _ = serde_json::to_writer(&mut out, &report).map_err(std::io::Error::other);
+                let _ = writeln!(out).and_then(|()| out.flush());
             } else {
                 print_human(&report, &args.script.results);
             }
@@ -167,76 +169,108 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     bar.enable_steady_tick(Duration::from_millis(100));
     let progress = bar.clone();
     let options = SweepOptions { workers, isolation: args.isolation };
-    let result = runtime
-        .block_on(sweep::run(&sandbox, &job, scenarios, options, move |done| progress.set_position(done as u64)));
+    let result = runtime.block_on(async {
+        let mut report =
+            sweep::run(&sandbox, &job, scenarios, options, move |done| progress.set_position(done as u64)).await?;
+        bar.set_message("narrowing break-even points");
+        sweep::bisect::refine(&sandbox, &job, &mut report, options).await;
+        Ok(report)
+    });
     bar.finish_and_clear();
     result
 }
 
 /// `results.json` (the whole report), `scenarios.csv` (one row per scenario and result
-/// row) and `report.html` (tables and charts) in the results folder.
+/// row) and `report.html` (tables and charts) in the results folder, written side by side:
+/// a large sweep's JSON and CSV take as long to write as thousands of scenarios to run.
 fn write_files(report: &SweepReport, dir: &Path, script: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("Failed to create `{}`: {e}", dir.display()))?;
-    let json = serde_json::to_vec_pretty(report).expect("reports serialise");
-    let path = dir.join("results.json");
-    std::fs::write(&path, json).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
-    let path = dir.join("scenarios.csv");
-    std::fs::write(&path, scenarios_csv(report)).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
-    let path = dir.join("report.html");
-    std::fs::write(&path, sweep::html::render(report, script))
-        .map_err(|e| format!("Failed to write `{}`: {e}", path.display()))
+    let write = |name: &str, fill: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
+        let path = dir.join(name);
+        let failed = |e: std::io::Error| format!("Failed to write `{}`: {e}", path.display());
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(failed)?);
+        fill(&mut out).and_then(|()| out.flush()).map_err(failed)
+    };
+    let (json, others) = std::thread::scope(|scope| {
+        let json = scope
+            .spawn(|| write("results.json", &|out| serde_json::to_writer(out, report).map_err(std::io::Error::other)));
+        let others = write("scenarios.csv", &|out| write_scenarios_csv(report, out))
+            .and_then(|()| write("report.html", &|out| out.write_all(sweep::html::render(report, script).as_bytes())));
+        (json.join().unwrap_or_else(|_| Err("writing results.json panicked".into())), others)
+    });
+    json.and(others)
 }
 
 /// One line per scenario and row of its main result: id, status, params, row fields.
-pub fn scenarios_csv(report: &SweepReport) -> String {
+fn write_scenarios_csv(report: &SweepReport, out: &mut dyn Write) -> std::io::Result<()> {
     let (param_keys, row_keys) = sweep::summary::columns(&report.scenarios);
-    let mut out = String::new();
-    let header: Vec<String> = ["scenario", "status", "error"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(param_keys.clone())
-        .chain(row_keys.clone())
-        .collect();
-    push_csv_line(&mut out, header.iter().map(String::as_str).map(str::to_owned));
+    let mut line = String::new();
+    for (i, name) in
+        ["scenario", "status", "error"].into_iter().chain(param_keys.iter().map(String::as_str)).enumerate()
+    {
+        push_csv_field(&mut line, i > 0, name);
+    }
+    for name in &row_keys {
+        push_csv_field(&mut line, true, name);
+    }
+    line.push('\n');
+    out.write_all(line.as_bytes())?;
+    // The scenario's own fields, once per scenario, then each of its rows after them.
+    let mut head = String::new();
     for scenario in &report.scenarios {
-        let base = |out: &mut Vec<String>| {
-            out.push(scenario.id.clone());
-            out.push(if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" }.into());
-            out.push(scenario.error.as_ref().map(|e| e.message.clone()).unwrap_or_default());
-            for key in &param_keys {
-                out.push(scenario.params.get(key).map(cell).unwrap_or_default());
-            }
-        };
-        let rows: Vec<_> = sweep::summary::rows(scenario).collect();
-        if rows.is_empty() {
-            let mut line = Vec::new();
-            base(&mut line);
-            push_csv_line(&mut out, line.into_iter());
+        head.clear();
+        push_csv_field(&mut head, false, &scenario.id);
+        push_csv_field(&mut head, true, if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" });
+        push_csv_field(&mut head, true, scenario.error.as_ref().map_or("", |e| e.message.as_str()));
+        for key in &param_keys {
+            push_csv_value(&mut head, scenario.params.get(key));
+        }
+        let mut rows = sweep::summary::rows(scenario).peekable();
+        if rows.peek().is_none() {
+            line.clear();
+            line.push_str(&head);
+            line.extend(std::iter::repeat_n(',', row_keys.len()));
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
         }
         for row in rows {
-            let mut line = Vec::new();
-            base(&mut line);
-            line.extend(row_keys.iter().map(|k| row.get(k).map(cell).unwrap_or_default()));
-            push_csv_line(&mut out, line.into_iter());
+            line.clear();
+            line.push_str(&head);
+            for key in &row_keys {
+                push_csv_value(&mut line, row.get(key));
+            }
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
         }
     }
-    out
+    Ok(())
 }
 
-fn cell(value: &Value) -> String {
+/// Appends `,` and a JSON value as a CSV field: text as is, null as nothing.
+fn push_csv_value(line: &mut String, value: Option<&Value>) {
     match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
+        None | Some(Value::Null) => line.push(','),
+        Some(Value::String(s)) => push_csv_field(line, true, s),
+        Some(Value::Number(n)) => {
+            line.push(',');
+            let _ = std::fmt::Write::write_fmt(line, format_args!("{n}"));
+        }
+        Some(other) => push_csv_field(line, true, &other.to_string()),
     }
 }
 
-fn push_csv_line(out: &mut String, fields: impl Iterator<Item = String>) {
-    let fields: Vec<String> = fields
-        .map(|f| if f.contains([',', '"', '\n']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f })
-        .collect();
-    out.push_str(&fields.join(","));
-    out.push('\n');
+/// Appends one field (after a comma unless it is the first), quoted when it needs it.
+fn push_csv_field(line: &mut String, comma: bool, field: &str) {
+    if comma {
+        line.push(',');
+    }
+    if field.contains([',', '"', '\n', '\r']) {
+        line.push('"');
+        line.push_str(&field.replace('"', "\"\""));
+        line.push('"');
+    } else {
+        line.push_str(field);
+    }
 }
 
 fn print_human(report: &SweepReport, results: &Path) {
@@ -270,11 +304,17 @@ fn print_human(report: &SweepReport, results: &Path) {
         }
         out.push_str(&format!("DSCR across {} scenarios\n{table}\n", s.ok));
     }
-    let break_even: Vec<_> = s.analysis.break_even.iter().filter(|b| b.param == "noi_change").collect();
-    if !break_even.is_empty() {
+    let mut params: Vec<&str> = Vec::new();
+    for b in &s.analysis.break_even {
+        if !params.contains(&b.param.as_str()) {
+            params.push(&b.param);
+        }
+    }
+    for param in params {
+        let break_even: Vec<_> = s.analysis.break_even.iter().filter(|b| b.param == param).collect();
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-        table.set_header(["property", "NOI change to DSCR 1.25", "NOI change to DSCR 1.0"]);
+        table.set_header(["property".to_owned(), format!("{param} to DSCR 1.25"), format!("{param} to DSCR 1.0")]);
         let show = |b: Option<&&crate::sweep::analysis::BreakEven>| b.map(|b| b.label()).unwrap_or_default();
         let mut names: Vec<&str> = Vec::new();
         for b in &break_even {
@@ -286,7 +326,7 @@ fn print_human(report: &SweepReport, results: &Path) {
             let at = |t: f64| break_even.iter().find(|b| b.property_name == name && b.threshold == t);
             table.add_row(vec![name.to_owned(), show(at(1.25)), show(at(1.0))]);
         }
-        out.push_str(&format!("Break-even (other parameters at base)\n{table}\n"));
+        out.push_str(&format!("Break-even in {param} (other parameters at base)\n{table}\n"));
     }
     if !s.analysis.sensitivity.is_empty() {
         let lines: Vec<String> = s
@@ -315,8 +355,12 @@ fn print_human(report: &SweepReport, results: &Path) {
     if s.failed > 5 {
         eprintln!("… and {} more failed scenarios (see results.json)", s.failed - 5);
     }
+    let bisection = match m.bisection_runs {
+        0 => String::new(),
+        n => format!(" · break-even bisection: {n} runs in {:.0} ms", m.bisection_ms),
+    };
     eprintln!(
-        "{} scenarios ({} ok, {} failed) in {:.0} ms · {:.0} scenarios/s · {} workers · {} db queries · {}",
+        "{} scenarios ({} ok, {} failed) in {:.0} ms · {:.0} scenarios/s · {} workers · {} db queries{bisection} · {}",
         s.total,
         s.ok,
         s.failed,

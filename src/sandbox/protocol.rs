@@ -37,9 +37,32 @@ pub enum FrameError {
 
 /// Reads one frame's payload, JSON or binary.
 pub fn decode_frame(payload: &[u8]) -> Result<GuestFrame, FrameError> {
-    match payload.split_first() {
-        Some((&BINARY_PAYLOAD, data)) => Ok(serde_json::from_value(marshal::decode(data)?)?),
-        _ => Ok(serde_json::from_slice(payload)?),
+    let value = match payload.split_first() {
+        Some((&BINARY_PAYLOAD, data)) => marshal::decode(data)?,
+        _ => serde_json::from_slice(payload)?,
+    };
+    // Results, the large frames, are moved out as they are: serde would copy a tagged
+    // enum's content twice on the way.
+    let (id, mut map) = match (value.get("id").and_then(Value::as_u64), value) {
+        (Some(id), Value::Object(map)) => (id, map),
+        // Not an object with an id: serde says what is wrong with it.
+        (_, value) => return Ok(serde_json::from_value(value)?),
+    };
+    let message = match (map.get("op").and_then(Value::as_str), map.get("name")) {
+        (Some("result"), _) if map.contains_key("value") => {
+            Some(GuestMessage::Result { value: map.remove("value").unwrap_or_default() })
+        }
+        (Some("emit"), Some(Value::String(_))) if map.contains_key("value") => match map.remove("name") {
+            Some(Value::String(name)) => {
+                Some(GuestMessage::Emit { name, value: map.remove("value").unwrap_or_default() })
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match message {
+        Some(message) => Ok(GuestFrame { id, message }),
+        None => Ok(serde_json::from_value(Value::Object(map))?),
     }
 }
 

@@ -3,9 +3,10 @@
 //!
 //! Both read one-dimensional slices of the sweep: the scenarios in which every other
 //! numeric parameter sits at its base value (the value nearest zero, since parameters are
-//! shocks). Break-even points are interpolated linearly between the two scenarios that
-//! straddle the threshold: exact for NOI shocks (DSCR is linear in them), and within the
-//! grid's curvature for rate shocks. A finer grid gives a finer answer.
+//! shocks). A break-even point is first interpolated linearly between the two scenarios
+//! that straddle the threshold (exact for NOI shocks, where DSCR is linear); [`super::bisect`]
+//! then narrows that bracket by running the script at its midpoints, so that curved
+//! responses (rate shocks) are found to 0.1 % whatever the grid's step.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +39,21 @@ pub struct BreakEven {
     /// (rate shocks): it says on which side of the range a crossing outside it lies.
     #[serde(skip)]
     pub rising: bool,
+    /// The two points, `(param value, DSCR)`, that straddle the threshold.
+    #[serde(skip)]
+    pub bracket: Option<[(f64, f64); 2]>,
+    /// Scenarios run to narrow the bracket by bisection (0: interpolated on the grid).
+    pub bisection_runs: usize,
+}
+
+impl BreakEven {
+    /// Takes a narrower bracket and interpolates the crossing in it.
+    pub fn narrow(&mut self, bracket: [(f64, f64); 2]) {
+        let [(x1, d1), (x2, d2)] = bracket;
+        let x = if d1 == d2 { x1 } else { x1 + (self.threshold - d1) * (x2 - x1) / (d2 - d1) };
+        self.value = Some((x * 1000.0).round() / 1000.0);
+        self.bracket = Some(bracket);
+    }
 }
 
 impl BreakEven {
@@ -77,6 +93,9 @@ pub struct Analysis {
     pub break_even: Vec<BreakEven>,
     /// Widest swing first.
     pub sensitivity: Vec<Sensitivity>,
+    /// The params of the slices' base scenario: every numeric param at its base.
+    #[serde(skip)]
+    pub base_params: serde_json::Map<String, Value>,
 }
 
 /// Analyses `outcomes` (in any order).
@@ -95,6 +114,12 @@ pub fn analyze(outcomes: &[ScenarioOutcome]) -> Analysis {
         .map(|(k, v)| (k.as_str(), v.iter().copied().fold(f64::INFINITY, |b, x| if x.abs() < b.abs() { x } else { b })))
         .collect();
     let mut analysis = Analysis::default();
+    if let Some(first) = ok.first() {
+        analysis.base_params = first.params.clone();
+        for (key, base) in &bases {
+            analysis.base_params.insert((*key).to_owned(), Value::from(*base));
+        }
+    }
     for (param, swept) in &values {
         let mut distinct = swept.clone();
         distinct.sort_by(f64::total_cmp);
@@ -161,6 +186,14 @@ fn series(slice: &[(f64, &ScenarioOutcome)]) -> Vec<(String, Vec<(f64, f64)>)> {
     out
 }
 
+/// The DSCR of `series` (a property's name, or `portfolio`) in one scenario.
+pub fn series_dscr(outcome: &ScenarioOutcome, series: &str) -> Option<f64> {
+    if series == "portfolio" {
+        return portfolio_dscr(outcome);
+    }
+    rows(outcome).find(|row| property_name(row) == Some(series)).and_then(|row| row.get("dscr")?.as_f64())
+}
+
 /// Total NOI over total debt service when rows carry both; else the mean DSCR.
 pub fn portfolio_dscr(outcome: &ScenarioOutcome) -> Option<f64> {
     let (mut noi, mut debt, mut sum, mut n, mut weighted) = (0.0, 0.0, 0.0, 0usize, true);
@@ -192,13 +225,14 @@ fn crossing(name: &str, param: &str, threshold: f64, points: &[(f64, f64)]) -> B
         status: if points.iter().all(|(_, d)| *d >= threshold) { "always_above" } else { "always_below" },
         range: [points.first().map_or(0.0, |p| p.0), points.last().map_or(0.0, |p| p.0)],
         rising: points.last().map_or(0.0, |p| p.1) >= points.first().map_or(0.0, |p| p.1),
+        bracket: None,
+        bisection_runs: 0,
     };
     for pair in points.windows(2) {
-        let ((x1, d1), (x2, d2)) = (pair[0], pair[1]);
+        let ((_, d1), (_, d2)) = (pair[0], pair[1]);
         if (d1 - threshold) * (d2 - threshold) <= 0.0 && d1 != d2 {
-            let x = x1 + (threshold - d1) * (x2 - x1) / (d2 - d1);
-            result.value = Some((x * 1000.0).round() / 1000.0);
             result.status = "crosses";
+            result.narrow([pair[0], pair[1]]);
             return result;
         }
     }

@@ -8,6 +8,7 @@
 //! read once.
 
 pub mod analysis;
+pub mod bisect;
 pub mod html;
 pub mod spec;
 pub mod summary;
@@ -57,6 +58,10 @@ pub struct SweepMetrics {
     pub db_queries: u64,
     /// Instances started.
     pub workers: usize,
+    /// Scenarios run afterwards to narrow break-even points by bisection.
+    pub bisection_runs: usize,
+    /// The time they took, in milliseconds.
+    pub bisection_ms: f64,
 }
 
 /// A finished sweep: `{"scenarios", "summary", "metrics"}` in JSON.
@@ -178,6 +183,8 @@ pub async fn run(
             scenarios_per_s: if wall > 0.0 { outcomes.len() as f64 / wall } else { 0.0 },
             db_queries,
             workers,
+            bisection_runs: 0,
+            bisection_ms: 0.0,
         },
         summary,
         scenarios: outcomes,

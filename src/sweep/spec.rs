@@ -148,11 +148,15 @@ pub fn parse_dist(text: &str) -> Result<(String, Dist), SpecError> {
     Ok((key, dist))
 }
 
-/// Reads named scenarios from JSON text, or TOML when `source` ends in `.toml`
-/// (`[stress]` tables of params, or `[[scenario]]` entries with a `name`); `source`
-/// names the file in errors.
+/// Reads named scenarios from JSON text, YAML when `source` ends in `.yaml` or `.yml`
+/// (a mapping of name → params, or a list of mappings with a `name`), or TOML when it
+/// ends in `.toml` (`[stress]` tables of params, or `[[scenario]]` entries with a
+/// `name`); `source` names the file in errors.
 pub fn parse_named(source: &str, text: &str) -> Result<Vec<NamedScenario>, SpecError> {
-    let value: Value = if source.to_ascii_lowercase().ends_with(".toml") {
+    let lower = source.to_ascii_lowercase();
+    let value: Value = if lower.ends_with(".yaml") || lower.ends_with(".yml") {
+        serde_norway::from_str(text).map_err(|e| spec_error("--scenarios", source, format!("not valid YAML: {e}")))?
+    } else if lower.ends_with(".toml") {
         let table: toml::Table =
             toml::from_str(text).map_err(|e| spec_error("--scenarios", source, format!("not valid TOML: {e}")))?;
         let value = serde_json::to_value(table).map_err(|e| spec_error("--scenarios", source, e.to_string()))?;
@@ -433,6 +437,16 @@ mod tests {
             parse_named("s.TOML", "[[scenario]]\nname = \"a\"\nx = 1\n[[scenario]]\nname = \"b\"\nx = 2\n").unwrap();
         assert_eq!(toml.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert!(parse_named("bad.toml", "x = ").unwrap_err().to_string().contains("not valid TOML"));
+        let yaml = "# what-if set\nbase: {}\nstress:\n  noi_change: -0.2\n  rate_change: 0.01\n";
+        let yaml = parse_named("s.yaml", yaml).unwrap();
+        assert_eq!(
+            yaml[1],
+            ("stress".into(), json!({"noi_change": -0.2, "rate_change": 0.01}).as_object().unwrap().clone())
+        );
+        let list = parse_named("s.YML", "- name: a\n  x: 1\n- name: b\n  params: {x: 2}\n").unwrap();
+        assert_eq!(list[1], ("b".into(), json!({"x": 2}).as_object().unwrap().clone()));
+        let bad = parse_named("bad.yaml", "base: {noi_change: [}\n").unwrap_err().to_string();
+        assert!(bad.contains("bad.yaml") && bad.contains("not valid YAML") && bad.contains("line 1"), "{bad}");
         assert!(parse_named("e.json", "{\"a\": 1}").unwrap_err().to_string().contains("`a`"));
         let uneven =
             SweepSpec { zips: vec![parse_zip("x=1,2").unwrap(), parse_zip("y=1").unwrap()], ..Default::default() };

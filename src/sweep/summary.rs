@@ -6,7 +6,7 @@
 //! verdict by `verdict`, as the guest library writes them. Scripts that emit something
 //! else still get counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -97,9 +97,9 @@ pub fn columns(outcomes: &[ScenarioOutcome]) -> (Vec<String>, Vec<String>) {
 pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
     let mut failures = BTreeMap::new();
     let mut verdicts = BTreeMap::new();
-    // Insertion order = first appearance, so properties keep the script's order.
-    let mut order: Vec<String> = Vec::new();
-    let mut dscrs: BTreeMap<String, Vec<(f64, &str)>> = BTreeMap::new();
+    // In order of first appearance, so properties keep the script's order.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut dscrs: Vec<(&str, Vec<(f64, &str)>)> = Vec::new();
     for outcome in outcomes {
         if outcome.status == ScenarioStatus::Error {
             let kind = outcome.error.as_ref().map_or_else(|| "unknown".to_owned(), |e| e.kind.to_string());
@@ -108,21 +108,20 @@ pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
         }
         for row in rows(outcome) {
             if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
-                *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
+                *verdicts.entry(verdict).or_insert(0) += 1;
             }
             if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64)) {
-                let entry = dscrs.entry(name.to_owned()).or_default();
-                if entry.is_empty() {
-                    order.push(name.to_owned());
-                }
-                entry.push((dscr, &outcome.id));
+                let i = *index.entry(name).or_insert_with(|| {
+                    dscrs.push((name, Vec::new()));
+                    dscrs.len() - 1
+                });
+                dscrs[i].1.push((dscr, &outcome.id));
             }
         }
     }
-    let properties = order
+    let properties = dscrs
         .into_iter()
-        .map(|name| {
-            let mut values = dscrs.remove(&name).unwrap_or_default();
+        .map(|(name, mut values)| {
             let n = values.len() as f64;
             let (min_dscr, worst) =
                 values.iter().fold((f64::INFINITY, ""), |acc, (d, id)| if *d < acc.0 { (*d, id) } else { acc });
@@ -133,7 +132,7 @@ pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
             values.sort_by(|a, b| a.0.total_cmp(&b.0));
             let sorted: Vec<f64> = values.iter().map(|(d, _)| *d).collect();
             PropertySummary {
-                property_name: name,
+                property_name: name.to_owned(),
                 scenarios: sorted.len(),
                 min_dscr,
                 worst_scenario,
@@ -152,7 +151,7 @@ pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
         ok: outcomes.len() - failed,
         failed,
         failures,
-        verdicts,
+        verdicts: verdicts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         properties,
         analysis: super::analysis::analyze(outcomes),
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use metaexec::db::Capability;
 use metaexec::job::Job;
 use metaexec::scenario::{Scenario, ScenarioStatus};
+use metaexec::sweep::analysis::BreakEven;
 use metaexec::sweep::spec::{self, SweepSpec};
 use metaexec::sweep::{self, Isolation, SweepOptions, SweepReport};
 use serde_json::{Value, json};
@@ -98,6 +99,69 @@ fn a_thousand_scenario_grid_matches_an_independent_computation_and_single_runs()
         let outcome = run_job(&single);
         assert_eq!(outcome.results, scenario.results, "{}", scenario.id);
     }
+}
+
+/// A grid of two rate values brackets each crossing too loosely to interpolate (DSCR is
+/// curved in the rate); bisection over further runs of the script finds the rate at which
+/// each property crosses each threshold to 0.1 %, checked against a root of the annuity
+/// formula found here on the host.
+#[test]
+fn break_even_rates_are_found_by_bisection_to_a_tenth_of_a_percent() {
+    let target = sqlite_demo();
+    let ctx = TestContext::new();
+    let mut job = Job::new("dscr_stress.py", example("dscr_stress.py"), ctx.results());
+    job.db = Some(proxy(&target, Capability::default()));
+    let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (interpolated, refined) = runtime.block_on(async {
+        let report = sweep::run(sandbox(), &job, grid(&["rate_change=0,0.03"]), options, |_| {}).await.unwrap();
+        let mut refined = report.clone();
+        sweep::bisect::refine(sandbox(), &job, &mut refined, options).await;
+        (report, refined)
+    });
+    assert!(refined.metrics.bisection_runs > 0);
+    let loans: Vec<(String, f64, f64, f64, f64)> = block_on(async {
+        use sqlx::Connection;
+        let path = target.url.sqlite_path().unwrap().display().to_string();
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro")).await.unwrap();
+        sqlx::query_as(
+            "SELECT p.property_name, f.noi, l.principal, l.interest_rate, CAST(l.amortization_years AS REAL) FROM properties p \
+             JOIN financial_metrics f ON f.property_id = p.property_id JOIN loans l ON l.property_id = p.property_id \
+             WHERE f.fiscal_year = 2024 ORDER BY p.property_id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    });
+    let mut checked = 0;
+    let mut interpolation_was_off = false;
+    for (name, noi, principal, rate, years) in &loans {
+        let dscr = |shift: f64| noi / annual_debt_service(*principal, rate + shift, *years);
+        for threshold in [1.0, 1.25] {
+            fn find<'a>(report: &'a SweepReport, name: &str, threshold: f64) -> &'a BreakEven {
+                let mut all = report.summary.analysis.break_even.iter();
+                all.find(|b| b.param == "rate_change" && b.property_name == name && b.threshold == threshold).unwrap()
+            }
+            let found = find(&refined, name, threshold);
+            if !(dscr(0.0) >= threshold && dscr(0.03) < threshold) {
+                assert_ne!(found.status, "crosses", "{name} {threshold}");
+                continue;
+            }
+            // DSCR falls as the rate rises: bisect the annuity formula itself.
+            let (mut low, mut high) = (0.0, 0.03);
+            for _ in 0..60 {
+                let mid = (low + high) / 2.0;
+                if dscr(mid) >= threshold { low = mid } else { high = mid }
+            }
+            let value = found.value.unwrap();
+            assert!((value - low).abs() <= 0.0006, "{name} {threshold}: {value} vs {low}");
+            let guess = find(&interpolated, name, threshold).value.unwrap();
+            interpolation_was_off |= (guess - low).abs() > 0.0006;
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "the demo has crossings in this range ({checked})");
+    assert!(interpolation_was_off, "the test must tell bisection from interpolation");
 }
 
 #[test]
