@@ -9,7 +9,7 @@ refuses: dates, Decimals, dict subclasses, objects) JSON text. The host separate
 from ordinary output, so `print()` keeps working and never mixes with results.
 
 Host -> guest: replies on fd 0, each LENGTH (ten digits) + b"\\n" + PAYLOAD, only for ops
-that ask for one ("hello", "db.query", "db.schema").
+that ask for one ("hello", "db.query", "db.schema", "sweep.next").
 
 Frames are marshalled because it is the fastest encoder this interpreter has: a table of
 floats encodes about seven times faster than as JSON, whose shortest-repr float printing
