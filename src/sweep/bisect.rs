@@ -56,10 +56,11 @@ pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, 
             of_point.push(at);
         }
         ran += scenarios.len();
-        let Ok(sweep) = super::run(sandbox, job, scenarios.clone(), options, |_| {}).await else { break };
+        // The sweep returns its outcomes in the order the scenarios were given.
+        let Ok(sweep) = super::run(sandbox, job, scenarios, options, |_| {}).await else { break };
         for (&i, &at) in wanted.iter().zip(&of_point) {
             let b = &mut report.summary.analysis.break_even[i];
-            let outcome = sweep.scenarios.iter().find(|o| o.id == scenarios[at].id);
+            let outcome = sweep.scenarios.get(at);
             let dscr =
                 outcome.filter(|o| o.status == ScenarioStatus::Ok).and_then(|o| series_dscr(o, &b.property_name));
             b.bisection_runs += 1;

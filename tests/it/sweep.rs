@@ -13,17 +13,38 @@ use metaexec::sweep::{self, Isolation, SweepOptions, SweepReport};
 use serde_json::{Value, json};
 
 use crate::common::{TestContext, dedent, metaexec_command, run_job, sandbox};
-use crate::db_proxy::{block_on, example, proxy, sqlite_demo};
+use crate::db_proxy::{Target, block_on, example, proxy, sqlite_demo};
 
 fn run_sweep(job: &Job, scenarios: Vec<Scenario>, workers: usize, isolation: Isolation) -> SweepReport {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let options = SweepOptions { workers, isolation };
-    runtime.block_on(sweep::run(sandbox(), job, scenarios, options, |_| {})).expect("the sweep runs")
+    runtime().block_on(sweep::run(sandbox(), job, scenarios, options, |_| {})).expect("the sweep runs")
 }
 
 fn grid(specs: &[&str]) -> Vec<Scenario> {
     let grids = specs.iter().map(|g| spec::parse_grid(g).unwrap()).collect();
     SweepSpec { grids, ..Default::default() }.scenarios().unwrap()
+}
+
+/// Per property of the demo, in order: name, 2024 NOI, principal, rate, amortization
+/// years; read straight from the file, independently of the proxy.
+fn demo_loans(target: &Target) -> Vec<(String, f64, f64, f64, f64)> {
+    block_on(async {
+        use sqlx::Connection;
+        let path = target.url.sqlite_path().unwrap().display().to_string();
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro")).await.unwrap();
+        sqlx::query_as(
+            "SELECT p.property_name, f.noi, l.principal, l.interest_rate, CAST(l.amortization_years AS REAL) FROM properties p \
+             JOIN financial_metrics f ON f.property_id = p.property_id JOIN loans l ON l.property_id = p.property_id \
+             WHERE f.fiscal_year = 2024 ORDER BY p.property_id",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap()
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// Annual debt service of a monthly-pay loan, from the annuity formula.
@@ -47,19 +68,7 @@ fn a_thousand_scenario_grid_matches_an_independent_computation_and_single_runs()
     assert_eq!(report.metrics.db_queries, 1, "the database is read once per sweep");
 
     // The loans and NOI, read independently of the proxy.
-    let loans: Vec<(String, f64, f64, f64, f64)> = block_on(async {
-        use sqlx::Connection;
-        let path = target.url.sqlite_path().unwrap().display().to_string();
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro")).await.unwrap();
-        sqlx::query_as(
-            "SELECT p.property_name, f.noi, l.principal, l.interest_rate, CAST(l.amortization_years AS REAL) FROM properties p \
-             JOIN financial_metrics f ON f.property_id = p.property_id JOIN loans l ON l.property_id = p.property_id \
-             ORDER BY p.property_id",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-    });
+    let loans = demo_loans(&target);
     for scenario in &report.scenarios {
         let noi_change = scenario.params["noi_change"].as_f64().unwrap();
         let rate_change = scenario.params["rate_change"].as_f64().unwrap();
@@ -112,27 +121,14 @@ fn break_even_rates_are_found_by_bisection_to_a_tenth_of_a_percent() {
     let mut job = Job::new("dscr_stress.py", example("dscr_stress.py"), ctx.results());
     job.db = Some(proxy(&target, Capability::default()));
     let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let (interpolated, refined) = runtime.block_on(async {
+    let (interpolated, refined) = runtime().block_on(async {
         let report = sweep::run(sandbox(), &job, grid(&["rate_change=0,0.03"]), options, |_| {}).await.unwrap();
         let mut refined = report.clone();
         sweep::bisect::refine(sandbox(), &job, &mut refined, options).await;
         (report, refined)
     });
     assert!(refined.metrics.bisection_runs > 0);
-    let loans: Vec<(String, f64, f64, f64, f64)> = block_on(async {
-        use sqlx::Connection;
-        let path = target.url.sqlite_path().unwrap().display().to_string();
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro")).await.unwrap();
-        sqlx::query_as(
-            "SELECT p.property_name, f.noi, l.principal, l.interest_rate, CAST(l.amortization_years AS REAL) FROM properties p \
-             JOIN financial_metrics f ON f.property_id = p.property_id JOIN loans l ON l.property_id = p.property_id \
-             WHERE f.fiscal_year = 2024 ORDER BY p.property_id",
-        )
-        .fetch_all(&mut conn)
-        .await
-        .unwrap()
-    });
+    let loans = demo_loans(&target);
     let mut checked = 0;
     let mut interpolation_was_off = false;
     for (name, noi, principal, rate, years) in &loans {
@@ -287,9 +283,8 @@ fn an_instance_stopped_mid_batch_loses_no_scenario() {
 fn a_script_that_does_not_compile_fails_the_sweep_once() {
     let ctx = TestContext::new();
     let job = Job::new("broken.py", "def f(:\n", ctx.results());
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
-    let outcome = runtime.block_on(sweep::run(sandbox(), &job, grid(&["x=1..3:1"]), options, |_| {})).unwrap_err();
+    let outcome = runtime().block_on(sweep::run(sandbox(), &job, grid(&["x=1..3:1"]), options, |_| {})).unwrap_err();
     assert_eq!(outcome.error.unwrap().kind.to_string(), "syntax");
 }
 
