@@ -70,6 +70,49 @@ pub struct Scenario {
     pub rate_change: f64,
 }
 
+/// Scenarios generated rather than named: parameter grids and Monte Carlo draws, written
+/// as `metaexec sweep` takes them, so one parser (and its errors) serves both.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SweepPlan {
+    /// `KEY=START..STOP:STEP` or `KEY=V1,V2,...`; several give their cartesian product.
+    pub grid: Vec<String>,
+    /// How many Monte Carlo draws; 0 for none.
+    pub monte_carlo: usize,
+    /// The draws' seed; `None` takes 1, and the record says so.
+    pub seed: Option<u64>,
+    /// `KEY=normal(MEAN,SD)`, `uniform(LO,HI)`, `triangular(LO,MODE,HI)` or
+    /// `lognormal(MU,SIGMA)`, one per drawn parameter.
+    pub dist: Vec<String>,
+}
+
+impl SweepPlan {
+    /// Whether it asks for any scenario.
+    pub fn is_empty(&self) -> bool {
+        self.grid.is_empty() && self.monte_carlo == 0
+    }
+}
+
+/// The seed of a plan's Monte Carlo draws when it names none.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// The shock parameters a scenario script reads from `metaexec.params`, in the order
+/// `Scenario` lists them.
+pub const SHOCK_KEYS: [&str; 5] = ["noi_change", "revenue_change", "expense_change", "vacancy_change", "rate_change"];
+
+impl Scenario {
+    /// The shocks as `(param, value)` pairs, in `SHOCK_KEYS` order.
+    pub fn shocks(&self) -> [(&'static str, f64); 5] {
+        [
+            (SHOCK_KEYS[0], self.noi_change),
+            (SHOCK_KEYS[1], self.revenue_change),
+            (SHOCK_KEYS[2], self.expense_change),
+            (SHOCK_KEYS[3], self.vacancy_change),
+            (SHOCK_KEYS[4], self.rate_change),
+        ]
+    }
+}
+
 /// A figure the user asked for besides DSCR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -101,6 +144,8 @@ pub struct TaskSpec {
     pub threshold: Option<f64>,
     /// The scenarios asked for; empty when none were.
     pub scenarios: Vec<Scenario>,
+    /// Generated scenarios (grids, Monte Carlo draws), run like the named ones.
+    pub sweep: SweepPlan,
     /// Whether a web interface was asked for.
     pub wants_web: bool,
     /// Whether simulations (what-if runs) were asked for.
@@ -109,6 +154,14 @@ pub struct TaskSpec {
     pub exports: Vec<ExportFormat>,
     /// The plan, one short step per entry.
     pub steps: Vec<String>,
+}
+
+impl TaskSpec {
+    /// Whether the request asks for scenarios: then the script is written for one scenario
+    /// (its shocks in `metaexec.params`) and run over all of them as a sweep.
+    pub fn runs_scenarios(&self) -> bool {
+        !self.scenarios.is_empty() || !self.sweep.is_empty()
+    }
 }
 
 /// The DSCR under which a property is at risk when the request names no threshold: the
@@ -139,6 +192,15 @@ pub fn json_schema() -> serde_json::Value {
                 },
                 "required": ["name"]
             }},
+            "sweep": {
+                "type": "object",
+                "properties": {
+                    "grid": {"type": "array", "items": {"type": "string"}},
+                    "monte_carlo": {"type": "integer", "minimum": 0},
+                    "seed": {"type": ["integer", "null"]},
+                    "dist": {"type": "array", "items": {"type": "string"}}
+                }
+            },
             "wants_web": {"type": "boolean"},
             "wants_simulations": {"type": "boolean"},
             "exports": {"type": "array", "items": {"type": "string", "enum": ["csv", "xlsx"]}},

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{Map, Value};
 
 use super::capability::CapabilityArgs;
 use super::db::DbArgs;
@@ -15,7 +16,7 @@ use super::render;
 use crate::job;
 use crate::llm::config::{self, Environment, Overrides};
 use crate::outcome::{ErrorKind, OutcomeError};
-use crate::pipeline::{self, Event, PipelineOptions, RunRecord, Stage};
+use crate::pipeline::{self, Event, PipelineOptions, RunRecord, Stage, SweepRecord};
 use crate::task::ExportFormat;
 use crate::validate::Report;
 
@@ -273,6 +274,9 @@ fn print_human(record: &RunRecord, show_script: bool) {
     if let Some(outcome) = &record.outcome {
         render::human(outcome);
     }
+    if let Some(sweep) = &record.sweep {
+        print_sweep(sweep);
+    }
     for note in &record.notes {
         eprintln!("note: {note}");
     }
@@ -294,5 +298,64 @@ fn print_human(record: &RunRecord, show_script: bool) {
         if record.is_ok() { "ok" } else { "failed" },
         duration(record.timings.total_ms),
         record.run_dir.display()
+    );
+}
+
+/// The scenarios: side by side per property when there are few, as distributions when
+/// there are many; then break-even points and sensitivity, and what the sweep cost.
+fn print_sweep(sweep: &SweepRecord) {
+    let mut out = String::new();
+    if let Some(matrix) = &sweep.matrix {
+        let rows = matrix
+            .properties
+            .iter()
+            .map(|property| {
+                let mut row = Map::new();
+                row.insert("property_name".into(), property.property_name.as_str().into());
+                for (scenario, dscr) in matrix.scenarios.iter().zip(&property.dscr) {
+                    row.insert(scenario.clone(), dscr.map_or(Value::Null, Value::from));
+                }
+                Value::Object(row)
+            })
+            .collect();
+        out.push_str(&render::render_value("DSCR by scenario", &Value::Array(rows)));
+        let lines = sweep
+            .scenarios
+            .iter()
+            .map(|line| {
+                let count = |verdict: &str| line.verdicts.get(verdict).copied().unwrap_or(0);
+                let mut row = serde_json::json!({
+                    "scenario": line.id,
+                    "portfolio_dscr": line.portfolio_dscr,
+                    "approve": count("approve"),
+                    "review": count("review"),
+                    "reject": count("reject"),
+                    "weakest": line.weakest.as_ref().map(|w| w.property_name.as_str()),
+                });
+                if let Some(error) = &line.error {
+                    row["error"] = error.as_str().into();
+                }
+                row
+            })
+            .collect();
+        out.push_str(&render::render_value("Portfolio by scenario", &Value::Array(lines)));
+    }
+    out.push_str(&super::sweep::summary_text(&sweep.summary, sweep.matrix.is_none()));
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    let (s, m) = (&sweep.summary, &sweep.metrics);
+    if sweep.matrix.is_none() {
+        for line in sweep.scenarios.iter().filter(|l| l.error.is_some()).take(3) {
+            eprintln!("scenario {}: {}", line.id, line.error.as_deref().unwrap_or_default());
+        }
+    }
+    let report = sweep.files.iter().find(|f| f.ends_with("report.html"));
+    eprintln!(
+        "{} scenarios ({} ok, {} failed) in {} · {:.0} scenarios/s{}",
+        s.total,
+        s.ok,
+        s.failed,
+        duration(m.wall_ms + m.bisection_ms),
+        m.scenarios_per_s,
+        report.map(|r| format!(" · {}", r.display())).unwrap_or_default()
     );
 }

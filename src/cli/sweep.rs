@@ -6,14 +6,13 @@ use std::time::Duration;
 
 use clap::Args;
 use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
-use serde_json::Value;
 
 use super::render;
 use super::script::ScriptArgs;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::scenario::ScenarioStatus;
-use crate::sweep::spec::{self, MonteCarlo, SweepSpec};
-use crate::sweep::{self, Isolation, SweepOptions, SweepReport};
+use crate::sweep::spec::{self, SweepSpec};
+use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepReport};
 
 /// Arguments of `metaexec sweep`.
 #[derive(Debug, Args)]
@@ -74,7 +73,7 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
     match sweep(&args, cache_root) {
         Ok(report) => {
             let script = args.script.script.display().to_string();
-            if let Err(e) = write_files(&report, &args.script.results, &script) {
+            if let Err(e) = sweep::output::write_files(&report, &args.script.results, &script) {
                 super::note(&format!("warning: {e}"));
             }
             if args.xlsx {
@@ -111,25 +110,12 @@ fn usage(message: String) -> OutcomeError {
 fn build_spec(args: &SweepArgs) -> Result<SweepSpec, OutcomeError> {
     let spec_usage =
         |e: spec::SpecError| usage(e.to_string()).with_hint("see `metaexec sweep --help` for the spec syntax");
-    let mut spec = SweepSpec::default();
+    let mut spec =
+        SweepSpec::from_flags(&args.grid, &args.zip, args.monte_carlo, args.seed, &args.dist).map_err(spec_usage)?;
     if let Some(path) = &args.scenarios {
         let text = std::fs::read_to_string(path)
             .map_err(|e| usage(format!("Failed to read the scenarios file `{}`: {e}", path.display())))?;
         spec.named = spec::parse_named(&path.display().to_string(), &text).map_err(spec_usage)?;
-    }
-    spec.grids = args.grid.iter().map(|g| spec::parse_grid(g)).collect::<Result<_, _>>().map_err(spec_usage)?;
-    spec.zips = args.zip.iter().map(|z| spec::parse_zip(z)).collect::<Result<_, _>>().map_err(spec_usage)?;
-    match args.monte_carlo {
-        Some(draws) => {
-            let dists = args.dist.iter().map(|d| spec::parse_dist(d)).collect::<Result<_, _>>().map_err(spec_usage)?;
-            spec.monte_carlo = Some(MonteCarlo { draws, seed: args.seed, dists });
-        }
-        None if !args.dist.is_empty() => {
-            return Err(
-                usage("--dist needs --monte-carlo N".into()).with_hint("for example --monte-carlo 10000 --seed 7")
-            );
-        }
-        None => {}
     }
     if spec.is_empty() {
         return Err(usage("no scenarios: give --scenarios FILE, --grid, --zip or --monte-carlo".into())
@@ -180,104 +166,11 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     result
 }
 
-/// `results.json` (the whole report), `scenarios.csv` (one row per scenario and result
-/// row) and `report.html` (tables and charts) in the results folder, written side by side:
-/// a large sweep's JSON and CSV take as long to write as thousands of scenarios to run.
-fn write_files(report: &SweepReport, dir: &Path, script: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("Failed to create `{}`: {e}", dir.display()))?;
-    let write = |name: &str, fill: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let path = dir.join(name);
-        let failed = |e: std::io::Error| format!("Failed to write `{}`: {e}", path.display());
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(failed)?);
-        fill(&mut out).and_then(|()| out.flush()).map_err(failed)
-    };
-    let (json, others) = std::thread::scope(|scope| {
-        let json = scope
-            .spawn(|| write("results.json", &|out| serde_json::to_writer(out, report).map_err(std::io::Error::other)));
-        let others = write("scenarios.csv", &|out| write_scenarios_csv(report, out))
-            .and_then(|()| write("report.html", &|out| out.write_all(sweep::html::render(report, script).as_bytes())));
-        (json.join().unwrap_or_else(|_| Err("writing results.json panicked".into())), others)
-    });
-    json.and(others)
-}
-
-/// One line per scenario and row of its main result: id, status, params, row fields.
-fn write_scenarios_csv(report: &SweepReport, out: &mut dyn Write) -> std::io::Result<()> {
-    let (param_keys, row_keys) = sweep::summary::columns(&report.scenarios);
-    let mut line = String::new();
-    for (i, name) in
-        ["scenario", "status", "error"].into_iter().chain(param_keys.iter().map(String::as_str)).enumerate()
-    {
-        push_csv_field(&mut line, i > 0, name);
-    }
-    for name in &row_keys {
-        push_csv_field(&mut line, true, name);
-    }
-    line.push('\n');
-    out.write_all(line.as_bytes())?;
-    // The scenario's own fields, once per scenario, then each of its rows after them.
-    let mut head = String::new();
-    for scenario in &report.scenarios {
-        head.clear();
-        push_csv_field(&mut head, false, &scenario.id);
-        push_csv_field(&mut head, true, if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" });
-        push_csv_field(&mut head, true, scenario.error.as_ref().map_or("", |e| e.message.as_str()));
-        for key in &param_keys {
-            push_csv_value(&mut head, scenario.params.get(key));
-        }
-        let mut rows = sweep::summary::rows(scenario).peekable();
-        if rows.peek().is_none() {
-            line.clear();
-            line.push_str(&head);
-            line.extend(std::iter::repeat_n(',', row_keys.len()));
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
-        }
-        for row in rows {
-            line.clear();
-            line.push_str(&head);
-            for key in &row_keys {
-                push_csv_value(&mut line, row.get(key));
-            }
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
-        }
-    }
-    Ok(())
-}
-
-/// Appends `,` and a JSON value as a CSV field: text as is, null as nothing.
-fn push_csv_value(line: &mut String, value: Option<&Value>) {
-    match value {
-        None | Some(Value::Null) => line.push(','),
-        Some(Value::String(s)) => push_csv_field(line, true, s),
-        Some(Value::Number(n)) => {
-            line.push(',');
-            let _ = std::fmt::Write::write_fmt(line, format_args!("{n}"));
-        }
-        Some(other) => push_csv_field(line, true, &other.to_string()),
-    }
-}
-
-/// Appends one field (after a comma unless it is the first), quoted when it needs it.
-fn push_csv_field(line: &mut String, comma: bool, field: &str) {
-    if comma {
-        line.push(',');
-    }
-    if field.contains([',', '"', '\n', '\r']) {
-        line.push('"');
-        line.push_str(&field.replace('"', "\"\""));
-        line.push('"');
-    } else {
-        line.push_str(field);
-    }
-}
-
-fn print_human(report: &SweepReport, results: &Path) {
-    let s = &report.summary;
-    let m = &report.metrics;
+/// The summary's tables as text: the per-property DSCR distribution (with `distribution`),
+/// break-even points per swept parameter, the sensitivity ranking and the verdict counts.
+pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
     let mut out = String::new();
-    if !s.properties.is_empty() {
+    if distribution && !s.properties.is_empty() {
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
         table.set_header([
@@ -346,6 +239,13 @@ fn print_human(report: &SweepReport, results: &Path) {
         let verdicts: Vec<String> = s.verdicts.iter().map(|(k, v)| format!("{k} {v}")).collect();
         out.push_str(&format!("verdicts over all scenarios × properties: {}\n", verdicts.join(" · ")));
     }
+    out
+}
+
+fn print_human(report: &SweepReport, results: &Path) {
+    let s = &report.summary;
+    let m = &report.metrics;
+    let out = summary_text(s, true);
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     for failed in report.scenarios.iter().filter(|o| o.status == ScenarioStatus::Error).take(5) {
         if let Some(error) = &failed.error {

@@ -7,12 +7,16 @@
 pub mod export;
 mod model;
 pub mod record;
+pub mod scenarios;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-pub use record::{Attempt, ModelCall, Planner, RunRecord, Stage, Timings};
+use serde_json::{Map, Value};
+
+pub use record::{Attempt, ModelCall, Planner, RunRecord, Stage, SweepRecord, Timings};
 
 use self::model::ModelStage;
 use crate::db::{Capability, DbProxy, DbUrl, Schema};
@@ -24,6 +28,8 @@ use crate::llm::{LlmConfig, Message, json_repair};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
 use crate::store::RunDir;
+use crate::sweep::spec::SweepSpec;
+use crate::sweep::{self, Isolation, SweepOptions};
 use crate::task::{ExportFormat, TaskKind, TaskSpec};
 use crate::validate::{self, BackendRequest, Report, Severity, Tables, Verdict};
 
@@ -135,7 +141,7 @@ pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
         }
     };
     let mut record = empty_record(request, options, run_dir.id.clone(), run_dir.path.clone());
-    let mut driver = Driver { options, run_dir: &run_dir, record: &mut record };
+    let mut driver = Driver { options, run_dir: &run_dir, record: &mut record, base_params: Map::new() };
     if let Err(error) = driver.drive(request).await {
         record.error = Some(error);
     }
@@ -160,6 +166,7 @@ fn empty_record(request: &str, options: &PipelineOptions, id: String, run_dir: P
         exports: Vec::new(),
         notes: Vec::new(),
         timings: Timings::default(),
+        sweep: None,
     }
 }
 
@@ -187,6 +194,9 @@ struct Driver<'a> {
     options: &'a PipelineOptions,
     run_dir: &'a RunDir,
     record: &'a mut RunRecord,
+    /// The params of the script's first run: the base scenario when the request has
+    /// scenarios, none otherwise.
+    base_params: Map<String, Value>,
 }
 
 /// What the schema stage found.
@@ -249,10 +259,26 @@ impl Driver<'_> {
             all.dedup();
             all
         };
+        let sweep = if spec.runs_scenarios() {
+            let (sweep, note) = scenarios::sweep_spec(&spec).map_err(|e| {
+                OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
+                    .with_hint("see `metaexec sweep --help` for the scenario syntax")
+            })?;
+            self.record.notes.extend(note);
+            self.base_params = scenarios::base_params(&sweep);
+            Some(sweep)
+        } else {
+            None
+        };
         self.record.task = Some(spec);
-        let outcome = self.validate_and_execute(&db, model.as_ref(), script, messages).await?;
+        let sandbox = self.sandbox();
+        let outcome = self.validate_and_execute(&db, model.as_ref(), &sandbox, script, messages).await?;
         let ok = outcome.is_ok();
         self.record.outcome = Some(outcome);
+        if ok && let Some(sweep) = sweep {
+            let script = self.record.script().unwrap_or_default().to_owned();
+            self.sweep(&db, &sandbox, script, sweep, exports.contains(&ExportFormat::Xlsx)).await?;
+        }
         if ok && !exports.is_empty() {
             self.export(&exports)?;
         }
@@ -336,7 +362,10 @@ impl Driver<'_> {
             match json_repair::extract_json(&answer)
                 .map_err(|e| e.to_string())
                 .and_then(|v| serde_json::from_value::<TaskSpec>(v).map_err(|e| e.to_string()))
-            {
+                .and_then(|spec| match scenarios::sweep_spec(&spec).and_then(|(s, _)| s.scenarios()) {
+                    Ok(_) => Ok(spec),
+                    Err(e) => Err(format!("its sweep cannot be run: {e}")),
+                }) {
                 Ok(parsed) => {
                     spec = Some(parsed);
                     break;
@@ -385,11 +414,11 @@ impl Driver<'_> {
         &mut self,
         db: &Database,
         model: Option<&ModelStage>,
+        sandbox: &WasiSandbox,
         mut script: String,
         mut messages: Vec<Message>,
     ) -> Result<Outcome, OutcomeError> {
         let tables = Tables::from(&db.schema);
-        let sandbox = self.sandbox();
         let oracle = CompileCheck::new(sandbox.clone(), crate::cache::scratch_dir(&self.options.cache_root));
         for round in 0.. {
             let can_repair = model.is_some() && round < self.options.max_repairs;
@@ -427,7 +456,7 @@ impl Driver<'_> {
                 return Err(OutcomeError::new(ErrorKind::Usage, "The script was not run: declined")
                     .with_hint(format!("the script is in {}", self.run_dir.path.join("script.py").display())));
             }
-            let outcome = self.execute(db, &script, &sandbox, round).await;
+            let outcome = self.execute(db, &script, sandbox, round).await;
             let failure = outcome.error.clone().filter(|e| repairable(e.kind)).or_else(|| {
                 // A script that ran but answered nothing has not done what was asked.
                 (outcome.is_ok() && outcome.results.is_empty()).then(|| {
@@ -481,9 +510,8 @@ impl Driver<'_> {
 
     async fn execute(&mut self, db: &Database, script: &str, sandbox: &WasiSandbox, round: u32) -> Outcome {
         let since = self.started(Stage::Execute, round);
-        let mut job = Job::new("script.py", script, self.run_dir.results());
-        job.limits = self.options.limits.clone();
-        job.db = Some(DbHandle(db.proxy.clone()));
+        let mut job = self.job(db, script);
+        job.params = self.base_params.clone();
         let outcome = sandbox.run(&job).await;
         let detail = match &outcome.error {
             None => format!("{} results", outcome.results.len()),
@@ -491,6 +519,79 @@ impl Driver<'_> {
         };
         self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);
         outcome
+    }
+
+    fn job(&self, db: &Database, script: &str) -> Job {
+        let mut job = Job::new("script.py", script, self.run_dir.results());
+        job.limits = self.options.limits.clone();
+        job.db = Some(DbHandle(db.proxy.clone()));
+        job
+    }
+
+    /// Runs the script over the request's scenarios on warm instances, narrows the
+    /// break-even points, and writes the sweep's files to `sweep/` in the run folder.
+    async fn sweep(
+        &mut self,
+        db: &Database,
+        sandbox: &WasiSandbox,
+        script: String,
+        spec: SweepSpec,
+        xlsx: bool,
+    ) -> Result<(), OutcomeError> {
+        let since = self.started(Stage::Sweep, 0);
+        let scenarios = spec.scenarios().map_err(|e| {
+            self.finished(Stage::Sweep, since, false, "no scenarios");
+            OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
+        })?;
+        let total = scenarios.len();
+        let job = self.job(db, &script);
+        let options = SweepOptions {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            isolation: Isolation::Namespace,
+        };
+        // Progress in whole percents: a sweep finishes thousands of scenarios a second.
+        let progress = self.options.progress.clone();
+        let shown = Arc::new(AtomicUsize::new(usize::MAX));
+        let report = sweep::run(sandbox, &job, scenarios, options, move |done| {
+            let percent = done * 100 / total.max(1);
+            if shown.swap(percent, Ordering::Relaxed) != percent {
+                progress(&Event::Progress { stage: Stage::Sweep, detail: format!("{done}/{total} scenarios") });
+            }
+        })
+        .await;
+        let mut report = report.map_err(|outcome| {
+            self.finished(Stage::Sweep, since, false, "failed");
+            outcome.error.unwrap_or_else(|| OutcomeError::new(ErrorKind::Internal, "The sweep failed"))
+        })?;
+        self.emit(Event::Progress { stage: Stage::Sweep, detail: "narrowing break-even points".into() });
+        sweep::bisect::refine(sandbox, &job, &mut report, options).await;
+        let dir = self.run_dir.path.join("sweep");
+        let mut files: Vec<PathBuf> =
+            ["results.json", "scenarios.csv", "report.html"].into_iter().map(|name| dir.join(name)).collect();
+        let written = sweep::output::write_files(&report, &dir, &self.record.request).and_then(|()| {
+            if !xlsx {
+                return Ok(());
+            }
+            let path = dir.join("sweep.xlsx");
+            sweep::xlsx::write(&report, &path).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
+            files.push(path);
+            Ok(())
+        });
+        if let Err(e) = written {
+            self.record.notes.push(format!("the sweep's files were not all written: {e}"));
+            files.retain(|f| f.exists());
+        }
+        let (failed, rate) = (report.summary.failed, report.metrics.scenarios_per_s);
+        self.record.sweep = Some(SweepRecord {
+            scenarios: sweep::summary::scenario_lines(&report.scenarios),
+            matrix: (total <= record::MATRIX_SCENARIOS).then(|| sweep::summary::dscr_matrix(&report.scenarios)),
+            summary: report.summary,
+            metrics: report.metrics,
+            files,
+        });
+        let detail = format!("{total} scenarios, {failed} failed, {rate:.0}/s");
+        self.record.timings.sweep_ms = self.finished(Stage::Sweep, since, failed == 0, detail);
+        Ok(())
     }
 
     fn export(&mut self, formats: &[ExportFormat]) -> Result<(), OutcomeError> {

@@ -8,6 +8,11 @@ use serde::{Deserialize, Serialize};
 use crate::llm::Message;
 use crate::llm::wire::Usage;
 use crate::outcome::{Outcome, OutcomeError};
+use crate::sweep::SweepMetrics;
+use crate::sweep::summary::{DscrMatrix, ScenarioLine, Summary};
+
+/// The most scenarios a run's record shows side by side per property.
+pub const MATRIX_SCENARIOS: usize = 25;
 use crate::task::TaskSpec;
 use crate::validate::Report;
 
@@ -37,6 +42,8 @@ pub enum Stage {
     Execute,
     /// Asking the model to fix the script.
     Repair,
+    /// Running the script over the request's scenarios.
+    Sweep,
     /// Writing CSV and XLSX files.
     Export,
 }
@@ -51,6 +58,7 @@ impl Stage {
             Self::Validate => "validate",
             Self::Execute => "execute",
             Self::Repair => "repair",
+            Self::Sweep => "sweep",
             Self::Export => "export",
         }
     }
@@ -102,14 +110,33 @@ pub struct Timings {
     pub validate_ms: f64,
     /// Running, over all attempts.
     pub execute_ms: f64,
+    /// Running the scenarios, break-even bisection and the sweep's files included.
+    pub sweep_ms: f64,
     /// Waiting for the model, over all calls.
     pub model_ms: f64,
     /// The whole run.
     pub total_ms: f64,
 }
 
+/// What the sweep stage did: the request's scenarios run over the script.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepRecord {
+    /// Every scenario in one line, in spec order; each one's full results are in
+    /// `sweep/results.json` in the run folder.
+    pub scenarios: Vec<ScenarioLine>,
+    /// Each property's DSCR per scenario, for sweeps of at most `MATRIX_SCENARIOS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<DscrMatrix>,
+    /// Counts, per-property distribution, break-even points and the tornado.
+    pub summary: Summary,
+    /// What it cost.
+    pub metrics: SweepMetrics,
+    /// The files written (`results.json`, `scenarios.csv`, `report.html`, `sweep.xlsx`).
+    pub files: Vec<PathBuf>,
+}
+
 /// Everything about one run of a request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RunRecord {
     /// The run's id: its folder's name.
     pub id: String,
@@ -130,8 +157,12 @@ pub struct RunRecord {
     pub model_calls: Vec<ModelCall>,
     /// The scripts tried, in order; the last is the one whose outcome this is.
     pub attempts: Vec<Attempt>,
-    /// The final run's outcome, when a script ran.
+    /// The final run's outcome, when a script ran (for a request with scenarios, the
+    /// base scenario's).
     pub outcome: Option<Outcome>,
+    /// The scenarios, when the request asked for some and the base scenario ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepRecord>,
     /// Why the run failed before or around running (unrecognised request, model down,
     /// script rejected); a failed script's error is in `outcome`.
     pub error: Option<OutcomeError>,
@@ -144,9 +175,11 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Whether a script ran to completion.
+    /// Whether a script ran to completion (over every scenario, when there were some).
     pub fn is_ok(&self) -> bool {
-        self.error.is_none() && self.outcome.as_ref().is_some_and(Outcome::is_ok)
+        self.error.is_none()
+            && self.outcome.as_ref().is_some_and(Outcome::is_ok)
+            && self.sweep.as_ref().is_none_or(|s| s.summary.failed == 0)
     }
 
     /// The run's error, wherever it is.
@@ -159,6 +192,7 @@ impl RunRecord {
     pub fn exit_code(&self) -> i32 {
         match (&self.error, &self.outcome) {
             (Some(error), _) => error.kind.exit_code(),
+            (None, Some(outcome)) if outcome.is_ok() && !self.is_ok() => 1,
             (None, Some(outcome)) => outcome.process_exit_code(),
             (None, None) => 2,
         }

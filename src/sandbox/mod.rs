@@ -204,14 +204,14 @@ impl WasiSandbox {
     /// after another: each scenario runs in a fresh module namespace; one that raises is
     /// recorded and the next starts at once; one that stops the instance (a limit, a
     /// trap) is recorded and a fresh instance takes over the rest. `job.limits` hold per
-    /// scenario. `Err` when an instance fails outside any scenario (the script does not
+    /// scenario; `metaexec.log` lines are kept per scenario, not sent to `on_log`. `Err` when an instance fails outside any scenario (the script does not
     /// compile, the runtime is missing): nothing more can run.
     pub async fn run_sweep(&self, job: &Job, queue: Arc<dyn ScenarioQueue>) -> Result<(), Box<Outcome>> {
         let (prepared, guest_lib) = self.ready(job).await.map_err(Box::new)?;
         loop {
-            let on_log = self.inner.options.on_log.clone();
-            let (outcome, scenario_failed) =
-                run_instance(&prepared, &guest_lib, on_log, job, Some(queue.clone())).await;
+            // Log lines stay with their scenario's outcome: thousands of scenarios a second
+            // would drown a live log.
+            let (outcome, scenario_failed) = run_instance(&prepared, &guest_lib, None, job, Some(queue.clone())).await;
             // Each replacement follows a settled scenario, so this loop ends.
             if scenario_failed {
                 continue;

@@ -1,8 +1,11 @@
 //! Break-even points to 0.1 %, by bisection: each crossing the sweep found between two
-//! scenarios is narrowed by running the script at the bracket's midpoint (every other
-//! param at its base), round after round, until the bracket is narrower than the
-//! reported precision. The midpoints of all crossings run together as one small sweep per
-//! round, so a round costs about one instance start.
+//! scenarios is narrowed by running the script inside its bracket (every other param at
+//! its base), round after round, until the bracket is narrower than the reported
+//! precision. A round probes the bracket's midpoint, which at least halves it, and two
+//! points just either side of the crossing interpolated in it, which close it at once
+//! when DSCR is close to linear there (NOI shocks are exactly linear, rate shocks nearly
+//! so): most crossings take one round. The probes of all crossings run together as one
+//! small sweep per round, so a round costs about one instance start.
 
 use serde_json::{Map, Value};
 
@@ -15,7 +18,8 @@ use crate::scenario::{Scenario, ScenarioStatus};
 /// Brackets narrower than this are done: break-even points are reported to 0.001.
 const PRECISION: f64 = 0.001;
 
-/// Rounds at most: a bracket halves each round, so this covers a range of 2^12 × 0.001.
+/// Rounds at most: a bracket at least halves each round, so this covers a range of
+/// 2^12 × 0.001.
 const MAX_ROUNDS: usize = 12;
 
 /// Narrows every crossing in `report` that the sweep's own scenarios bracket more
@@ -38,41 +42,56 @@ pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, 
         if wanted.is_empty() {
             break;
         }
-        // One scenario per distinct (param, midpoint): crossings of several properties
+        // One scenario per distinct (param, point): crossings of several properties
         // often share a bracket.
         let mut scenarios: Vec<Scenario> = Vec::new();
-        let mut of_point: Vec<usize> = Vec::with_capacity(wanted.len());
+        let mut of_points: Vec<Vec<(f64, usize)>> = Vec::with_capacity(wanted.len());
         for &i in &wanted {
             let b = &report.summary.analysis.break_even[i];
-            let mid = midpoint(b);
-            let id = format!("bisect-{round}-{}={mid}", b.param);
-            let at = match scenarios.iter().position(|s| s.id == id) {
-                Some(at) => at,
-                None => {
-                    scenarios.push(Scenario { id, params: with_param(&base, &b.param, mid) });
-                    scenarios.len() - 1
-                }
-            };
-            of_point.push(at);
+            let mut points = Vec::with_capacity(3);
+            for x in probes(b) {
+                let id = format!("bisect-{round}-{}={x}", b.param);
+                let at = match scenarios.iter().position(|s| s.id == id) {
+                    Some(at) => at,
+                    None => {
+                        scenarios.push(Scenario { id, params: with_param(&base, &b.param, x) });
+                        scenarios.len() - 1
+                    }
+                };
+                points.push((x, at));
+            }
+            of_points.push(points);
         }
         ran += scenarios.len();
         // The sweep returns its outcomes in the order the scenarios were given.
         let Ok(sweep) = super::run(sandbox, job, scenarios, options, |_| {}).await else { break };
-        for (&i, &at) in wanted.iter().zip(&of_point) {
+        for (&i, points) in wanted.iter().zip(&of_points) {
             let b = &mut report.summary.analysis.break_even[i];
-            let outcome = sweep.scenarios.get(at);
-            let dscr =
-                outcome.filter(|o| o.status == ScenarioStatus::Ok).and_then(|o| series_dscr(o, &b.property_name));
-            b.bisection_runs += 1;
-            match (dscr, b.bracket) {
-                (Some(d), Some([low, high])) => {
-                    let mid = (midpoint(b), d);
-                    // Keep the half in which the threshold still lies between the ends.
-                    let next = if (low.1 - b.threshold) * (d - b.threshold) <= 0.0 { [low, mid] } else { [mid, high] };
-                    b.narrow(next);
+            let Some([low, high]) = b.bracket else { continue };
+            let mut known = vec![low, high];
+            for &(x, at) in points {
+                let outcome = sweep.scenarios.get(at).filter(|o| o.status == ScenarioStatus::Ok);
+                if let Some(d) = outcome.and_then(|o| series_dscr(o, &b.property_name)) {
+                    known.push((x, d));
                 }
-                // The script failed there: keep the interpolated point and stop.
-                _ => b.bracket = None,
+            }
+            b.bisection_runs += points.len();
+            if known.len() == 2 {
+                // The script failed inside the bracket: keep the interpolated point.
+                b.bracket = None;
+                continue;
+            }
+            known.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // The narrowest neighbours that still have the threshold between them.
+            let threshold = b.threshold;
+            let straddles = |w: &[(f64, f64)]| (w[0].1 - threshold) * (w[1].1 - threshold) <= 0.0;
+            match known
+                .windows(2)
+                .filter(|w| straddles(w))
+                .min_by(|a, c| (a[1].0 - a[0].0).total_cmp(&(c[1].0 - c[0].0)))
+            {
+                Some(w) => b.narrow([w[0], w[1]]),
+                None => b.bracket = None,
             }
         }
     }
@@ -84,8 +103,21 @@ fn needs_narrowing(b: &BreakEven) -> bool {
     b.status == "crosses" && b.bracket.is_some_and(|[low, high]| (high.0 - low.0).abs() > PRECISION)
 }
 
-fn midpoint(b: &BreakEven) -> f64 {
-    b.bracket.map_or(0.0, |[low, high]| (low.0 + high.0) / 2.0)
+/// Where to run the script next inside `b`'s bracket: its midpoint, and either side of
+/// the crossing interpolated in it, a little under the precision apart.
+fn probes(b: &BreakEven) -> Vec<f64> {
+    let Some([(x1, d1), (x2, d2)]) = b.bracket else { return Vec::new() };
+    let (lo, hi) = (x1.min(x2), x1.max(x2));
+    let mut out = vec![(x1 + x2) / 2.0];
+    if d1 != d2 {
+        let guess = x1 + (b.threshold - d1) * (x2 - x1) / (d2 - d1);
+        for x in [guess - 0.45 * PRECISION, guess + 0.45 * PRECISION] {
+            if x > lo && x < hi {
+                out.push(x);
+            }
+        }
+    }
+    out
 }
 
 fn with_param(base: &Map<String, Value>, param: &str, value: f64) -> Map<String, Value> {

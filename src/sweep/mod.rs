@@ -10,6 +10,7 @@
 pub mod analysis;
 pub mod bisect;
 pub mod html;
+pub mod output;
 pub mod spec;
 pub mod summary;
 pub mod xlsx;

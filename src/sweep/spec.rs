@@ -218,6 +218,33 @@ pub fn parse_named(source: &str, text: &str) -> Result<Vec<NamedScenario>, SpecE
 }
 
 impl SweepSpec {
+    /// The spec of the `--grid`, `--zip`, `--monte-carlo`, `--seed` and `--dist` texts
+    /// (named scenarios are added separately).
+    pub fn from_flags(
+        grid: &[String],
+        zip: &[String],
+        monte_carlo: Option<usize>,
+        seed: u64,
+        dist: &[String],
+    ) -> Result<SweepSpec, SpecError> {
+        let mut spec = SweepSpec {
+            grids: grid.iter().map(|g| parse_grid(g)).collect::<Result<_, _>>()?,
+            zips: zip.iter().map(|z| parse_zip(z)).collect::<Result<_, _>>()?,
+            ..SweepSpec::default()
+        };
+        match monte_carlo {
+            Some(draws) => {
+                let dists = dist.iter().map(|d| parse_dist(d)).collect::<Result<_, _>>()?;
+                spec.monte_carlo = Some(MonteCarlo { draws, seed, dists });
+            }
+            None if !dist.is_empty() => {
+                return Err(spec_error("--dist", &dist[0], "needs --monte-carlo N (for example --monte-carlo 10000)"));
+            }
+            None => {}
+        }
+        Ok(spec)
+    }
+
     /// True when the spec names no scenario at all.
     pub fn is_empty(&self) -> bool {
         self.named.is_empty() && self.grids.is_empty() && self.zips.is_empty() && self.monte_carlo.is_none()

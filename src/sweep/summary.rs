@@ -59,6 +59,106 @@ pub struct PropertySummary {
     pub prob_below_1_25: f64,
 }
 
+/// One scenario in one line: what a table of scenarios shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioLine {
+    /// The scenario's id.
+    pub id: String,
+    /// Its parameters.
+    pub params: serde_json::Map<String, Value>,
+    /// Finished or failed.
+    pub status: ScenarioStatus,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Total NOI over total debt service (the mean DSCR when rows lack either).
+    pub portfolio_dscr: Option<f64>,
+    /// Properties per verdict.
+    pub verdicts: BTreeMap<String, usize>,
+    /// The property with the lowest DSCR.
+    pub weakest: Option<PropertyDscr>,
+}
+
+/// Each outcome in one line, in the outcomes' order.
+pub fn scenario_lines(outcomes: &[ScenarioOutcome]) -> Vec<ScenarioLine> {
+    outcomes
+        .iter()
+        .map(|outcome| {
+            let mut verdicts = BTreeMap::new();
+            let mut weakest: Option<PropertyDscr> = None;
+            for row in rows(outcome) {
+                if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
+                    *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
+                }
+                if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64))
+                    && weakest.as_ref().is_none_or(|low| dscr < low.dscr)
+                {
+                    weakest = Some(PropertyDscr { property_name: name.to_owned(), dscr });
+                }
+            }
+            ScenarioLine {
+                id: outcome.id.clone(),
+                params: outcome.params.clone(),
+                status: outcome.status,
+                error: outcome.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)),
+                portfolio_dscr: super::analysis::portfolio_dscr(outcome),
+                verdicts,
+                weakest,
+            }
+        })
+        .collect()
+}
+
+/// Each property's DSCR in each scenario: the table a handful of named scenarios is read
+/// from ("the portfolio under NOI -10/20/30%").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DscrMatrix {
+    /// The scenario ids: the columns.
+    pub scenarios: Vec<String>,
+    /// Per property, in first-seen order.
+    pub properties: Vec<MatrixRow>,
+}
+
+/// One property's DSCR per scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MatrixRow {
+    /// The property.
+    pub property_name: String,
+    /// Its DSCR in each scenario, in the matrix's column order (`None` where the scenario
+    /// failed or did not report it).
+    pub dscr: Vec<Option<f64>>,
+}
+
+/// A property and its DSCR.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PropertyDscr {
+    /// The property.
+    pub property_name: String,
+    /// Its DSCR.
+    pub dscr: f64,
+}
+
+/// The DSCR of every property in every scenario.
+pub fn dscr_matrix(outcomes: &[ScenarioOutcome]) -> DscrMatrix {
+    let mut properties: Vec<MatrixRow> = Vec::new();
+    for (column, outcome) in outcomes.iter().enumerate() {
+        for row in rows(outcome) {
+            let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64)) else {
+                continue;
+            };
+            let index = match properties.iter().position(|p| p.property_name == name) {
+                Some(index) => index,
+                None => {
+                    properties.push(MatrixRow { property_name: name.to_owned(), dscr: vec![None; outcomes.len()] });
+                    properties.len() - 1
+                }
+            };
+            properties[index].dscr[column] = Some(dscr);
+        }
+    }
+    DscrMatrix { scenarios: outcomes.iter().map(|o| o.id.clone()).collect(), properties }
+}
+
 const NAME_KEYS: [&str; 3] = ["property_name", "property", "name"];
 
 /// The rows of a scenario's main result.

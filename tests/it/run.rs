@@ -2,7 +2,7 @@
 //! documents' DSCR table, the NOI stress test and the at-risk list on the demo portfolio,
 //! a schema where NOI and debt service must be derived, exports, and the errors.
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::Value;
@@ -103,8 +103,7 @@ fn the_documents_portfolio_request_prints_their_dscr_table() {
     );
 
     // The run folder holds every stage's output.
-    let dir = Path::new(record["run_dir"].as_str().unwrap());
-    let dir = if dir.is_absolute() { dir.to_path_buf() } else { ctx.path().join(dir) };
+    let dir = run_dir(&ctx, &record);
     for file in ["request.txt", "task.json", "script.py", "validation.json", "outcome.json", "run.json"] {
         assert!(dir.join(file).is_file(), "{file} in {}", dir.display());
     }
@@ -128,31 +127,181 @@ fn people_get_the_table_on_stdout_and_the_stages_on_stderr() {
     assert!(stderr.contains("run ok") && stderr.contains("runs/"), "{stderr}");
 }
 
+/// The base table's exact DSCR per property: NOI over debt service as the script reported
+/// them, not the rounded column.
+fn exact_base_dscr(record: &Value) -> Vec<(String, f64)> {
+    record["outcome"]["results"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let dscr = r["noi"].as_f64().unwrap() / r["annual_debt_service"].as_f64().unwrap();
+            (r["property_name"].as_str().unwrap().to_owned(), dscr)
+        })
+        .collect()
+}
+
+/// The run folder, which the record names relative to the working directory.
+fn run_dir(ctx: &TestContext, record: &Value) -> PathBuf {
+    ctx.path().join(record["run_dir"].as_str().unwrap())
+}
+
+/// The sweep's full results, as written to the run folder.
+fn sweep_results(ctx: &TestContext, record: &Value) -> Value {
+    let path = run_dir(ctx, record).join("sweep/results.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
 #[test]
-fn a_noi_stress_test_applies_each_decline() {
+fn a_noi_stress_test_runs_each_decline_as_a_scenario() {
     let ctx = TestContext::new();
     let output = run(&ctx, &["calculate DSCR for every property and show a 10/20/30% NOI stress test", "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let record = record(&output);
     assert_eq!(record["task"]["task_kind"], "stress_test");
-    let base: Vec<(String, f64)> = dscr_by_name(&record);
-    let by_scenario = record["outcome"]["results"]["scenario_dscr"].as_array().unwrap();
-    assert_eq!(by_scenario.len(), 40, "4 scenarios x 10 properties");
-    for (scenario, decline) in [("base", 0.0), ("NOI -10%", 0.1), ("NOI -20%", 0.2), ("NOI -30%", 0.3)] {
-        for (name, dscr) in &base {
-            let row = by_scenario
-                .iter()
-                .find(|r| r["scenario"] == scenario && r["property_name"] == name.as_str())
-                .unwrap_or_else(|| panic!("{scenario} / {name}"));
+    let script = record["attempts"][0]["script"].as_str().unwrap();
+    assert!(
+        script.contains("params.get(k, 0.0)") && !script.contains("stress_test("),
+        "one scenario per run:\n{script}"
+    );
+    let base = exact_base_dscr(&record);
+    assert_eq!(base.len(), 10);
+    let sweep = &record["sweep"];
+    let declines = [("base", 0.0), ("NOI -10%", 0.1), ("NOI -20%", 0.2), ("NOI -30%", 0.3)];
+    let ids: Vec<&str> = declines.iter().map(|(id, _)| *id).collect();
+    assert_eq!(sweep["matrix"]["scenarios"], serde_json::json!(ids));
+
+    // Every scenario's every row, from the full results: NOI and DSCR scaled by the decline.
+    let results = sweep_results(&ctx, &record);
+    let scenarios = results["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 4);
+    for (scenario, (id, decline)) in scenarios.iter().zip(declines) {
+        assert_eq!((scenario["id"].as_str(), scenario["status"].as_str()), (Some(id), Some("ok")));
+        assert_eq!(scenario["params"]["noi_change"].as_f64(), Some(-decline));
+        let rows = scenario["results"]["result"].as_array().unwrap();
+        assert_eq!(rows.len(), 10);
+        for (row, (name, dscr)) in rows.iter().zip(&base) {
+            assert_eq!(row["property_name"].as_str(), Some(name.as_str()));
             let want = dscr * (1.0 - decline);
-            assert!((row["dscr"].as_f64().unwrap() - want).abs() < 1e-9, "{scenario} {name}: {row} vs {want}");
+            assert!((row["dscr"].as_f64().unwrap() - want).abs() < 1e-9, "{id} {name}: {row} vs {want}");
         }
     }
-    let summary = record["outcome"]["results"]["scenarios"].as_array().unwrap();
-    let names: Vec<&str> = summary.iter().map(|s| s["scenario"].as_str().unwrap()).collect();
-    assert_eq!(names, ["base", "NOI -10%", "NOI -20%", "NOI -30%"]);
+    // The matrix shows the same numbers side by side.
+    for (i, (name, dscr)) in base.iter().enumerate() {
+        let row = &sweep["matrix"]["properties"][i];
+        assert_eq!(row["property_name"].as_str(), Some(name.as_str()));
+        for (column, (_, decline)) in declines.iter().enumerate() {
+            assert!((row["dscr"][column].as_f64().unwrap() - dscr * (1.0 - decline)).abs() < 1e-9, "{row}");
+        }
+    }
     // At -30% only the strongest properties still approve: 1.94 * 0.7 and 1.82 * 0.7.
-    assert_eq!(summary[3]["approve"], 2, "{}", summary[3]);
+    let lines = sweep["scenarios"].as_array().unwrap();
+    assert_eq!(lines[3]["verdicts"]["approve"], 2, "{}", lines[3]);
+    assert_eq!(lines[3]["weakest"]["property_name"], "Riverside Galleria");
+
+    // Break-even NOI changes against the closed form: DSCR × (1 + x) = t  ⇒  x = t / DSCR − 1,
+    // reported to 0.1 % wherever it falls inside the swept −30 % .. 0.
+    let break_even = sweep["summary"]["break_even"].as_array().unwrap();
+    let mut checked = 0;
+    for (name, dscr) in &base {
+        for threshold in [1.0, 1.25] {
+            let x = threshold / dscr - 1.0;
+            let found = break_even
+                .iter()
+                .find(|b| b["property_name"] == name.as_str() && b["threshold"].as_f64() == Some(threshold))
+                .unwrap_or_else(|| panic!("{name} {threshold}"));
+            if (-0.3..=0.0).contains(&x) {
+                let value = found["value"].as_f64().unwrap_or_else(|| panic!("{found}"));
+                assert!((value - x).abs() <= 0.0005 + 1e-12, "{name} {threshold}: {value} vs {x}");
+                checked += 1;
+            } else {
+                assert!(found["value"].is_null(), "{name} {threshold}: {found} (closed form {x})");
+            }
+        }
+    }
+    assert!(checked >= 8, "{checked} crossings in range");
+    for file in ["results.json", "scenarios.csv", "report.html"] {
+        let path = run_dir(&ctx, &record).join("sweep").join(file);
+        assert!(path.metadata().is_ok_and(|m| m.len() > 100), "{}", path.display());
+    }
+}
+
+#[test]
+fn a_stress_test_prints_the_scenarios_side_by_side() {
+    let ctx = TestContext::new();
+    let output = run(&ctx, &["show a 10/20/30% NOI stress test"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for expected in ["DSCR by scenario", "NOI -30%", "Portfolio by scenario", "Break-even in noi_change", "-17.4%"] {
+        assert!(stdout.contains(expected), "{expected} in\n{stdout}");
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.lines().any(|l| l.starts_with('✓') && l.contains("sweep") && l.contains("4 scenarios")), "{stderr}");
+    assert!(stderr.contains("sweep/report.html"), "{stderr}");
+}
+
+#[test]
+fn a_monte_carlo_request_is_drawn_reproducibly_and_counted_exactly() {
+    let ctx = TestContext::new();
+    let request = "Run 400 Monte Carlo simulations of the portfolio where NOI is normally distributed with a \
+                   standard deviation of 8%, seed 11";
+    let output = run(&ctx, &[request, "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let record = record(&output);
+    assert_eq!(record["task"]["task_kind"], "stress_test");
+    assert_eq!(
+        record["task"]["sweep"],
+        serde_json::json!({"grid": [], "monte_carlo": 400, "seed": 11, "dist": ["noi_change=normal(0,0.08)"]})
+    );
+    let sweep = &record["sweep"];
+    assert_eq!((sweep["summary"]["total"].as_u64(), sweep["summary"]["ok"].as_u64()), (Some(400), Some(400)));
+    assert!(sweep["matrix"].is_null(), "400 scenarios are summarised, not listed side by side");
+    let draws: Vec<f64> =
+        sweep["scenarios"].as_array().unwrap().iter().map(|l| l["params"]["noi_change"].as_f64().unwrap()).collect();
+    let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+    let sd = (draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (draws.len() - 1) as f64).sqrt();
+    assert!(mean.abs() < 0.015 && (sd - 0.08).abs() < 0.012, "mean {mean}, sd {sd}");
+
+    // P(DSCR < 1) per property, counted independently from the draws: DSCR × (1 + x) < 1.
+    let base = exact_base_dscr(&record);
+    let properties = sweep["summary"]["properties"].as_array().unwrap();
+    for (name, dscr) in &base {
+        let summary = properties.iter().find(|p| p["property_name"] == name.as_str()).unwrap();
+        let below = draws.iter().filter(|x| dscr * (1.0 + **x) < 1.0).count() as f64 / draws.len() as f64;
+        assert!((summary["prob_below_1"].as_f64().unwrap() - below).abs() < 1e-12, "{name}: {summary} vs {below}");
+        let worst = draws.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!((summary["min_dscr"].as_f64().unwrap() - dscr * (1.0 + worst)).abs() < 1e-9, "{name}: {summary}");
+    }
+
+    // The same request and seed draw the same scenarios.
+    let again = self::record(&run(&ctx, &[request, "--json"]));
+    assert_eq!(again["sweep"]["scenarios"], sweep["scenarios"]);
+}
+
+#[test]
+fn a_sensitivity_range_becomes_a_grid() {
+    let ctx = TestContext::new();
+    let output = run(&ctx, &["DSCR sensitivity with NOI from -30% to +10% in steps of 5%", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let record = record(&output);
+    let sweep = &record["sweep"];
+    let ids: Vec<&str> = sweep["scenarios"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 9, "{ids:?}");
+    assert_eq!((ids[0], ids[8]), ("noi_change=-0.3", "noi_change=0.1"));
+    // Portfolio DSCR is total NOI over total debt service, so it scales with NOI too.
+    let rows = record["outcome"]["results"]["result"].as_array().unwrap();
+    let total = |key: &str| rows.iter().map(|r| r[key].as_f64().unwrap()).sum::<f64>();
+    let portfolio = total("noi") / total("annual_debt_service");
+    let tornado = &sweep["summary"]["sensitivity"][0];
+    assert_eq!(tornado["param"], "noi_change");
+    assert!((tornado["swing"].as_f64().unwrap() - portfolio * 0.4).abs() < 1e-9, "{tornado}");
+    let portfolio_1 = sweep["summary"]["break_even"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["property_name"] == "portfolio" && b["threshold"] == 1.0)
+        .unwrap();
+    assert!((portfolio_1["value"].as_f64().unwrap() - (1.0 / portfolio - 1.0)).abs() <= 0.0005, "{portfolio_1}");
 }
 
 #[test]
@@ -186,13 +335,13 @@ fn one_named_property_under_the_documents_three_scenarios() {
     let record = record(&run(&ctx, &[request, "--json"]));
     assert_eq!(record["task"]["entities"], serde_json::json!(["Orlando Fashion Square"]));
     assert_eq!(dscr_by_name(&record).len(), 1);
-    let scenarios: Vec<&str> = record["outcome"]["results"]["scenarios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["scenario"].as_str().unwrap())
-        .collect();
-    assert_eq!(scenarios, ["base", "revenue +10%", "revenue -10%"]);
+    let scenarios = &record["sweep"]["matrix"]["scenarios"];
+    assert_eq!(scenarios, &serde_json::json!(["base", "revenue +10%", "revenue -10%"]));
+    let properties = record["sweep"]["matrix"]["properties"].as_array().unwrap();
+    assert_eq!(properties.len(), 1, "{properties:?}");
+    // Revenue up 10% raises NOI, and so DSCR; down 10% lowers it.
+    let dscr = properties[0]["dscr"].as_array().unwrap();
+    assert!(dscr[1].as_f64() > dscr[0].as_f64() && dscr[2].as_f64() < dscr[0].as_f64(), "{dscr:?}");
 }
 
 /// A schema that names nothing like the demo: NOI must come from revenue less expenses of

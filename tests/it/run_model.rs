@@ -173,3 +173,76 @@ fn an_unreachable_endpoint_is_llm_unavailable() {
     assert!(record["error"]["message"].as_str().unwrap().contains(&url), "{record:#}");
     assert!(record["error"]["hint"].as_str().unwrap().contains("offline planner"), "{record:#}");
 }
+
+/// A plan for a grid of scenarios whose step is 0: the sweep cannot be made.
+const BAD_GRID_PLAN: &str = r#"{"goal": "Stress NOI and rates", "task_kind": "stress_test", "steps": ["query"],
+  "sweep": {"grid": ["noi_change=-0.2..0:0", "rate_change=0,0.01"]}}"#;
+const GRID_PLAN: &str = r#"{"goal": "Stress NOI and rates", "task_kind": "stress_test", "steps": ["query"],
+  "sweep": {"grid": ["noi_change=-0.2..0:0.1", "rate_change=0,0.01"]}}"#;
+
+/// A script for one scenario, as the generate prompt asks for one.
+const ONE_SCENARIO: &str = r#"from metaexec import db, finance, params, result
+
+noi_change = params.get("noi_change", 0.0)
+rate_change = params.get("rate_change", 0.0)
+rows = db.query(
+    "SELECT p.property_name, f.noi, l.principal, l.interest_rate, l.amortization_years FROM properties p"
+    " JOIN financial_metrics f ON f.property_id = p.property_id JOIN loans l ON l.property_id = p.property_id"
+    " WHERE f.fiscal_year = ? ORDER BY p.property_id",
+    [2024],
+)
+out = []
+for r in rows:
+    noi = r["noi"] * (1 + noi_change)
+    debt = finance.annual_debt_service(r["principal"], r["interest_rate"] + rate_change, r["amortization_years"])
+    out.append({"property_name": r["property_name"], "noi": noi, "annual_debt_service": debt, "dscr": noi / debt})
+result(out)
+"#;
+
+#[test]
+fn a_models_scenarios_run_as_a_sweep_of_its_one_scenario_script() {
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![
+            Reply::Content(BAD_GRID_PLAN.into()),
+            Reply::Content(GRID_PLAN.into()),
+            Reply::Content(answer(ONE_SCENARIO)),
+        ],
+    );
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &["stress NOI by 0-20% and rates by up to 1 point", "--no-cache"]);
+    assert_eq!(code, Some(0), "{record:#}");
+    // The plan whose grid could not be made went back with the grid's own error.
+    let retry = last_user_message(&server, 1);
+    assert!(retry.contains("--grid `noi_change=-0.2..0:0`: the step must be positive"), "{retry}");
+    let generate = last_user_message(&server, 2);
+    assert!(
+        generate.contains("a grid: noi_change=-0.2..0:0.1 x rate_change=0,0.01") && generate.contains("ONE scenario"),
+        "{generate}"
+    );
+
+    let sweep = &record["sweep"];
+    let loans = crate::sweep::demo_loans(&crate::db_proxy::sqlite_demo());
+    // The base scenario ran first, alone, with every swept param at 0: the unshocked table.
+    let base = record["outcome"]["results"]["result"].as_array().unwrap();
+    for (row, (name, noi, principal, rate, years)) in base.iter().zip(&loans) {
+        let want = noi / crate::sweep::annual_debt_service(*principal, *rate, *years);
+        assert!((row["dscr"].as_f64().unwrap() - want).abs() < 1e-9 * want, "{name}: {row} vs {want}");
+    }
+    assert_eq!(sweep["summary"]["total"], 6, "3 NOI points x 2 rates");
+    // Each scenario's DSCR against the annuity formula on the host.
+    let matrix = &sweep["matrix"];
+    for (column, id) in matrix["scenarios"].as_array().unwrap().iter().enumerate() {
+        let line = &sweep["scenarios"][column];
+        assert_eq!(&line["id"], id);
+        let (noi_change, rate_change) =
+            (line["params"]["noi_change"].as_f64().unwrap(), line["params"]["rate_change"].as_f64().unwrap());
+        for (row, (name, noi, principal, rate, years)) in matrix["properties"].as_array().unwrap().iter().zip(&loans) {
+            assert_eq!(row["property_name"].as_str(), Some(name.as_str()));
+            let debt = crate::sweep::annual_debt_service(*principal, rate + rate_change, *years);
+            let want = noi * (1.0 + noi_change) / debt;
+            let got = row["dscr"][column].as_f64().unwrap();
+            assert!((got - want).abs() < 1e-9 * want, "{id} {name}: {got} vs {want}");
+        }
+    }
+}

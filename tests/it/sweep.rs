@@ -27,7 +27,7 @@ fn grid(specs: &[&str]) -> Vec<Scenario> {
 
 /// Per property of the demo, in order: name, 2024 NOI, principal, rate, amortization
 /// years; read straight from the file, independently of the proxy.
-fn demo_loans(target: &Target) -> Vec<(String, f64, f64, f64, f64)> {
+pub(crate) fn demo_loans(target: &Target) -> Vec<(String, f64, f64, f64, f64)> {
     block_on(async {
         use sqlx::Connection;
         let path = target.url.sqlite_path().unwrap().display().to_string();
@@ -48,7 +48,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Annual debt service of a monthly-pay loan, from the annuity formula.
-fn annual_debt_service(principal: f64, rate: f64, years: f64) -> f64 {
+pub(crate) fn annual_debt_service(principal: f64, rate: f64, years: f64) -> f64 {
     let r = rate / 12.0;
     let n = years * 12.0;
     12.0 * principal * r / (1.0 - (1.0 + r).powf(-n))
@@ -352,7 +352,7 @@ fn bad_specs_are_usage_errors_that_point_at_the_part() {
     for (args, expected) in [
         (vec!["--grid", "noi_change=0..1:-0.1"], "--grid `noi_change=0..1:-0.1`: the step must be positive"),
         (vec!["--monte-carlo", "10", "--dist", "x=beta(1,2)"], "--dist `x=beta(1,2)`"),
-        (vec!["--dist", "x=normal(0,1)"], "--dist needs --monte-carlo"),
+        (vec!["--dist", "x=normal(0,1)"], "--dist `x=normal(0,1)`: needs --monte-carlo"),
         (vec![], "no scenarios"),
     ] {
         let output =

@@ -6,6 +6,7 @@
 mod query;
 mod recognise;
 mod script;
+mod simulation;
 
 pub use query::{PortfolioQuery, QueryError, portfolio_query};
 pub use recognise::{UNDERSTOOD, recognise};

@@ -33,6 +33,8 @@ pub const UNDERSTOOD: &str = concat!(
     "  - the properties at risk (\"which assets are at risk\", \"DSCR below 1.3\")\n",
     "  - stress tests and scenarios (\"10/20/30% NOI stress test\", \"base, optimistic and pessimistic\",\n",
     "    \"10% revenue decrease\", \"rates up 100 bp\")\n",
+    "  - Monte Carlo simulations (\"10,000 simulations, NOI normal with sd 8%, rates uniform between 0 and 2%\")\n",
+    "  - sensitivity grids (\"NOI from -30% to +10% in steps of 5%\")\n",
     "  - cap rate, debt yield and LTV summaries\n",
     "  - exports to CSV or XLSX",
 );
@@ -57,7 +59,9 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     if has("ltv") || has("loan-to-value") || has("loan to value") {
         spec.metrics.push(Metric::Ltv);
     }
-    spec.scenarios = scenarios(&text);
+    let simulation = super::simulation::simulation(&text);
+    spec.scenarios = scenarios(&text, &simulation.used);
+    spec.sweep = simulation.plan;
     spec.wants_simulations = !spec.scenarios.is_empty()
         || ["simulate", "simulation", "what-if", "what if", "monte carlo"].iter().any(|w| has(w));
     spec.wants_web = ["website", "web app", "web interface", "web page", "dashboard", "webpage"].iter().any(|w| has(w));
@@ -75,7 +79,7 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     spec.threshold = threshold(&text).or(at_risk.then_some(DEFAULT_AT_RISK_THRESHOLD));
     spec.task_kind = if !spec.entities.is_empty() {
         TaskKind::PropertyReview
-    } else if !spec.scenarios.is_empty() {
+    } else if spec.runs_scenarios() {
         TaskKind::StressTest
     } else if spec.threshold.is_some() {
         TaskKind::AtRisk
@@ -86,7 +90,7 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     } else {
         TaskKind::PortfolioReview
     };
-    spec.steps = steps(&spec);
+    spec.steps = steps(&spec, &simulation.assumptions);
     Some(spec)
 }
 
@@ -132,7 +136,7 @@ fn match_properties(text: &str, properties: &[String]) -> Vec<String> {
 }
 
 /// Where `word` first occurs in `text` as a word of its own, or with one of `SUFFIXES`.
-fn find_word(text: &str, word: &str) -> Option<usize> {
+pub(super) fn find_word(text: &str, word: &str) -> Option<usize> {
     text.match_indices(word).map(|(at, _)| at).find(|&at| {
         let before = text[..at].chars().next_back();
         let rest = &text[at + word.len()..];
@@ -155,16 +159,16 @@ fn contains_words(text: &str, needle: &str) -> bool {
 }
 
 /// A number in the text and where it ends.
-struct Number {
-    value: f64,
-    start: usize,
-    end: usize,
-    percent: bool,
+pub(super) struct Number {
+    pub(super) value: f64,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) percent: bool,
     /// Written with a decimal point or an `x` (`1.25`, `1.2x`): how ratios are written.
     ratio_like: bool,
 }
 
-fn numbers(text: &str) -> Vec<Number> {
+pub(super) fn numbers(text: &str) -> Vec<Number> {
     let bytes = text.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
@@ -192,7 +196,7 @@ fn numbers(text: &str) -> Vec<Number> {
 }
 
 /// Words that name the figure a shock applies to.
-const TARGETS: [(&str, &[&str]); 5] = [
+pub(super) const TARGETS: [(&str, &[&str]); 5] = [
     ("noi_change", &["noi", "net operating income"]),
     ("revenue_change", &["revenue", "income", "rent", "rental income"]),
     ("expense_change", &["expense", "opex", "cost", "operating expense"]),
@@ -200,7 +204,7 @@ const TARGETS: [(&str, &[&str]); 5] = [
     ("rate_change", &["interest rate", "rate", "bp", "basis point"]),
 ];
 /// Words that say which way a shock goes.
-const DIRECTIONS: [(f64, &[&str]); 2] = [
+pub(super) const DIRECTIONS: [(f64, &[&str]); 2] = [
     (-1.0, &["decrease", "decline", "drop", "down", "fall", "reduce", "reduction", "lower", "cut", "loss", "shrink"]),
     (1.0, &["increase", "rise", "up", "higher", "grow", "growth", "more", "hike"]),
 ];
@@ -226,7 +230,7 @@ fn nearest<T: Copy>(context: &str, groups: &[(T, &[&str])], before: bool) -> Opt
 
 /// Looks for a word of `groups` in the number's own clause (after it, then before it),
 /// then in the 80 characters before it (`NOI down 10, 20 and 30%`).
-fn around<T: Copy>(before: &str, after: &str, groups: &[(T, &[&str])]) -> Option<T> {
+pub(super) fn around<T: Copy>(before: &str, after: &str, groups: &[(T, &[&str])]) -> Option<T> {
     let after_clause = CLAUSE_BREAKS.iter().filter_map(|b| after.find(b)).min().map_or(after, |at| &after[..at]);
     let before_clause = CLAUSE_BREAKS
         .iter()
@@ -241,7 +245,7 @@ fn around<T: Copy>(before: &str, after: &str, groups: &[(T, &[&str])]) -> Option
 
 /// The scenarios a request asks for: the named set (base/optimistic/pessimistic), and
 /// percentage shocks ("10/20/30% NOI stress", "10% revenue decrease", "rates up 100 bp").
-fn scenarios(text: &str) -> Vec<Scenario> {
+fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
     let mut out: Vec<Scenario> = Vec::new();
     let named = find_word(text, "optimistic").is_some() || find_word(text, "pessimistic").is_some();
     let mut shocks: Vec<(&'static str, f64)> = Vec::new();
@@ -254,7 +258,7 @@ fn scenarios(text: &str) -> Vec<Scenario> {
                 .iter()
                 .take_while(|m| text[n.end..m.end].chars().all(|c| c.is_ascii_digit() || " /,.-andor".contains(c)))
                 .any(|m| m.percent);
-        if !listed_percent || n.value == 0.0 || n.value > 100.0 {
+        if !listed_percent || n.value == 0.0 || n.value > 100.0 || used.contains(&n.start) {
             continue;
         }
         let (before, after) = (&text[..n.start], &text[n.end..]);
@@ -330,7 +334,7 @@ fn threshold(text: &str) -> Option<f64> {
     None
 }
 
-fn steps(spec: &TaskSpec) -> Vec<String> {
+fn steps(spec: &TaskSpec, assumptions: &[String]) -> Vec<String> {
     let mut steps = vec!["read each property's NOI, debt service and loan terms from the database".to_owned()];
     if !spec.entities.is_empty() {
         steps.push(format!("keep {}", spec.entities.join(", ")));
@@ -345,6 +349,23 @@ fn steps(spec: &TaskSpec) -> Vec<String> {
     if !spec.scenarios.is_empty() {
         let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
         steps.push(format!("recompute DSCR under each scenario: {}", names.join(", ")));
+    }
+    let sweep = &spec.sweep;
+    if sweep.monte_carlo > 0 {
+        steps.push(format!(
+            "draw {} scenarios ({}), seed {}",
+            sweep.monte_carlo,
+            sweep.dist.join(", "),
+            sweep.seed.unwrap_or(crate::task::DEFAULT_SEED)
+        ));
+    } else if !sweep.grid.is_empty() {
+        steps.push(format!("run every point of the grid {}", sweep.grid.join(" x ")));
+    }
+    for assumption in assumptions {
+        steps.push(format!("assume {assumption}"));
+    }
+    if spec.runs_scenarios() {
+        steps.push("report each property's DSCR across the scenarios, break-even points and sensitivity".into());
     }
     steps.push("summarise the portfolio".into());
     if !spec.exports.is_empty() {

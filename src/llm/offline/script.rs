@@ -21,25 +21,6 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         columns.push(key);
         missing.push(key);
     }
-    let scenarios: Vec<String> = spec
-        .scenarios
-        .iter()
-        .map(|s| {
-            let mut fields = vec![format!("\"name\": {}", py_str(&s.name))];
-            for (key, value) in [
-                ("noi_change", s.noi_change),
-                ("revenue_change", s.revenue_change),
-                ("expense_change", s.expense_change),
-                ("vacancy_change", s.vacancy_change),
-                ("rate_change", s.rate_change),
-            ] {
-                if value != 0.0 {
-                    fields.push(format!("\"{key}\": {}", py_float(value)));
-                }
-            }
-            format!("{{{}}}", fields.join(", "))
-        })
-        .collect();
     let joined: Vec<String> = query
         .notes
         .iter()
@@ -53,13 +34,26 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         sql_pieces => sql_pieces(&query.sql),
         entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
         threshold => spec.threshold.map(py_float),
-        scenarios => scenarios,
+        sweep => spec.runs_scenarios(),
+        scenario_count => scenario_count(spec),
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
     };
     let mut text = prompts::render("offline_script", ctx);
     text.push('\n');
     text
+}
+
+/// How many scenarios the plan makes, in words for the script's comment.
+fn scenario_count(spec: &TaskSpec) -> String {
+    let named = spec.scenarios.len();
+    match (spec.sweep.monte_carlo, spec.sweep.grid.len()) {
+        (0, 0) => format!("{named} named"),
+        (0, grids) if named > 0 => format!("{named} named x {grids} grid axes"),
+        (0, 1) => "a grid".to_owned(),
+        (0, _) => "a grid's cartesian product".to_owned(),
+        (draws, _) => format!("{draws} Monte Carlo draws"),
+    }
 }
 
 /// A Python string literal: JSON's escaping is valid Python.
