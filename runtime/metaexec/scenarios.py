@@ -20,6 +20,7 @@ except ImportError:  # imported as a plain module, outside the package
 __all__ = [
     "SHOCKS",
     "apply_shocks",
+    "shocked_metrics",
     "apply_scenario",
     "named_scenarios",
     "run_scenarios",
@@ -70,10 +71,12 @@ def _clamp01(x):
     return 0.0 if x < 0.0 else (1.0 if x > 1.0 else x)
 
 
-def _shock_row(row, res, s, strict, fn, index):
-    """One shocked copy of `row`, with its NOI and annual debt service (None if unknown)."""
+def _shock_row(row, res, s, strict, fn, index, v=None):
+    """One shocked copy of `row`, with its NOI and annual debt service (None if unknown);
+    `v` is the row's `_extract()`, when the caller has it."""
     cols, scale = res["cols"], res["scale"]
-    v = portfolio._extract(row, res)
+    if v is None:
+        v = portfolio._extract(row, res)
     new = dict(row)
     notes = []
     label = portfolio._label(row, res, index)
@@ -174,7 +177,11 @@ def _shock_row(row, res, s, strict, fn, index):
             rate_new = 0.0
         if rate_new > 1.0:
             raise ValueError("%s: %s: shocked interest rate %r is above 100 %%" % (fn, label, rate_new))
-        calc_old = finance.annual_debt_service(principal, rate, years, interest_only=io)
+        # The unshocked payment is the same in every scenario: kept with the extraction.
+        calc_old = v.get("calc_ads")
+        if calc_old is None:
+            calc_old = finance.annual_debt_service(principal, rate, years, interest_only=io)
+            v["calc_ads"] = calc_old
         calc_new = finance.annual_debt_service(principal, rate_new, years, interest_only=io)
         # A stored debt service stays the base: it moves by the ratio of recomputed payments.
         if ads is not None and v["ads_source"] == "column" and calc_old > 0.0:
@@ -212,6 +219,74 @@ def apply_shocks(rows, noi_change=0.0, revenue_change=0.0, expense_change=0.0, v
     s = _normalize(fn, noi_change, revenue_change, expense_change, vacancy_change, rate_change, rate_mode)
     res = portfolio._resolve(rows)
     return [_shock_row(r, res, s, strict, fn, i)[0] for i, r in enumerate(rows)]
+
+
+# Rows already resolved and extracted, most recent first, each with a copy of the rows it
+# was made from: a sweep runs the same script on equal rows once per scenario, and reading
+# the columns costs more than shocking them. Comparing rows for equality is cheaper than
+# hashing their content.
+_PREPARED = []
+
+
+def _prepared(rows):
+    """The resolution of `rows` and each row's `_extract()`, kept for rows of equal content."""
+    for kept, res, extracted in _PREPARED:
+        try:
+            if len(kept) == len(rows) and kept == rows:
+                return res, extracted
+        except Exception:  # noqa: BLE001 - a cell that cannot be compared: compute afresh
+            break
+    res = portfolio._resolve(rows)
+    extracted = [portfolio._extract(r, res) for r in rows]
+    _PREPARED.insert(0, ([dict(r) for r in rows], res, extracted))
+    del _PREPARED[4:]
+    return res, extracted
+
+
+def shocked_metrics(rows, noi_change=0.0, revenue_change=0.0, expense_change=0.0, vacancy_change=0.0,
+                    rate_change=0.0, rate_mode="absolute", approve=1.25, review=1.15, strict=False):
+    """Per-property DSCR under shocks: the columns property_metrics(apply_shocks(...)) gives
+    for them, computed without re-reading the shocked rows (fast when called per scenario).
+
+    Args: rows: list of dicts; the shocks as in apply_shocks(); approve/review:
+        classify_dscr thresholds; strict: as apply_shocks(). Rows without NOI or debt
+        service are left out, as property_metrics() skips them.
+    Returns: list of dicts {property_id?, property_name, property_type?, noi,
+        annual_debt_service, dscr, verdict, band}.
+    Example: shocked_metrics([{"name": "A", "noi": 100.0, "annual_debt_service": 80.0}], noi_change=-0.2)[0]["dscr"] -> 1.0
+    """
+    fn = "shocked_metrics()"
+    rows = portfolio._rows_list(rows, fn)
+    s = _normalize(fn, noi_change, revenue_change, expense_change, vacancy_change, rate_change, rate_mode)
+    res, extracted = _prepared(rows)
+    cols = res["cols"]
+    monthly_noi = cols["noi"] is None and cols["noi_monthly"] is not None
+    monthly_ads = cols["ads"] is None and cols["ads_monthly"] is not None
+    out = []
+    for i, row in enumerate(rows):
+        v = extracted[i]
+        _, noi, ads = _shock_row(row, res, s, strict, fn, i, v)
+        if noi is None or ads is None or ads <= 0.0:
+            continue
+        # What property_metrics() reads back from a monthly column is 12 x (x / 12).
+        if monthly_noi and v["noi_source"] == "column":
+            noi = 12.0 * (noi / 12.0)
+        if monthly_ads and v["ads_source"] == "column" and s["rate_change"]:
+            ads = 12.0 * (ads / 12.0)
+        d = finance.dscr(noi, ads)
+        m = {}
+        if cols["id"] is not None:
+            m["property_id"] = row.get(cols["id"])
+        m["property_name"] = portfolio._label(row, res, i)
+        if cols["type"] is not None:
+            m["property_type"] = row.get(cols["type"])
+        m["noi"] = noi
+        m["annual_debt_service"] = ads
+        m["dscr"] = d
+        m["verdict"] = finance.classify_dscr(d, approve, review)
+        m["band"] = finance.dscr_band(d)
+        out.append(m)
+    return out
 
 
 def _scenario_args(fn, scenario):

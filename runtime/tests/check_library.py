@@ -451,6 +451,59 @@ def test_noi_only_rows_fallback_and_strict():
         raise AssertionError("typo in shock key did not raise")
 
 
+def test_shocked_metrics_match_property_metrics_of_shocked_rows():
+    import random
+
+    rng = random.Random(5)
+    derived = demo_rows()
+    for r in derived:
+        del r["noi"], r["annual_debt_service"], r["dscr"]
+    monthly = [
+        {"Property Name": "One", "Net Operating Income": 1_200_000, "monthly_debt_service": 80_000,
+         "principal": 9_000_000, "rate": 0.061, "amortization_years": 25},
+        {"Property Name": "Two", "noi_monthly": 75_000.33, "monthly_debt_service": 61_000.7,
+         "principal": 7_500_000, "rate": 0.055, "amortization_years": 30},
+    ]
+    only_monthly = [
+        {"name": "M%d" % i, "noi_monthly": 70_000.33 + 917.1 * i, "monthly_debt_service": 61_000.7 - 311.9 * i,
+         "principal": 7_500_000, "rate": 0.055, "amortization_years": 30}
+        for i in range(5)
+    ]
+    io = [{"name": "IO", "noi": 130_000, "loan_amount": 2_000_000, "rate": 0.05, "interest_only": "Y"}]
+    keys = ("property_id", "property_name", "property_type", "noi", "annual_debt_service", "dscr", "verdict", "band")
+    checked = 0
+    for rows in (demo_rows(), derived, other_schema_rows(), monthly, only_monthly, io):
+        before = copy.deepcopy(rows)
+        for i in range(40):
+            shocks = {
+                "noi_change": rng.uniform(-0.4, 0.2) if i % 2 else 0.0,
+                "revenue_change": rng.uniform(-0.2, 0.2) if i % 3 == 0 else 0.0,
+                "expense_change": rng.uniform(-0.1, 0.2) if i % 5 == 0 else 0.0,
+                "vacancy_change": rng.uniform(0.0, 0.1) if i % 7 == 0 else 0.0,
+                "rate_change": rng.uniform(-0.01, 0.03) if i % 4 else 0.0,
+            }
+            try:
+                want = portfolio.property_metrics(scenarios.apply_shocks(rows, **shocks))
+            except ValueError as exc:  # e.g. a rate shock on rows without loan terms
+                try:
+                    scenarios.shocked_metrics(rows, **shocks)
+                except ValueError as same:
+                    assert str(same).split(": ", 1)[1] == str(exc).split(": ", 1)[1], (same, exc)
+                    continue
+                raise AssertionError("shocked_metrics() did not raise %r" % exc)
+            got = scenarios.shocked_metrics(rows, **shocks)
+            assert [{k: m[k] for k in keys if k in m} for m in want] == got, (shocks, want, got)
+            checked += 1
+        assert rows == before, "shocked_metrics() changed its input"
+    assert checked > 150, checked
+    # Kept results follow the rows' content, not their identity.
+    rows = demo_rows()
+    first = scenarios.shocked_metrics(rows, noi_change=-0.1)
+    rows[0]["noi"] = rows[0]["noi"] * 2
+    again = scenarios.shocked_metrics(rows, noi_change=-0.1)
+    assert close(again[0]["noi"], 2 * first[0]["noi"]) and again[1:] == first[1:]
+
+
 def test_named_scenarios_and_stress_tests():
     named = scenarios.named_scenarios()
     assert [s["name"] for s in named] == ["base", "optimistic", "pessimistic", "stress"]

@@ -35,6 +35,8 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
         threshold => spec.threshold.map(py_float),
         sweep => spec.runs_scenarios(),
+        // `scenarios.shocked_metrics` gives the DSCR columns only.
+        fast_scenarios => spec.runs_scenarios() && missing.is_empty(),
         scenario_count => scenario_count(spec),
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
