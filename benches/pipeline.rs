@@ -2,7 +2,10 @@
 //!
 //! - `pipeline/offline_portfolio`: the documents' DSCR request through every stage in
 //!   process (schema, plan, script, validation, sandboxed run, run folder written).
-//! - `pipeline/offline_stress_test`: the same with a 10/20/30% NOI stress test.
+//! - `pipeline/offline_stress_test`: the same with a 10/20/30% NOI stress test: the base
+//!   run, then 4 scenarios as a sweep with break-even bisection.
+//! - `pipeline/offline_monte_carlo_1000`: 1,000 Monte Carlo draws of NOI and rates as a
+//!   sweep, the run folder's sweep files included.
 //! - `pipeline/plan_only`: the offline planner alone (recognise, script; the query is
 //!   built once per database).
 //! - `process/run_portfolio`: `metaexec run "<request>" --json` as a whole process, from
@@ -23,6 +26,8 @@ const PORTFOLIO: &str = "I need to review the debt service coverage for our enti
     properties from the database, calculate their DSCR, show name, NOI, debt service and the ratio for each, plus a \
     portfolio summary.";
 const STRESS: &str = "calculate DSCR for every property and show a 10/20/30% NOI stress test";
+const MONTE_CARLO: &str = "Run 1,000 Monte Carlo simulations where NOI is normally distributed with a standard \
+    deviation of 8% and interest rates are uniform between 0 and 2%, seed 7";
 
 fn options(runs: &std::path::Path) -> PipelineOptions {
     let cache = metaexec::cache::cache_dir();
@@ -52,6 +57,13 @@ fn in_process(c: &mut Criterion) {
     group.bench_function("plan_only", |b| {
         let query = metaexec::llm::offline::portfolio_query(&schema);
         b.iter(|| metaexec::llm::offline::plan(STRESS, query.clone(), &names).unwrap());
+    });
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group.bench_function("offline_monte_carlo_1000", |b| {
+        b.iter(|| {
+            let record = runtime.block_on(pipeline::run(MONTE_CARLO, &options));
+            assert!(record.is_ok() && record.sweep.as_ref().is_some_and(|s| s.summary.ok == 1000), "{record:#?}");
+        });
     });
     group.finish();
 }

@@ -154,6 +154,8 @@ pub struct TaskSpec {
     pub exports: Vec<ExportFormat>,
     /// The plan, one short step per entry.
     pub steps: Vec<String>,
+    /// What the plan assumed where the request did not say (a seed, a step, a count).
+    pub assumptions: Vec<String>,
 }
 
 impl TaskSpec {
@@ -204,7 +206,8 @@ pub fn json_schema() -> serde_json::Value {
             "wants_web": {"type": "boolean"},
             "wants_simulations": {"type": "boolean"},
             "exports": {"type": "array", "items": {"type": "string", "enum": ["csv", "xlsx"]}},
-            "steps": {"type": "array", "items": {"type": "string"}}
+            "steps": {"type": "array", "items": {"type": "string"}},
+            "assumptions": {"type": "array", "items": {"type": "string"}}
         },
         "required": ["goal", "task_kind", "steps"]
     })

@@ -49,13 +49,17 @@ pub enum Command {
     /// the validator's findings or the script's traceback go back to it for repair. Without
     /// one, the offline planner answers the portfolio requests the guest library covers:
     /// DSCR reviews, named properties, properties at risk, stress tests and scenarios,
-    /// cap rate / debt yield / LTV, CSV and XLSX exports. Everything about the run (plan,
-    /// prompts and answers, scripts, validation, outcome, exports) is kept in
+    /// Monte Carlo simulations, sensitivity ranges, cap rate / debt yield / LTV, CSV and
+    /// XLSX exports. A request with scenarios runs its one-scenario script over all of
+    /// them as a sweep (see `metaexec sweep --help`): DSCR per scenario, break-even points,
+    /// sensitivity, and sweep/report.html. Everything about the run (plan, prompts and
+    /// answers, scripts, validation, outcome, sweep, exports) is kept in
     /// runs/<timestamp>-<request>/; model answers are cached, so a re-run costs no model time.
     ///
     /// Examples:
     ///   metaexec run "calculate DSCR for every property and show a 10/20/30% NOI stress test"
     ///   metaexec run "which assets are at risk, DSCR below 1.3?" --xlsx
+    ///   metaexec run "10,000 simulations, NOI normal with sd 8%, rates uniform between 0 and 2%"
     ///   metaexec run "DSCR for Orlando Fashion Square" --db postgres://me@localhost/prod --json
     ///   metaexec run "rank by debt yield" --llm-url http://localhost:1234/v1 --model qwen2.5-7b
     #[command(verbatim_doc_comment)]

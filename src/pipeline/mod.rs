@@ -246,6 +246,9 @@ impl Driver<'_> {
                 (spec, script, messages)
             }
         };
+        for assumption in &spec.assumptions {
+            self.record.notes.push(format!("assumed {assumption}"));
+        }
         if spec.wants_web {
             self.record.notes.push(
                 "A web interface was asked for: `metaexec run` answers in the terminal and the run folder; \

@@ -281,13 +281,22 @@ fn a_monte_carlo_request_is_drawn_reproducibly_and_counted_exactly() {
 #[test]
 fn a_sensitivity_range_becomes_a_grid() {
     let ctx = TestContext::new();
-    let output = run(&ctx, &["DSCR sensitivity with NOI from -30% to +10% in steps of 5%", "--json"]);
+    let request = "DSCR sensitivity with NOI from -30% to +10% in steps of 5% and rates between 0 and 1%";
+    let output = run(&ctx, &[request, "--json"]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let record = record(&output);
+    assert_eq!(
+        record["task"]["sweep"]["grid"],
+        serde_json::json!(["noi_change=-0.3..0.1:0.05", "rate_change=0..0.01:0.0025"])
+    );
+    assert_eq!(
+        record["notes"],
+        serde_json::json!(["assumed rate_change in steps of 0.0025 (the request named no step)"])
+    );
     let sweep = &record["sweep"];
     let ids: Vec<&str> = sweep["scenarios"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 9, "{ids:?}");
-    assert_eq!((ids[0], ids[8]), ("noi_change=-0.3", "noi_change=0.1"));
+    assert_eq!(ids.len(), 9 * 5, "{ids:?}");
+    assert_eq!((ids[0], ids[44]), ("noi_change=-0.3;rate_change=0.0", "noi_change=0.1;rate_change=0.01"));
     // Portfolio DSCR is total NOI over total debt service, so it scales with NOI too.
     let rows = record["outcome"]["results"]["result"].as_array().unwrap();
     let total = |key: &str| rows.iter().map(|r| r[key].as_f64().unwrap()).sum::<f64>();

@@ -90,7 +90,8 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     } else {
         TaskKind::PortfolioReview
     };
-    spec.steps = steps(&spec, &simulation.assumptions);
+    spec.steps = steps(&spec);
+    spec.assumptions = simulation.assumptions;
     Some(spec)
 }
 
@@ -334,7 +335,7 @@ fn threshold(text: &str) -> Option<f64> {
     None
 }
 
-fn steps(spec: &TaskSpec, assumptions: &[String]) -> Vec<String> {
+fn steps(spec: &TaskSpec) -> Vec<String> {
     let mut steps = vec!["read each property's NOI, debt service and loan terms from the database".to_owned()];
     if !spec.entities.is_empty() {
         steps.push(format!("keep {}", spec.entities.join(", ")));
@@ -360,9 +361,6 @@ fn steps(spec: &TaskSpec, assumptions: &[String]) -> Vec<String> {
         ));
     } else if !sweep.grid.is_empty() {
         steps.push(format!("run every point of the grid {}", sweep.grid.join(" x ")));
-    }
-    for assumption in assumptions {
-        steps.push(format!("assume {assumption}"));
     }
     if spec.runs_scenarios() {
         steps.push("report each property's DSCR across the scenarios, break-even points and sensitivity".into());
