@@ -405,6 +405,24 @@ def resolve_columns(rows):
     return _describe(_resolve(rows))
 
 
+def _dscr_row(row, cols, label, noi, ads, approve, review):
+    """The DSCR columns of one property's metrics: id, name, type, NOI, debt service, DSCR,
+    verdict and band."""
+    d = finance.dscr(noi, ads)
+    m = {}
+    if cols["id"] is not None:
+        m["property_id"] = row.get(cols["id"])
+    m["property_name"] = label
+    if cols["type"] is not None:
+        m["property_type"] = row.get(cols["type"])
+    m["noi"] = noi
+    m["annual_debt_service"] = ads
+    m["dscr"] = d
+    m["verdict"] = finance.classify_dscr(d, approve, review)
+    m["band"] = finance.dscr_band(d)
+    return m
+
+
 def _metrics(rows, approve, review, keep, on_error, fn):
     rows = _rows_list(rows, fn)
     if on_error not in ("skip", "raise"):
@@ -426,18 +444,7 @@ def _metrics(rows, approve, review, keep, on_error, fn):
                 raise ValueError("%s: %s: %s" % (fn, label, problem))
             skipped.append({"property_name": label, "reason": problem})
             continue
-        d = finance.dscr(noi, ads)
-        m = {}
-        if cols["id"] is not None:
-            m["property_id"] = row.get(cols["id"])
-        m["property_name"] = label
-        if cols["type"] is not None:
-            m["property_type"] = row.get(cols["type"])
-        m["noi"] = noi
-        m["annual_debt_service"] = ads
-        m["dscr"] = d
-        m["verdict"] = finance.classify_dscr(d, approve, review)
-        m["band"] = finance.dscr_band(d)
+        m = _dscr_row(row, cols, label, noi, ads, approve, review)
         if v["principal"] is not None:
             m["loan_amount"] = v["principal"]
             if v["principal"] > 0.0:

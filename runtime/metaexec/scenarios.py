@@ -273,19 +273,7 @@ def shocked_metrics(rows, noi_change=0.0, revenue_change=0.0, expense_change=0.0
             noi = 12.0 * (noi / 12.0)
         if monthly_ads and v["ads_source"] == "column" and s["rate_change"]:
             ads = 12.0 * (ads / 12.0)
-        d = finance.dscr(noi, ads)
-        m = {}
-        if cols["id"] is not None:
-            m["property_id"] = row.get(cols["id"])
-        m["property_name"] = portfolio._label(row, res, i)
-        if cols["type"] is not None:
-            m["property_type"] = row.get(cols["type"])
-        m["noi"] = noi
-        m["annual_debt_service"] = ads
-        m["dscr"] = d
-        m["verdict"] = finance.classify_dscr(d, approve, review)
-        m["band"] = finance.dscr_band(d)
-        out.append(m)
+        out.append(portfolio._dscr_row(row, cols, portfolio._label(row, res, i), noi, ads, approve, review))
     return out
 
 
