@@ -558,7 +558,10 @@ impl Driver<'_> {
         let report = sweep::run(sandbox, &job, scenarios, options, move |done| {
             let percent = done * 100 / total.max(1);
             if shown.swap(percent, Ordering::Relaxed) != percent {
-                progress(&Event::Progress { stage: Stage::Sweep, detail: format!("{done}/{total} scenarios") });
+                let rate = done as f64 / since.elapsed().as_secs_f64().max(1e-3);
+                let eta = (total - done.min(total)) as f64 / rate.max(1e-3);
+                let detail = format!("{done}/{total} scenarios · {rate:.0}/s · ETA {eta:.0} s");
+                progress(&Event::Progress { stage: Stage::Sweep, detail });
             }
         })
         .await;

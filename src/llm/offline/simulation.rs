@@ -8,6 +8,8 @@ use crate::task::SweepPlan;
 
 /// Draws when a request asks for Monte Carlo without saying how many.
 pub const DEFAULT_DRAWS: usize = 10_000;
+/// Fewer simulations than this are named scenarios unless the request describes how to draw.
+const MIN_UNDESCRIBED_DRAWS: usize = 50;
 /// The most draws the offline planner plans; more is almost always a typo.
 const MAX_DRAWS: usize = 1_000_000;
 /// Words a draw count is followed by.
@@ -132,9 +134,12 @@ pub fn simulation(text: &str) -> Simulation {
         }
     }
     let distribution_words = has("normal") || has("normally") || has("uniform") || has("random") || has("stochastic");
+    // "simulate 3 scenarios: base, optimistic and pessimistic" names its scenarios: a
+    // count is a number of draws only when it is large or the draws are described.
+    let drawn = distribution_words || readings.iter().any(|(_, r)| r.sd.is_some() || r.plus_minus.is_some());
     let monte_carlo = has("monte carlo")
         || has("stochastic")
-        || (count.is_some() && (has("simulate") || has("simulation") || distribution_words));
+        || count.is_some_and(|n| drawn || ((has("simulate") || has("simulation")) && n >= MIN_UNDESCRIBED_DRAWS));
     let mut out = Simulation { used, ..Simulation::default() };
     if monte_carlo {
         out.plan.monte_carlo = match count {
@@ -333,6 +338,7 @@ mod tests {
         for request in [
             "calculate DSCR for every property and show a 10/20/30% NOI stress test",
             "simulate a 10% NOI decline and rates up 100 bp",
+            "simulate 3 scenarios: base, optimistic and pessimistic",
             "which properties are at risk below 1.3",
         ] {
             let s = read(request);
