@@ -143,7 +143,12 @@ pub fn simulation(text: &str) -> Simulation {
     let mut out = Simulation { used, ..Simulation::default() };
     if monte_carlo {
         out.plan.monte_carlo = match count {
-            Some(n) => n.min(MAX_DRAWS),
+            Some(n) if n > MAX_DRAWS => {
+                out.assumptions
+                    .push(format!("{MAX_DRAWS} draws, the most the planner runs (the request asked for {n})"));
+                MAX_DRAWS
+            }
+            Some(n) => n,
             None => {
                 out.assumptions.push(format!("{DEFAULT_DRAWS} draws (the request named no count)"));
                 DEFAULT_DRAWS
@@ -312,6 +317,9 @@ mod tests {
             assert_eq!(s.plan.monte_carlo, draws, "{request}: {s:?}");
         }
         assert_eq!(read("simulate 5k scenarios with NOI ±10%").plan.dist, ["noi_change=uniform(-0.1,0.1)"]);
+        let capped = read("monte carlo: 50 million draws of NOI with sd 5%");
+        assert_eq!(capped.plan.monte_carlo, MAX_DRAWS);
+        assert!(capped.assumptions.iter().any(|a| a.contains("asked for 50000000")), "{capped:?}");
         assert_eq!(
             read("run 3 thousand random trials of NOI, mean -2% and sd 6%").plan.dist,
             ["noi_change=normal(-0.02,0.06)"]
