@@ -2,6 +2,8 @@
 //! validate (report) → execute (outcome), with repair rounds that send the validator's
 //! findings or the script's traceback back to the model. Without a model, the offline
 //! planner plans and writes the script, and the same validate and execute stages run it.
+//! A request with scenarios gets a script for one scenario: execute runs it on the base
+//! scenario, then the sweep stage runs it over all of them ([`scenarios`]).
 //! Every stage's output is kept in the `RunRecord` and written to the run's folder.
 
 pub mod export;

@@ -11,12 +11,12 @@ use crate::scenario::ScenarioStatus;
 /// Up to this many scenarios, each gets its own bar; past it, properties do.
 const MAX_SCENARIO_BARS: usize = 24;
 
-/// The report page.
-pub fn render(report: &SweepReport, script: &str) -> String {
+/// The report page, headed by `title` (the script's name, or the request).
+pub fn render(report: &SweepReport, title: &str) -> String {
     let s = &report.summary;
     let m = &report.metrics;
     let subtitle = format!(
-        "{script}: {} scenarios ({} ok, {} failed) in {:.0} ms, {:.0} scenarios/s, {} database queries",
+        "{title}: {} scenarios ({} ok, {} failed) in {:.0} ms, {:.0} scenarios/s, {} database queries",
         s.total, s.ok, s.failed, m.wall_ms, m.scenarios_per_s, m.db_queries
     );
     let mut sections = Vec::new();

@@ -12,7 +12,8 @@ use crate::scenario::ScenarioStatus;
 /// `results.json` (the whole report), `scenarios.csv` (one row per scenario and result
 /// row) and `report.html` (tables and charts) in the results folder, written side by side:
 /// a large sweep's JSON and CSV take as long to write as thousands of scenarios to run.
-pub fn write_files(report: &SweepReport, dir: &Path, script: &str) -> Result<(), String> {
+/// `title` heads the report: the script's name, or the request that made the sweep.
+pub fn write_files(report: &SweepReport, dir: &Path, title: &str) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("Failed to create `{}`: {e}", dir.display()))?;
     let write = |name: &str, fill: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
         let path = dir.join(name);
@@ -24,7 +25,7 @@ pub fn write_files(report: &SweepReport, dir: &Path, script: &str) -> Result<(),
         let json = scope
             .spawn(|| write("results.json", &|out| serde_json::to_writer(out, report).map_err(std::io::Error::other)));
         let others = write("scenarios.csv", &|out| write_scenarios_csv(report, out))
-            .and_then(|()| write("report.html", &|out| out.write_all(super::html::render(report, script).as_bytes())));
+            .and_then(|()| write("report.html", &|out| out.write_all(super::html::render(report, title).as_bytes())));
         (json.join().unwrap_or_else(|_| Err("writing results.json panicked".into())), others)
     });
     json.and(others)
