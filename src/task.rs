@@ -164,6 +164,21 @@ impl TaskSpec {
     pub fn runs_scenarios(&self) -> bool {
         !self.scenarios.is_empty() || !self.sweep.is_empty()
     }
+
+    /// The scenarios in a few words, for prompts and scripts: `10000 Monte Carlo draws`,
+    /// `a grid: noi_change=-0.3..0.1:0.05`, `4: base, NOI -10%, NOI -20%, NOI -30%`.
+    pub fn describe_scenarios(&self) -> String {
+        let sweep = &self.sweep;
+        let named: Vec<&str> = self.scenarios.iter().map(|s| s.name.as_str()).collect();
+        let named = format!("{}: {}", named.len(), named.join(", "));
+        let grid = format!("a grid: {}", sweep.grid.join(" x "));
+        match (sweep.monte_carlo, self.scenarios.is_empty(), sweep.grid.is_empty()) {
+            (draws, _, _) if draws > 0 => format!("{draws} Monte Carlo draws"),
+            (_, false, false) => format!("{named}, each over {grid}"),
+            (_, true, false) => grid,
+            _ => named,
+        }
+    }
 }
 
 /// The DSCR under which a property is at risk when the request names no threshold: the

@@ -83,24 +83,11 @@ pub fn generate(request: &str, spec: &TaskSpec, schema: SchemaText<'_>) -> Vec<M
             dialect => schema.dialect,
             schema => schema.tables.trim_end(),
             api => API_REFERENCE.trim_end(),
-            scenarios => spec.runs_scenarios().then(|| scenario_words(spec)),
+            scenarios => spec.runs_scenarios().then(|| spec.describe_scenarios()),
             shocks => crate::task::SHOCK_KEYS,
         },
     );
     vec![system(), Message::user(user)]
-}
-
-/// The plan's scenarios in a few words: `4 named`, `10000 Monte Carlo draws`, `a grid`.
-fn scenario_words(spec: &TaskSpec) -> String {
-    let sweep = &spec.sweep;
-    if sweep.monte_carlo > 0 {
-        format!("{} Monte Carlo draws", sweep.monte_carlo)
-    } else if !sweep.grid.is_empty() {
-        format!("a grid: {}", sweep.grid.join(" x "))
-    } else {
-        let names: Vec<&str> = spec.scenarios.iter().map(|s| s.name.as_str()).collect();
-        format!("{}: {}", names.len(), names.join(", "))
-    }
 }
 
 /// The feedback after the validator rejected a script: its errors, each with its line.

@@ -204,8 +204,9 @@ impl WasiSandbox {
     /// after another: each scenario runs in a fresh module namespace; one that raises is
     /// recorded and the next starts at once; one that stops the instance (a limit, a
     /// trap) is recorded and a fresh instance takes over the rest. `job.limits` hold per
-    /// scenario; `metaexec.log` lines are kept per scenario, not sent to `on_log`. `Err` when an instance fails outside any scenario (the script does not
-    /// compile, the runtime is missing): nothing more can run.
+    /// scenario; `metaexec.log` lines are kept per scenario, not sent to `on_log`. `Err`
+    /// when an instance fails outside any scenario (the script does not compile, the
+    /// runtime is missing): nothing more can run.
     pub async fn run_sweep(&self, job: &Job, queue: Arc<dyn ScenarioQueue>) -> Result<(), Box<Outcome>> {
         let (prepared, guest_lib) = self.ready(job).await.map_err(Box::new)?;
         loop {

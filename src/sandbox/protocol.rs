@@ -5,9 +5,9 @@
 //! `"\x1eMX1 " NONCE " " LENGTH "\n" PAYLOAD`, where NONCE is the run's token (so nothing
 //! a script prints can pass for a frame by accident) and PAYLOAD one object tagged by
 //! `op`: JSON text, or a NUL byte and the object in CPython's `marshal` format (see
-//! [`super::marshal`]), which the guest writes whenever its value allows. Host → guest replies travel on fd 0 as a ten-digit LENGTH, `"\n"`, PAYLOAD, and
-//! only for ops that ask for one. Adding an op is one variant here and one function on
-//! the Python side.
+//! [`super::marshal`]), which the guest writes whenever its value allows. Host → guest
+//! replies travel on fd 0 as a ten-digit LENGTH, `"\n"`, PAYLOAD, and only for ops that
+//! ask for one. Adding an op is one variant here and one function on the Python side.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

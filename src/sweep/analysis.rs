@@ -54,9 +54,7 @@ impl BreakEven {
         self.value = Some((x * 1000.0).round() / 1000.0);
         self.bracket = Some(bracket);
     }
-}
 
-impl BreakEven {
     /// The point as people read it: `-17.4%`, or on which side of the swept range it
     /// lies (`below -30%`, `above +10%`).
     pub fn label(&self) -> String {

@@ -244,6 +244,17 @@ pub(super) fn around<T: Copy>(before: &str, after: &str, groups: &[(T, &[&str])]
         .or_else(|| nearest(wide, groups, true))
 }
 
+/// The shock a number of the text stands for, as a fraction signed by `sign`: percent
+/// (and basis points) over 100, except that a bare rate change of 10 or more is basis
+/// points ("rates up 100"); rounded to 10 decimals so that 10% is exactly 0.1.
+pub(super) fn shock_fraction(target: &str, n: &Number, after: &str, sign: f64) -> f64 {
+    let mut change = sign * n.value / 100.0;
+    if target == "rate_change" && !after.trim_start().starts_with('%') && n.value >= 10.0 && !n.percent {
+        change = sign * n.value / 10_000.0;
+    }
+    (change * 1e10).round() / 1e10
+}
+
 /// The scenarios a request asks for: the named set (base/optimistic/pessimistic), and
 /// percentage shocks ("10/20/30% NOI stress", "10% revenue decrease", "rates up 100 bp").
 fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
@@ -269,11 +280,7 @@ fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
         if sign == 0.0 {
             continue;
         }
-        let mut change = sign * n.value / 100.0;
-        if target == "rate_change" && !after.trim_start().starts_with('%') && n.value >= 10.0 && !n.percent {
-            change = sign * n.value / 10_000.0;
-        }
-        let change = (change * 1e10).round() / 1e10;
+        let change = shock_fraction(target, n, after, sign);
         if !shocks.contains(&(target, change)) {
             shocks.push((target, change));
         }

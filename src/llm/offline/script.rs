@@ -5,7 +5,7 @@ use minijinja::context;
 
 use super::query::PortfolioQuery;
 use crate::llm::prompts;
-use crate::task::{Metric, TaskSpec};
+use crate::task::{Metric, SHOCK_KEYS, TaskSpec};
 
 /// The script for `spec`, reading with `query`.
 pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String {
@@ -37,25 +37,14 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         sweep => spec.runs_scenarios(),
         // `scenarios.shocked_metrics` gives the DSCR columns only.
         fast_scenarios => spec.runs_scenarios() && missing.is_empty(),
-        scenario_count => scenario_count(spec),
+        scenarios => spec.describe_scenarios(),
+        shock_keys => format!("({})", SHOCK_KEYS.map(py_str).join(", ")),
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
     };
     let mut text = prompts::render("offline_script", ctx);
     text.push('\n');
     text
-}
-
-/// How many scenarios the plan makes, in words for the script's comment.
-fn scenario_count(spec: &TaskSpec) -> String {
-    let named = spec.scenarios.len();
-    match (spec.sweep.monte_carlo, spec.sweep.grid.len()) {
-        (0, 0) => format!("{named} named"),
-        (0, grids) if named > 0 => format!("{named} named x {grids} grid axes"),
-        (0, 1) => "a grid".to_owned(),
-        (0, _) => "a grid's cartesian product".to_owned(),
-        (draws, _) => format!("{draws} Monte Carlo draws"),
-    }
 }
 
 /// A Python string literal: JSON's escaping is valid Python.

@@ -3,7 +3,7 @@
 //! ("NOI from -30% to +10% in steps of 5%"), read into a `SweepPlan` in `metaexec sweep`'s
 //! syntax.
 
-use super::recognise::{DIRECTIONS, TARGETS, around, find_word, numbers};
+use super::recognise::{DIRECTIONS, TARGETS, around, find_word, numbers, shock_fraction};
 use crate::task::SweepPlan;
 
 /// Draws when a request asks for Monte Carlo without saying how many.
@@ -100,11 +100,7 @@ pub fn simulation(text: &str) -> Simulation {
         } else {
             continue;
         };
-        let mut value = signed * n.value / 100.0;
-        if target == "rate_change" && !n.percent && !after.trim_start().starts_with('%') && n.value >= 10.0 {
-            value = signed * n.value / 10_000.0; // "rates between 0 and 200" means basis points
-        }
-        let value = (value * 1e10).round() / 1e10;
+        let value = shock_fraction(target, n, after, signed);
         let index = match readings.iter().position(|(t, _)| *t == target) {
             Some(index) => index,
             None => {
