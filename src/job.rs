@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::budget::HostBudget;
 use crate::guest_db::DbHandle;
 
 /// Default wall-clock limit.
@@ -68,6 +69,10 @@ pub struct Job {
     /// job may do; `None` answers every database request with an error.
     #[serde(skip)]
     pub db: Option<DbHandle>,
+    /// What the guest may make the host hold (decoded results, queued replies, rows,
+    /// the snapshot cache, a sweep's outcomes), shared with the job's database proxy.
+    #[serde(skip)]
+    pub budget: HostBudget,
 }
 
 impl Job {
@@ -80,6 +85,7 @@ impl Job {
             limits: Limits::default(),
             results_dir: results_dir.into(),
             db: None,
+            budget: HostBudget::default(),
         }
     }
 }

@@ -6,19 +6,24 @@
 //! it behind the `executor::Executor` trait; `validate` checks a script before it runs;
 //! `cli` is the command line on top.
 //!
-//! Everything but `validate` sits behind the default `engine` feature, so the validator
-//! builds alone (for the fuzz target) without wasmtime or the database drivers.
+//! Everything but `validate`, the SQL policy (`db`'s pure parts), the frame decoder
+//! (`frame`) and the host memory budget (`budget`) sits behind the default `engine`
+//! feature, so those build alone (for the fuzz targets) without wasmtime or the database
+//! drivers.
 
+pub mod budget;
 #[cfg(feature = "engine")]
 pub mod cache;
 #[cfg(feature = "engine")]
 pub mod cli;
-#[cfg(feature = "engine")]
 pub mod db;
 #[cfg(feature = "engine")]
 pub mod executor;
+pub mod frame;
 #[cfg(feature = "engine")]
 pub mod guest_db;
+#[cfg(feature = "engine")]
+pub mod guest_dir;
 #[cfg(feature = "engine")]
 pub mod job;
 #[cfg(feature = "engine")]

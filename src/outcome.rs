@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::guest_db::AuditEntry;
+pub use crate::guest_dir::Sanitized;
 
 /// Why a run did not succeed. Serialised in `snake_case` (`fuel_exhausted`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -39,6 +40,12 @@ pub enum ErrorKind {
     LlmUnavailable,
     /// The command was misused (bad flag, unreadable script, ...).
     Usage,
+    /// The guest broke the host protocol (a forged or out-of-turn frame); the instance
+    /// was stopped.
+    Protocol,
+    /// The guest made the host hold more than the job's host memory budget
+    /// (`--host-memory`).
+    HostMemory,
     /// metaexec itself failed; a bug or a broken environment.
     Internal,
 }
@@ -56,7 +63,9 @@ impl ErrorKind {
             | Self::MemoryLimit
             | Self::OutputLimit
             | Self::DbDenied
-            | Self::DbError => 1,
+            | Self::DbError
+            | Self::Protocol
+            | Self::HostMemory => 1,
             Self::BackendUnavailable | Self::RuntimeMissing | Self::LlmUnavailable | Self::Usage | Self::Internal => 2,
         }
     }
@@ -77,6 +86,8 @@ impl ErrorKind {
             Self::RuntimeMissing => "runtime_missing",
             Self::LlmUnavailable => "llm_unavailable",
             Self::Usage => "usage",
+            Self::Protocol => "protocol",
+            Self::HostMemory => "host_memory",
             Self::Internal => "internal",
         }
     }
@@ -176,6 +187,11 @@ pub struct Outcome {
     pub db_audit: Vec<AuditEntry>,
     /// What the run cost.
     pub metrics: Metrics,
+    /// What the host removed from the results folder after the run: links leading
+    /// outside it (or nowhere) and special files, which the host and the user's own
+    /// tools would otherwise follow.
+    #[serde(default)]
+    pub sanitized: Vec<Sanitized>,
     /// `wasi` or `docker`.
     pub backend: String,
     /// The interpreter that ran the script.
@@ -196,6 +212,7 @@ impl Outcome {
             logs: Vec::new(),
             db_audit: Vec::new(),
             metrics: Metrics::default(),
+            sanitized: Vec::new(),
             backend: backend.to_owned(),
             runtime: String::new(),
         }

@@ -64,4 +64,9 @@ pub trait ScenarioQueue: Send + Sync {
     fn requeue(&self, scenarios: Vec<Scenario>);
     /// Records a scenario's outcome.
     fn finish(&self, outcome: ScenarioOutcome);
+    /// Records an instance stopped outside any scenario (a protocol violation between
+    /// scenarios) that the sweep recovered from with a fresh instance.
+    fn instance_failed(&self, error: OutcomeError) {
+        let _ = error;
+    }
 }

@@ -35,6 +35,13 @@ pub struct CapabilityArgs {
     /// Return NUMERIC/DECIMAL values as exact `decimal.Decimal` instead of floats.
     #[arg(long)]
     pub db_exact_decimals: bool,
+
+    /// Allow one more SQL function beyond the built-in list of analytics functions
+    /// (aggregates, math, text, dates, JSON, windows); repeat for several. Functions that
+    /// read files, change settings or reach other servers stay refused. System tables
+    /// and table-valued functions are allowed by naming them in --db-tables instead.
+    #[arg(long = "db-allow-function", value_name = "NAME")]
+    pub db_allow_function: Vec<String>,
 }
 
 impl CapabilityArgs {
@@ -58,6 +65,24 @@ impl CapabilityArgs {
             }
             None => None,
         };
+        let mut allowed_functions = Vec::new();
+        for name in &self.db_allow_function {
+            let name = name.trim().to_lowercase();
+            let valid = !name.is_empty()
+                && name.split('.').all(|part| {
+                    !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+                });
+            if !valid {
+                return Err(OutcomeError::new(
+                    ErrorKind::Usage,
+                    format!("--db-allow-function takes a function name, got `{name}`"),
+                )
+                .with_hint("for example --db-allow-function version (or schema.name for a qualified one)"));
+            }
+            if !allowed_functions.contains(&name) {
+                allowed_functions.push(name);
+            }
+        }
         Ok(Capability {
             write: self.db_write,
             tables,
@@ -65,6 +90,7 @@ impl CapabilityArgs {
             max_bytes: self.db_max_bytes,
             statement_timeout: Duration::from_secs_f64(self.db_timeout),
             exact_decimals: self.db_exact_decimals,
+            allowed_functions,
         })
     }
 }

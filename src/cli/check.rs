@@ -108,7 +108,8 @@ pub fn run(args: CheckArgs, cache_root: PathBuf) -> i32 {
         println!("{}", serde_json::to_string_pretty(&report).expect("reports serialise"));
     } else {
         let colour = super::render::colour();
-        print!("{}", validate::render::text(&report, colour));
+        // The script may come from a model: its lines are shown, never obeyed.
+        super::render::out(&validate::render::text(&report, colour));
     }
     i32::from(report.verdict == Verdict::Reject)
 }

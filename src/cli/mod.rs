@@ -78,8 +78,11 @@ pub enum Command {
     ///
     /// Warm sandbox instances (one per core) run the scenarios one after another, each in
     /// a fresh module namespace with its own `metaexec.params`; a scenario that raises or
-    /// hits a limit (--timeout, --fuel, --memory hold per scenario) is recorded and the
-    /// sweep goes on. Database reads are answered from one snapshot for the whole sweep.
+    /// hits a limit (--timeout and --fuel hold per scenario) is recorded and the sweep
+    /// goes on. --memory caps each instance's linear memory, which only grows: a warm
+    /// instance runs many scenarios, so the cap covers them together; --isolation
+    /// instance gives each scenario its own instance and so its own cap. Database reads
+    /// are answered from one snapshot for the whole sweep.
     /// Writes results.json, scenarios.csv and report.html (and sweep.xlsx with --xlsx)
     /// into the results folder.
     ///
@@ -152,9 +155,10 @@ fn init_tracing(verbose: bool) {
         .try_init();
 }
 
-/// Writes a line for people to stderr.
+/// Writes a line for people to stderr, through the printer: progress, warnings and the
+/// script's `metaexec.log` lines (the sandbox's `on_log` sink), escaped as guest text.
 pub(crate) fn note(line: &str) {
-    eprintln!("{line}");
+    render::err_line(&render::guest(line));
 }
 
 #[cfg(test)]

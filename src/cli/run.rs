@@ -93,9 +93,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = job::DEFAULT_TIMEOUT.as_secs_f64())]
     pub timeout: f64,
 
-    /// Memory cap of the script, in MiB.
+    /// Memory cap in MiB: the most linear memory one sandbox instance may grow to. When
+    /// the request runs as a sweep, a warm instance runs many scenarios and its memory
+    /// only grows, so the cap covers them together, not each scenario on its own.
     #[arg(long, value_name = "MIB", default_value_t = job::DEFAULT_MEMORY_BYTES / (1024 * 1024))]
     pub memory: u64,
+
+    /// Host memory budget in MiB: the most the script can make metaexec itself hold
+    /// (decoded results, database rows and their snapshot, a sweep's kept outcomes).
+    /// Past it the run stops with `host_memory`, or the query is refused.
+    #[arg(long, value_name = "MIB", default_value_t = crate::budget::DEFAULT_HOST_MEMORY_BYTES / (1024 * 1024))]
+    pub host_memory: usize,
 
     /// Do not download the runtime if it is missing.
     #[arg(long)]
@@ -165,6 +173,10 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
     options.use_cache = !args.no_cache;
     options.max_repairs = args.max_repairs;
     options.limits = super::script::limits(args.timeout, args.memory)?;
+    if args.host_memory == 0 {
+        return Err(usage("--host-memory must be at least 1 MiB".into()));
+    }
+    options.host_memory_bytes = args.host_memory.saturating_mul(1024 * 1024);
     options.auto_fetch = !args.no_fetch;
     options.exports = [(args.csv, ExportFormat::Csv), (args.xlsx, ExportFormat::Xlsx)]
         .into_iter()
@@ -177,7 +189,7 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
     let quiet = args.json;
     options.on_log = Some(Arc::new(move |line| {
         if !quiet {
-            logs.line(&format!("  [log] {line}"));
+            logs.line(&log_lines(line));
         }
     }));
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
@@ -188,8 +200,23 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
     Ok(options)
 }
 
+/// A `metaexec.log` line as printed: escaped, and every line of a multi-line message
+/// marked as the script's, so a log cannot pass for one of the host's own lines.
+fn log_lines(line: &str) -> String {
+    let escaped = render::guest(line);
+    let mut out = String::new();
+    for (i, part) in escaped.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str("  [log] ");
+        out.push_str(part);
+    }
+    out
+}
+
 /// Progress on stderr: a spinner per stage on a terminal, one line per finished stage
-/// otherwise (logs, CI).
+/// otherwise (logs, CI). Every line goes through the printer's escaping.
 struct Display {
     bar: Mutex<Option<ProgressBar>>,
     terminal: bool,
@@ -217,7 +244,7 @@ impl Display {
             }
             Event::Progress { detail, .. } => {
                 if let Some(spinner) = bar.as_ref() {
-                    spinner.set_message(detail.clone());
+                    spinner.set_message(render::guest_line(detail).into_owned());
                 }
             }
             Event::Finished { stage, ms, detail, ok } => {
@@ -230,24 +257,35 @@ impl Display {
                     (true, false) => "✓",
                     (false, false) => "✗",
                 };
-                eprintln!("{mark} {:>9} {detail} ({})", stage.as_str(), duration(*ms));
+                render::err_line(&format!(
+                    "{mark} {:>9} {} ({})",
+                    stage.as_str(),
+                    render::guest_line(detail),
+                    duration(*ms)
+                ));
             }
         }
     }
 
     fn line(&self, text: &str) {
         match self.bar.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+            Some(bar) => bar.println(crate::report::terminal::sanitize_output(text)),
+            None => render::err_line(text),
         }
     }
 
     fn confirm(&self, script: &str, report: &Report) -> bool {
         let bar = self.bar.lock().unwrap_or_else(|e| e.into_inner());
         let ask = || {
-            eprintln!("── script ({} lines, {}, score {:.2}) ──", script.lines().count(), report.verdict, report.score);
-            eprint!("{script}");
-            eprint!("Run this script in the sandbox? [Y/n] ");
+            // The model wrote the script: shown escaped, so bidi overrides or control
+            // sequences cannot hide from the person approving it what it does.
+            render::err(&format!(
+                "── script ({} lines, {}, score {:.2}) ──\n{}Run this script in the sandbox? [Y/n] ",
+                script.lines().count(),
+                report.verdict,
+                report.score,
+                render::guest(script)
+            ));
             let mut answer = String::new();
             let _ = std::io::stdin().lock().read_line(&mut answer);
             !matches!(answer.trim().to_ascii_lowercase().as_str(), "n" | "no")
@@ -269,7 +307,7 @@ fn duration(ms: f64) -> String {
 
 fn print_human(record: &RunRecord, show_script: bool) {
     if show_script && let Some(script) = record.script() {
-        eprintln!("── script.py ──\n{script}");
+        render::err_line(&format!("── script.py ──\n{}", render::guest(script)));
     }
     if let Some(outcome) = &record.outcome {
         render::human(outcome);
@@ -278,13 +316,13 @@ fn print_human(record: &RunRecord, show_script: bool) {
         print_sweep(sweep);
     }
     for note in &record.notes {
-        eprintln!("note: {note}");
+        render::err_line(&format!("note: {}", render::guest(note)));
     }
     if let Some(error) = &record.error {
         render::print_error(error);
     }
     for path in &record.exports {
-        eprintln!("wrote {}", path.display());
+        render::err_line(&format!("wrote {}", render::guest_line(&path.display().to_string())));
     }
     let model_calls = record.model_calls.len();
     let cached = record.model_calls.iter().filter(|c| c.cached).count();
@@ -293,12 +331,12 @@ fn print_human(record: &RunRecord, show_script: bool) {
     } else {
         format!(" · {model_calls} model calls ({cached} cached, {})", duration(record.timings.model_ms))
     };
-    eprintln!(
+    render::err_line(&format!(
         "run {} in {}{model} · {}",
         if record.is_ok() { "ok" } else { "failed" },
         duration(record.timings.total_ms),
-        record.run_dir.display()
-    );
+        render::guest_line(&record.run_dir.display().to_string())
+    ));
 }
 
 /// The scenarios: side by side per property when there are few, as distributions when
@@ -341,21 +379,29 @@ fn print_sweep(sweep: &SweepRecord) {
         out.push_str(&render::render_value("Portfolio by scenario", &Value::Array(lines)));
     }
     out.push_str(&super::sweep::summary_text(&sweep.summary, sweep.matrix.is_none()));
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    render::out(&out);
     let (s, m) = (&sweep.summary, &sweep.metrics);
     if sweep.matrix.is_none() {
         for line in sweep.scenarios.iter().filter(|l| l.error.is_some()).take(3) {
-            eprintln!("scenario {}: {}", line.id, line.error.as_deref().unwrap_or_default());
+            render::err_line(&format!(
+                "scenario {}: {}",
+                render::guest_line(&line.id),
+                render::guest(line.error.as_deref().unwrap_or_default())
+            ));
         }
     }
+    for error in &sweep.instance_errors {
+        render::print_error(error);
+    }
+    render::print_removed(&sweep.sanitized);
     let report = sweep.files.iter().find(|f| f.ends_with("report.html"));
-    eprintln!(
+    render::err_line(&format!(
         "{} scenarios ({} ok, {} failed) in {} · {:.0} scenarios/s{}",
         s.total,
         s.ok,
         s.failed,
         duration(m.wall_ms + m.bisection_ms),
         m.scenarios_per_s,
-        report.map(|r| format!(" · {}", r.display())).unwrap_or_default()
-    );
+        report.map(|r| format!(" · {}", render::guest_line(&r.display().to_string()))).unwrap_or_default()
+    ));
 }

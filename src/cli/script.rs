@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::capability::CapabilityArgs;
 use super::db::DbArgs;
 use super::note;
+use crate::budget::{self, HostBudget};
 use crate::db::DbProxy;
 use crate::guest_db::DbHandle;
 use crate::job::{self, Job, Limits};
@@ -43,8 +44,10 @@ pub struct ScriptArgs {
     #[arg(long, value_name = "SECS", default_value_t = job::DEFAULT_TIMEOUT.as_secs_f64())]
     pub timeout: f64,
 
-    /// Memory cap in MiB. Past it the script gets a MemoryError, or stops with
-    /// `memory_limit`.
+    /// Memory cap in MiB: the most linear memory one sandbox instance may grow to. Past
+    /// it the script gets a MemoryError, or stops with `memory_limit`. In a sweep a warm
+    /// instance runs many scenarios and its memory only grows, so the cap covers them
+    /// together; `--isolation instance` gives each scenario its own instance and cap.
     #[arg(long, value_name = "MIB", default_value_t = job::DEFAULT_MEMORY_BYTES / (1024 * 1024))]
     pub memory: u64,
 
@@ -56,6 +59,12 @@ pub struct ScriptArgs {
     /// Cap on everything the script reports with `result`/`emit`, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = job::DEFAULT_RESULTS_BYTES)]
     pub max_results: usize,
+
+    /// Host memory budget in MiB: the most the script can make metaexec itself hold
+    /// (decoded results, database rows and their snapshot, replies, a sweep's kept
+    /// outcomes). Past it the run stops with `host_memory`, or the query is refused.
+    #[arg(long, value_name = "MIB", default_value_t = budget::DEFAULT_HOST_MEMORY_BYTES / (1024 * 1024))]
+    pub host_memory: usize,
 
     /// The folder the script sees as `/results` (its working directory and the only
     /// place it can write). Created if missing.
@@ -115,9 +124,14 @@ fn job_from_args(args: &ScriptArgs, cache_root: &Path) -> Result<Job, OutcomeErr
         results_bytes: args.max_results,
         ..limits(args.timeout, args.memory)?
     };
+    if args.host_memory == 0 {
+        return Err(usage("--host-memory must be at least 1 MiB".into()));
+    }
+    job.budget = HostBudget::new(args.host_memory.saturating_mul(1024 * 1024));
     let url = args.db.url(cache_root)?;
     // Opened on the script's first request: scripts that never read data never wait.
-    job.db = Some(DbHandle::new(DbProxy::new(url, args.capability.capability()?)));
+    let proxy = DbProxy::new(url, args.capability.capability()?).with_budget(job.budget.clone());
+    job.db = Some(DbHandle::new(proxy));
     Ok(job)
 }
 

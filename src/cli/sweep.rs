@@ -76,11 +76,10 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             if let Err(e) = sweep::output::write_files(&report, &args.script.results, &script) {
                 super::note(&format!("warning: {e}"));
             }
-            if args.xlsx {
-                let path = args.script.results.join("sweep.xlsx");
-                if let Err(e) = sweep::xlsx::write(&report, &path) {
-                    super::note(&format!("warning: Failed to write `{}`: {e}", path.display()));
-                }
+            if args.xlsx
+                && let Err(e) = sweep::output::write_xlsx(&report, &args.script.results)
+            {
+                super::note(&format!("warning: {e}"));
             }
             if args.json {
                 // Streamed: a large sweep's report runs to tens of megabytes.
@@ -90,7 +89,10 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             } else {
                 print_human(&report, &args.script.results);
             }
-            if report.summary.failed > 0 { 1 } else { 0 }
+            for error in &report.instance_errors {
+                super::note(&format!("warning: an instance was replaced: {}", error.message));
+            }
+            if report.summary.failed > 0 || !report.instance_errors.is_empty() { 1 } else { 0 }
         }
         Err(outcome) => {
             if args.json {
@@ -168,7 +170,10 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
 
 /// The summary's tables as text: the per-property DSCR distribution (with `distribution`),
 /// break-even points per swept parameter, the sensitivity ranking and the verdict counts.
+/// Property names, scenario ids, parameter names and verdicts came from the guest or the
+/// plan: each is escaped to one line (`line`).
 pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
+    let line = |text: &str| render::guest_line(text).into_owned();
     let mut out = String::new();
     if distribution && !s.properties.is_empty() {
         let mut table = Table::new();
@@ -185,9 +190,9 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
         ]);
         for p in &s.properties {
             table.add_row(vec![
-                Cell::new(&p.property_name),
+                Cell::new(line(&p.property_name)),
                 Cell::new(format!("{:.2}", p.min_dscr)),
-                Cell::new(&p.worst_scenario),
+                Cell::new(line(&p.worst_scenario)),
                 Cell::new(format!("{:.2}", p.p05)),
                 Cell::new(format!("{:.2}", p.p50)),
                 Cell::new(format!("{:.2}", p.p95)),
@@ -205,9 +210,10 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
     }
     for param in params {
         let break_even: Vec<_> = s.analysis.break_even.iter().filter(|b| b.param == param).collect();
+        let shown = line(param);
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-        table.set_header(["property".to_owned(), format!("{param} to DSCR 1.25"), format!("{param} to DSCR 1.0")]);
+        table.set_header(["property".to_owned(), format!("{shown} to DSCR 1.25"), format!("{shown} to DSCR 1.0")]);
         let show = |b: Option<&&crate::sweep::analysis::BreakEven>| b.map(|b| b.label()).unwrap_or_default();
         let mut names: Vec<&str> = Vec::new();
         for b in &break_even {
@@ -217,9 +223,9 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
         }
         for name in names {
             let at = |t: f64| break_even.iter().find(|b| b.property_name == name && b.threshold == t);
-            table.add_row(vec![name.to_owned(), show(at(1.25)), show(at(1.0))]);
+            table.add_row(vec![line(name), show(at(1.25)), show(at(1.0))]);
         }
-        out.push_str(&format!("Break-even in {param} (other parameters at base)\n{table}\n"));
+        out.push_str(&format!("Break-even in {shown} (other parameters at base)\n{table}\n"));
     }
     if !s.analysis.sensitivity.is_empty() {
         let lines: Vec<String> = s
@@ -229,14 +235,19 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
             .map(|t| {
                 format!(
                     "{} {}..{}: portfolio DSCR {:.2}..{:.2} (swing {:.2})",
-                    t.param, t.low_value, t.high_value, t.dscr_at_low, t.dscr_at_high, t.swing
+                    line(&t.param),
+                    t.low_value,
+                    t.high_value,
+                    t.dscr_at_low,
+                    t.dscr_at_high,
+                    t.swing
                 )
             })
             .collect();
         out.push_str(&format!("Sensitivity, widest first:\n  {}\n", lines.join("\n  ")));
     }
     if !s.verdicts.is_empty() {
-        let verdicts: Vec<String> = s.verdicts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let verdicts: Vec<String> = s.verdicts.iter().map(|(k, v)| format!("{} {v}", line(k))).collect();
         out.push_str(&format!("verdicts over all scenarios × properties: {}\n", verdicts.join(" · ")));
     }
     out
@@ -245,21 +256,29 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
 fn print_human(report: &SweepReport, results: &Path) {
     let s = &report.summary;
     let m = &report.metrics;
-    let out = summary_text(s, true);
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    render::out(&summary_text(s, true));
     for failed in report.scenarios.iter().filter(|o| o.status == ScenarioStatus::Error).take(5) {
         if let Some(error) = &failed.error {
-            eprintln!("scenario {}: error[{}]: {}", failed.id, error.kind, error.message);
+            render::err_line(&format!(
+                "scenario {}: error[{}]: {}",
+                render::guest_line(&failed.id),
+                error.kind,
+                render::guest(&error.message)
+            ));
         }
     }
     if s.failed > 5 {
-        eprintln!("… and {} more failed scenarios (see results.json)", s.failed - 5);
+        render::err_line(&format!("… and {} more failed scenarios (see results.json)", s.failed - 5));
     }
+    for error in &report.instance_errors {
+        render::print_error(error);
+    }
+    render::print_removed(&report.sanitized);
     let bisection = match m.bisection_runs {
         0 => String::new(),
         n => format!(" · break-even bisection: {n} runs in {:.0} ms", m.bisection_ms),
     };
-    eprintln!(
+    render::err_line(&format!(
         "{} scenarios ({} ok, {} failed) in {:.0} ms · {:.0} scenarios/s · {} workers · {} db queries{bisection} · {}",
         s.total,
         s.ok,
@@ -268,6 +287,6 @@ fn print_human(report: &SweepReport, results: &Path) {
         m.scenarios_per_s,
         m.workers,
         m.db_queries,
-        results.join("report.html").display()
-    );
+        render::guest_line(&results.join("report.html").display().to_string())
+    ));
 }

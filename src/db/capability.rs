@@ -36,6 +36,11 @@ pub struct Capability {
     /// NUMERIC/DECIMAL values come back as `{"$decimal": "123.45"}` (exact) instead of
     /// floats.
     pub exact_decimals: bool,
+    /// SQL functions allowed beyond the dialect's built-in list (`--db-allow-function`),
+    /// lowercase, bare (`version`) or schema-qualified (`public.my_func`). Functions that
+    /// reach files, programs, settings or other servers stay refused whatever this says.
+    #[serde(default)]
+    pub allowed_functions: Vec<String>,
 }
 
 impl Default for Capability {
@@ -47,6 +52,7 @@ impl Default for Capability {
             max_bytes: DEFAULT_MAX_BYTES,
             statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             exact_decimals: false,
+            allowed_functions: Vec::new(),
         }
     }
 }
@@ -82,6 +88,20 @@ impl Capability {
     }
 }
 
+impl Capability {
+    /// True when `table` is named in the allowlist itself. System catalogs and
+    /// table-valued functions need this: having no allowlist does not open them.
+    pub fn names_table(&self, table: &str, default_schema: Option<&str>) -> bool {
+        self.tables.is_some() && self.allows_table(table, default_schema)
+    }
+
+    /// True when the function `name` (lowercase; bare or qualified) was allowed with
+    /// `--db-allow-function`. A bare entry allows the bare name only.
+    pub fn allows_function(&self, name: &str) -> bool {
+        self.allowed_functions.iter().any(|f| f.trim().eq_ignore_ascii_case(name))
+    }
+}
+
 mod duration_ms {
     use std::time::Duration;
 
@@ -110,6 +130,24 @@ mod tests {
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["statement_timeout"], 10_000);
         assert_eq!(serde_json::from_value::<Capability>(json).unwrap(), c);
+        // A capability saved before `allowed_functions` existed still loads.
+        let old = serde_json::json!({"write": false, "tables": null, "max_rows": 10, "max_bytes": 100,
+            "statement_timeout": 1000, "exact_decimals": false});
+        let old: Capability = serde_json::from_value(old).unwrap();
+        assert!(old.allowed_functions.is_empty());
+    }
+
+    #[test]
+    fn catalogs_need_naming_and_functions_match_case_insensitively() {
+        assert!(!Capability::default().names_table("sqlite_master", Some("main")));
+        let c = Capability {
+            tables: Some(vec!["sqlite_master".into()]),
+            allowed_functions: vec!["Version".into()],
+            ..Default::default()
+        };
+        assert!(c.names_table("SQLITE_MASTER", Some("main")));
+        assert!(c.allows_function("version"));
+        assert!(!c.allows_function("pg_catalog.version"));
     }
 
     #[test]

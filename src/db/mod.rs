@@ -7,36 +7,60 @@
 //! - [`url`]: where the data is ([`DbUrl`]: `--db`, then `DATABASE_URL`, then the demo),
 //!   with the password masked in every rendering;
 //! - [`connect`]: the sqlx pools (SQLite opened read-only unless writes are granted);
-//! - [`policy`]: the sqlparser classification (one statement, reads only, no functions
-//!   that reach files, programs or other servers, the table allowlist) and the `?` to
-//!   `$n` placeholder translation;
+//! - [`policy`] and [`functions`]: the sqlparser classification (one statement, reads
+//!   only, functions and catalogs by allowlist per dialect, the table allowlist) and the
+//!   `?` to `$n` placeholder translation;
 //! - [`params`] and [`value`]: JSON parameters in, JSON rows out, mapped by hand so every
 //!   type is explicit;
-//! - [`proxy`]: the checked request path with caps, timeout, snapshot cache and an
-//!   audit record per request ([`crate::guest_db::AuditEntry`]);
+//! - [`proxy`]: the checked request path with caps, timeout and an audit record per
+//!   request ([`crate::guest_db::AuditEntry`]); [`rows`]: the rows serialized for the
+//!   guest as they arrive, under the caps and the host memory budget; [`snapshot`]: the
+//!   snapshot cache, least recently used out, bounded in bytes;
 //! - [`inspect`]: the schema as a typed value and as compact prompt text;
 //! - [`demo`]: the embedded demo portfolio.
 //!
 //! sqlx and sqlparser live behind this module only: the sandbox sees [`DbProxy`],
 //! [`QueryResult`], [`ProxyError`] and [`Schema`].
+//!
+//! Without the `engine` feature only the policy half builds ([`capability`], [`policy`],
+//! [`error`] and [`Dialect`]): no sqlx, so the SQL policy can be fuzzed on its own.
 
 pub mod capability;
+#[cfg(feature = "engine")]
 pub mod connect;
+#[cfg(feature = "engine")]
 pub mod demo;
+pub mod error;
+pub mod functions;
+#[cfg(feature = "engine")]
 pub mod inspect;
+#[cfg(feature = "engine")]
 pub mod params;
 pub mod policy;
+#[cfg(feature = "engine")]
 pub mod proxy;
+#[cfg(feature = "engine")]
+pub mod rows;
+#[cfg(feature = "engine")]
+pub mod snapshot;
+#[cfg(feature = "engine")]
 pub mod url;
+#[cfg(feature = "engine")]
 pub mod value;
 
+#[cfg(feature = "engine")]
 use std::path::PathBuf;
 
 pub use capability::Capability;
+#[cfg(feature = "engine")]
 pub use connect::Database;
+pub use error::{ProxyError, ProxyErrorKind};
+#[cfg(feature = "engine")]
 pub use inspect::{Column, ForeignKey, Join, Schema, Table};
 pub use policy::Denial;
-pub use proxy::{DbProxy, ProxyError, ProxyErrorKind, ProxyStats, QueryResult};
+#[cfg(feature = "engine")]
+pub use proxy::{DbProxy, ProxyStats, QueryResult};
+#[cfg(feature = "engine")]
 pub use url::DbUrl;
 
 /// The SQL dialect of a connection; it decides how SQL is parsed and how placeholders are
@@ -74,6 +98,7 @@ impl std::fmt::Display for Dialect {
     }
 }
 
+#[cfg(feature = "engine")]
 /// Why a database could not be opened, inspected or set up. Every message shows the URL
 /// masked ([`DbUrl`]'s `Display`), and causes coming from the driver are scrubbed of the
 /// password before they are stored (see [`Cause`]).
@@ -139,6 +164,7 @@ pub enum DbError {
     },
 }
 
+#[cfg(feature = "engine")]
 impl DbError {
     /// A suggestion for the user, where there is one.
     pub fn hint(&self) -> Option<String> {
@@ -159,12 +185,14 @@ impl DbError {
     }
 }
 
+#[cfg(feature = "engine")]
 /// A driver error turned into text with any password removed, so that it can travel in
 /// errors, logs and JSON without leaking credentials.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
 pub struct Cause(pub String);
 
+#[cfg(feature = "engine")]
 impl Cause {
     /// The error's message (with its own causes), with `url`'s password scrubbed.
     pub fn scrubbed(error: &dyn std::error::Error, url: Option<&DbUrl>) -> Self {

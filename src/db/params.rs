@@ -30,12 +30,7 @@ pub struct ParamError {
 
 impl ParamError {
     fn new(position: usize, value: &Value, expected: impl Into<String>) -> Self {
-        let mut shown = value.to_string();
-        if shown.len() > 60 {
-            shown.truncate(57);
-            shown.push_str("...");
-        }
-        Self { position, value: shown, expected: expected.into() }
+        Self { position, value: shorten(&value.to_string(), 60), expected: expected.into() }
     }
 
     /// How to fix it.
@@ -45,6 +40,17 @@ impl ParamError {
             self.expected.split_whitespace().next().unwrap_or("text")
         )
     }
+}
+
+/// `text` cut to at most `max` characters (not bytes: guest text is any Unicode), with
+/// `...` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut shown: String = text.chars().take(max.saturating_sub(3)).collect();
+    shown.push_str("...");
+    shown
 }
 
 /// Binds `params` to a SQLite query.
@@ -62,7 +68,7 @@ pub fn bind_sqlite<'q>(
             },
             Value::String(s) => query.bind(s.clone()),
             Value::Object(o) if o.len() == 1 && o.get("$decimal").is_some_and(Value::is_string) => {
-                let text = o["$decimal"].as_str().unwrap_or_default();
+                let text = o.get("$decimal").and_then(Value::as_str).unwrap_or_default();
                 let x: f64 = text.parse().map_err(|_| ParamError::new(i + 1, value, "a decimal number"))?;
                 query.bind(x)
             }
@@ -213,14 +219,19 @@ fn encode_one(position: usize, value: &Value, expected: PgTypeInfo) -> Result<Pg
             typed(micros.to_be_bytes().to_vec())
         }
         "UUID" => {
-            let hex: String = text.unwrap_or_default().chars().filter(|c| *c != '-').collect();
-            let bytes: Option<Vec<u8>> = (hex.len() == 32)
-                .then(|| (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect())
+            let hex: Vec<u8> = text.unwrap_or_default().bytes().filter(|c| *c != b'-').collect();
+            // Checked byte by byte: slicing guest text by byte index could cut a character.
+            let bytes: Option<Vec<u8>> = (hex.len() == 32 && hex.iter().all(u8::is_ascii_hexdigit))
+                .then(|| hex.chunks(2).map(|pair| Some(hex_value(pair[0])? << 4 | hex_value(pair[1])?)).collect())
                 .flatten();
             typed(bytes.ok_or_else(|| err("a UUID"))?)
         }
         _ => Err(err("a type metaexec cannot send parameters as")),
     }
+}
+
+fn hex_value(digit: u8) -> Option<u8> {
+    char::from(digit).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 /// An integer, also from a float with no fractional part (JSON does not tell 2 from 2.0
@@ -255,7 +266,7 @@ fn numeric_from_text(text: &str) -> Option<Vec<u8>> {
     // value = digits × 10^scale
     let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).map(|b| b - b'0').collect();
     let mut scale = exponent.checked_sub(i32::try_from(frac_part.len()).ok()?)?;
-    let dscale = u16::try_from((-scale).max(0)).ok()?;
+    let dscale = u16::try_from(scale.checked_neg()?.max(0)).ok()?;
     // Align the last digit on a base-10000 boundary, then the first.
     let pad = scale.rem_euclid(4);
     digits.extend(std::iter::repeat_n(0, pad as usize));
@@ -265,7 +276,7 @@ fn numeric_from_text(text: &str) -> Option<Vec<u8>> {
     padded.extend(digits);
     let mut groups: Vec<i16> =
         padded.chunks(4).map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + i16::from(*d))).collect();
-    let mut weight = scale / 4 + i32::try_from(groups.len()).ok()? - 1;
+    let mut weight = (scale / 4).checked_add(i32::try_from(groups.len()).ok()?)?.checked_sub(1)?;
     while groups.first() == Some(&0) {
         groups.remove(0);
         weight -= 1;
@@ -366,5 +377,43 @@ mod tests {
         assert!(encode_one(1, &json!("x"), ty("INT4")).is_err());
         let p = encode_one(1, &json!("00000000-0000-0000-0000-0000000000ff"), ty("UUID")).unwrap();
         assert_eq!(p.bytes.unwrap()[15], 0xff);
+    }
+
+    /// Guest text is any Unicode: nothing here may cut it inside a character or
+    /// overflow on extreme numbers.
+    #[test]
+    fn guest_values_never_panic() {
+        // 84 bytes, 42 characters: the text once cut at byte 57, inside an `é`.
+        let long = format!("ab{}", "é".repeat(40));
+        let longer = "é".repeat(100);
+        for expected in ["INT4", "DATE", "UUID", "TIMESTAMP", "BOOL", "NUMERIC", "INT2", "OID", "POINT"] {
+            let e = encode_one(1, &json!(long), ty(expected)).unwrap_err();
+            assert_eq!(e.value, format!("\"{long}\""), "{expected}");
+            let e = encode_one(1, &json!(longer), ty(expected)).unwrap_err();
+            assert!(e.value.ends_with("...") && e.value.chars().count() == 60, "{expected}: {e}");
+            let _ = e.hint();
+        }
+        let e = ParamError::new(1, &json!(["é".repeat(100)]), "x");
+        assert_eq!(e.value.chars().count(), 60);
+        assert_eq!(ParamError::new(1, &json!("short"), "x").value, "\"short\"");
+        // 32 bytes but not 32 hex digits, with a multi-byte character across a pair.
+        assert!(encode_one(1, &json!("a".to_owned() + &"é".repeat(15) + "b"), ty("UUID")).is_err());
+        assert!(encode_one(1, &json!("é".repeat(16)), ty("UUID")).is_err());
+        for text in ["1e-2147483648", "1e2147483647", "-1e-2147483647", "9.9e-2147483640", "1e99999999999"] {
+            let _ = numeric_from_text(text);
+            let _ = encode_one(1, &json!({"$decimal": text}), ty("NUMERIC"));
+        }
+        for text in ["9999-12-31", "+262143-12-31", "-262144-01-01T00:00:00", "2024-01-01é", "é"] {
+            let _ = encode_one(1, &json!(text), ty("DATE"));
+            let _ = encode_one(1, &json!(text), ty("TIMESTAMPTZ"));
+        }
+        for number in [json!(f64::MAX), json!(-f64::MAX), json!(u64::MAX), json!(i64::MIN)] {
+            for expected in ["INT2", "INT4", "INT8", "OID", "FLOAT4", "FLOAT8", "NUMERIC", "TEXT"] {
+                let _ = encode_one(1, &number, ty(expected));
+            }
+        }
+        let query = bind_sqlite(sqlx::query("SELECT ?"), &[json!({"$decimal": "é"})]);
+        assert!(query.is_err());
+        assert!(bind_sqlite(sqlx::query("SELECT ?"), &[json!([long])]).is_err());
     }
 }

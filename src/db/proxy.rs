@@ -13,6 +13,7 @@
 //! that need it.
 
 use std::collections::HashMap;
+use std::sync::Once;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,9 +21,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use serde::Serialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 use sqlx::Executor as _;
+use sqlx::Row as _;
 use sqlx::postgres::{PgConnection, PgTypeInfo};
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::OnceCell;
@@ -31,69 +33,35 @@ use super::connect::{Database, Pool};
 use super::inspect::{self, Schema};
 use super::params::{self, ParamError};
 use super::policy::{Access, Checked, Denial, Policy};
+use super::rows::{Collector, Rows};
+use super::snapshot::{CacheKey, Snapshots};
 use super::value::{self, Decimals, UnmappedType};
 use super::{Capability, DbError, DbUrl};
+use crate::budget::{HostBudget, Reservation};
 use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbRequest, DbResponse, GuestDb};
 
 /// How many SQLite virtual-machine steps run between two checks of the deadline.
 const SQLITE_PROGRESS_STEPS: i32 = 1000;
 /// Extra time past the statement timeout before the host gives up waiting on the driver.
 const BACKSTOP_SLACK: Duration = Duration::from_secs(2);
+/// Room SQLite's length limit leaves above the byte cap: a value that would not fit the
+/// cap as JSON anyway, with room for the records SQLite builds to sort rows.
+const SQLITE_LENGTH_SLACK: usize = 64 * 1024;
+/// Statements longer than this are checked again on every request rather than keeping
+/// their text (twice) in the verdict and type caches.
+const CACHED_SQL_MAX: usize = 16 * 1024;
+/// The error a PostgreSQL query raises, by design, on a row over the byte cap (see
+/// [`pg_capped`]).
+const PG_ROW_CAP_MARKER: &str = "metaexec: a row passed the byte cap";
 
-/// Whether a request was refused or failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyErrorKind {
-    /// Refused by the capability.
-    Denied,
-    /// Allowed, but could not be answered.
-    Failed,
-}
+pub use super::error::{ProxyError, ProxyErrorKind};
 
-/// Why a request got no rows.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ProxyError {
-    /// The capability refused it.
-    #[error("{0}")]
-    Denied(#[from] Denial),
-    /// It could not be checked or run.
-    #[error("{message}")]
-    Failed {
-        /// What went wrong.
-        message: String,
-        /// What to do about it.
-        hint: Option<String>,
-    },
-}
-
-impl ProxyError {
-    /// A request that could not be checked or run.
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Self::Failed { message: message.into(), hint: None }
-    }
-
-    /// Refused or failed.
-    pub fn kind(&self) -> ProxyErrorKind {
-        match self {
-            Self::Denied(_) => ProxyErrorKind::Denied,
-            Self::Failed { .. } => ProxyErrorKind::Failed,
-        }
-    }
-
-    /// What to do about it.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::Denied(denial) => denial.hint().map(str::to_owned),
-            Self::Failed { hint, .. } => hint.clone(),
-        }
-    }
-
-    fn to_failure(&self) -> DbFailure {
-        let kind = match self.kind() {
-            ProxyErrorKind::Denied => DbFailureKind::Denied,
-            ProxyErrorKind::Failed => DbFailureKind::Error,
-        };
-        DbFailure { kind, message: self.to_string(), hint: self.hint() }
-    }
+fn to_failure(error: &ProxyError) -> DbFailure {
+    let kind = match error.kind() {
+        ProxyErrorKind::Denied => DbFailureKind::Denied,
+        ProxyErrorKind::Failed => DbFailureKind::Error,
+    };
+    DbFailure { kind, message: error.to_string(), hint: error.hint() }
 }
 
 impl From<ParamError> for ProxyError {
@@ -121,27 +89,49 @@ impl From<DbError> for ProxyError {
 }
 
 /// The rows of one query.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct QueryResult {
     /// Column names, in order.
     pub columns: Vec<String>,
-    /// The rows, each a list of values in column order.
-    pub rows: Vec<Vec<Value>>,
-    /// About how many bytes the rows take as JSON.
+    /// The rows, kept once, as the JSON the guest receives (`{"columns", "records",
+    /// "decimals", "read"}`), since a snapshot hit may send it to thousands of scenarios;
+    /// [`Rows::iter`] parses values back for host callers.
+    pub rows: Rows,
+    /// The bytes of that JSON, what the byte cap counted.
     #[serde(skip)]
     pub bytes: usize,
     /// Whether some value is an exact decimal object.
     pub decimals: bool,
-    /// The result as the guest receives it (`{"columns", "records", "decimals"}`), serialized
-    /// once, since a snapshot hit may send it to thousands of scenarios.
+    /// Keeps the JSON's bytes counted in the job's host budget for as long as it lives.
     #[serde(skip)]
-    pub json: Box<RawValue>,
+    held: Reservation,
 }
 
 impl QueryResult {
+    /// The finished rows of `collector`.
+    pub fn collected(collector: Collector) -> Result<Self, ProxyError> {
+        let (columns, rows, decimals, mut held) = collector.finish()?;
+        let bytes = rows.json().get().len();
+        let names: usize = columns.iter().map(|c| c.len() + 24).sum();
+        // The column names are kept beside the JSON: count them too (best effort: they are
+        // small, and already within the byte cap once).
+        held.grow(names, "the query's column names").map_err(Denial::HostMemory)?;
+        Ok(Self { columns, rows, bytes, decimals, held })
+    }
+
+    /// The answer as the guest receives it.
+    pub fn json(&self) -> &RawValue {
+        self.rows.json()
+    }
+
     /// The rows as objects (column → value), for callers on the host.
     pub fn records(&self) -> Vec<serde_json::Map<String, Value>> {
-        self.rows.iter().map(|row| self.columns.iter().cloned().zip(row.iter().cloned()).collect()).collect()
+        self.rows.iter().map(|row| self.columns.iter().cloned().zip(row).collect()).collect()
+    }
+
+    /// Host bytes this answer holds (as reserved in the budget).
+    pub fn held_bytes(&self) -> usize {
+        self.held.bytes()
     }
 }
 
@@ -156,13 +146,6 @@ pub struct ProxyStats {
     pub denied: u64,
     /// Requests that failed.
     pub failed: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct CacheKey {
-    sql: String,
-    params: String,
-    exact: bool,
 }
 
 /// The database once opened, with the policy built for it.
@@ -188,6 +171,9 @@ impl Opened {
             return verdict.clone();
         }
         let verdict = self.policy.check(sql, params);
+        if sql.len() > CACHED_SQL_MAX {
+            return verdict;
+        }
         let mut checked = self.checked.lock().unwrap_or_else(|e| e.into_inner());
         if checked.len() >= CHECKED_CAPACITY {
             checked.clear();
@@ -203,7 +189,8 @@ pub struct DbProxy {
     url: DbUrl,
     capability: Capability,
     opened: OnceCell<Result<Arc<Opened>, ProxyError>>,
-    cache: Mutex<HashMap<CacheKey, Arc<QueryResult>>>,
+    budget: HostBudget,
+    cache: Mutex<Snapshots>,
     turn: tokio::sync::Mutex<()>,
     executed: AtomicU64,
     cached: AtomicU64,
@@ -214,17 +201,32 @@ pub struct DbProxy {
 impl DbProxy {
     /// A proxy on `url` for a job with `capability`. Nothing is opened yet.
     pub fn new(url: DbUrl, capability: Capability) -> Self {
+        let budget = HostBudget::default();
         Self {
             url,
             capability,
             opened: OnceCell::new(),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Snapshots::new(budget.clone())),
+            budget,
             turn: tokio::sync::Mutex::new(()),
             executed: AtomicU64::new(0),
             cached: AtomicU64::new(0),
             denied: AtomicU64::new(0),
             failed: AtomicU64::new(0),
         }
+    }
+
+    /// The same proxy holding its rows and snapshots against `budget` (the job's or the
+    /// sweep's host memory budget) instead of a budget of its own.
+    pub fn with_budget(mut self, budget: HostBudget) -> Self {
+        self.cache = Mutex::new(Snapshots::new(budget.clone()));
+        self.budget = budget;
+        self
+    }
+
+    /// The host memory budget rows and snapshots are counted against.
+    pub fn budget(&self) -> &HostBudget {
+        &self.budget
     }
 
     /// Where the data is.
@@ -300,7 +302,20 @@ impl DbProxy {
         {
             return Ok((hit.clone(), true));
         }
-        let result = Arc::new(self.execute(&opened, &checked, params, exact).await?);
+        let mut outcome = self.execute(&opened, &checked, params, exact).await;
+        if matches!(outcome, Err(ProxyError::Denied(Denial::HostMemory(_)))) {
+            // The snapshots are what the proxy itself holds: give them up before refusing.
+            let had_snapshots = {
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                let had = !cache.is_empty();
+                cache.clear();
+                had
+            };
+            if had_snapshots {
+                outcome = self.execute(&opened, &checked, params, exact).await;
+            }
+        }
+        let result = Arc::new(outcome?);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         match checked.access {
             Access::Read => {
@@ -334,16 +349,22 @@ impl DbProxy {
         exact: bool,
     ) -> Result<QueryResult, ProxyError> {
         let timeout = self.capability.statement_timeout;
+        let collector = Collector::new(
+            self.capability.max_rows,
+            self.capability.max_bytes,
+            checked.access == Access::Read,
+            &self.budget,
+        );
         let run = async {
             match opened.db.pool() {
                 Pool::Sqlite(pool) => {
                     let mut conn = pool.acquire().await.map_err(|e| self.driver_error(&e))?;
-                    self.run_sqlite(&mut conn, checked, params, timeout).await
+                    self.run_sqlite(&mut conn, checked, params, timeout, collector).await
                 }
                 Pool::Postgres(pool) => {
                     let mut conn = pool.acquire().await.map_err(|e| self.driver_error(&e))?;
-                    let result = self.run_postgres(opened, &mut conn, checked, params, exact, timeout).await;
-                    if matches!(result, Err(ProxyError::Denied(Denial::RowCap { .. } | Denial::ByteCap { .. }))) {
+                    let result = self.run_postgres(opened, &mut conn, checked, params, exact, timeout, collector).await;
+                    if matches!(&result, Err(ProxyError::Denied(denial)) if stops_rows(denial)) {
                         // Rows may still be on their way: closing the connection stops the
                         // server sending them, instead of draining millions of rows.
                         let _ = sqlx::Connection::close(conn.detach()).await;
@@ -352,7 +373,7 @@ impl DbProxy {
                 }
             }
         };
-        match tokio::time::timeout(timeout + BACKSTOP_SLACK, run).await {
+        match tokio::time::timeout(timeout.saturating_add(BACKSTOP_SLACK), run).await {
             Ok(result) => result,
             Err(_) => Err(Denial::Timeout { timeout }.into()),
         }
@@ -364,21 +385,26 @@ impl DbProxy {
         checked: &Checked,
         params: &[Value],
         timeout: Duration,
+        mut collector: Collector,
     ) -> Result<QueryResult, ProxyError> {
-        let deadline = Instant::now() + timeout;
-        conn.lock_handle()
-            .await
-            .map_err(|e| self.driver_error(&e))?
-            .set_progress_handler(SQLITE_PROGRESS_STEPS, move || Instant::now() < deadline);
+        let deadline = Instant::now().checked_add(timeout);
+        {
+            let mut handle = conn.lock_handle().await.map_err(|e| self.driver_error(&e))?;
+            limit_sqlite(&mut handle, self.capability.max_bytes, self.budget.limit());
+            handle.set_progress_handler(SQLITE_PROGRESS_STEPS, move || deadline.is_none_or(|d| Instant::now() < d));
+        }
         let query = params::bind_sqlite(sqlx::query(&checked.sql), params)?;
-        let mut collector = Collector::new(&self.capability, checked.access);
         let outcome = async {
             let mut rows = query.fetch(&mut *conn);
-            while let Some(row) = rows.try_next().await.map_err(|e| self.query_error(&e, Some(deadline), timeout))? {
-                if collector.columns.is_none() {
-                    collector.columns = Some(value::column_names(&row));
+            while let Some(row) = rows.try_next().await.map_err(|e| self.query_error(&e, deadline, timeout))? {
+                if !collector.has_columns() {
+                    collector.set_columns(value::column_names(&row))?;
                 }
-                collector.push(value::sqlite_row(&row)?)?;
+                collector.start_row()?;
+                for i in 0..row.len() {
+                    collector.push_value(&value::sqlite_cell(&row, i)?)?;
+                }
+                collector.end_row()?;
             }
             Ok::<_, ProxyError>(())
         }
@@ -388,9 +414,10 @@ impl DbProxy {
         }
         outcome?;
         self.executed.fetch_add(1, Ordering::Relaxed);
-        Ok(collector.finish())
+        QueryResult::collected(collector)
     }
 
+    #[expect(clippy::too_many_arguments, reason = "one call site, the parts of one request")]
     async fn run_postgres(
         &self,
         opened: &Opened,
@@ -399,9 +426,14 @@ impl DbProxy {
         params: &[Value],
         exact: bool,
         timeout: Duration,
+        mut collector: Collector,
     ) -> Result<QueryResult, ProxyError> {
+        // Reads run wrapped so that the server refuses a row over the byte cap before
+        // sending it (see `pg_capped`).
+        let sql =
+            if checked.wrappable { pg_capped(&checked.sql, self.capability.max_bytes) } else { checked.sql.clone() };
         let inferred =
-            if params.is_empty() { Some(Vec::new()) } else { self.pg_param_types(opened, conn, &checked.sql).await? };
+            if params.is_empty() { Some(Vec::new()) } else { self.pg_param_types(opened, conn, &sql).await? };
         // Where the server cannot type a placeholder, the values decide; such a statement
         // is not kept prepared, since another call may bring other types.
         let persistent = inferred.is_some();
@@ -410,39 +442,42 @@ impl DbProxy {
         let begin = if self.capability.write { "BEGIN" } else { "BEGIN READ ONLY" };
         conn.execute(begin).await.map_err(|e| self.driver_error(&e))?;
         let outcome = async {
-            let millis = timeout.as_millis().max(1);
+            // PostgreSQL takes the timeout as an int4 of milliseconds.
+            let millis = timeout.as_millis().clamp(1, i32::MAX as u128);
             conn.execute(format!("SET LOCAL statement_timeout = {millis}").as_str())
                 .await
                 .map_err(|e| self.driver_error(&e))?;
-            let mut query = sqlx::query(&checked.sql).persistent(persistent);
+            let mut query = sqlx::query(&sql).persistent(persistent);
             for param in encoded {
                 query = query.bind(param);
             }
             let decimals = if exact { Decimals::Exact } else { Decimals::Float };
-            let mut collector = Collector::new(&self.capability, checked.access);
             let mut rows = query.fetch(&mut *conn);
             while let Some(row) = rows.try_next().await.map_err(|e| self.query_error(&e, None, timeout))? {
-                if collector.columns.is_none() {
-                    collector.columns = Some(value::column_names(&row));
+                if !collector.has_columns() {
+                    collector.set_columns(value::column_names(&row))?;
                 }
-                collector.push(value::postgres_row(&row, decimals)?)?;
+                collector.start_row()?;
+                for i in 0..row.len() {
+                    collector.push_value(&value::postgres_cell(&row, i, decimals)?)?;
+                }
+                collector.end_row()?;
             }
-            Ok::<_, ProxyError>(collector.finish())
+            Ok::<_, ProxyError>(())
         }
         .await;
         match &outcome {
-            Ok(_) if checked.access == Access::Write => {
+            Ok(()) if checked.access == Access::Write => {
                 conn.execute("COMMIT").await.map_err(|e| self.query_error(&e, None, timeout))?;
             }
-            Err(ProxyError::Denied(Denial::RowCap { .. } | Denial::ByteCap { .. })) => {}
+            Err(ProxyError::Denied(denial)) if stops_rows(denial) => {}
             _ => {
                 conn.execute("ROLLBACK").await.map_err(|e| self.driver_error(&e))?;
             }
         }
-        if outcome.is_ok() {
-            self.executed.fetch_add(1, Ordering::Relaxed);
-        }
-        outcome
+        outcome?;
+        self.executed.fetch_add(1, Ordering::Relaxed);
+        QueryResult::collected(collector)
     }
 
     /// The placeholder types PostgreSQL infers for `sql`, asked once per statement;
@@ -465,7 +500,13 @@ impl DbProxy {
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P18") => None,
             Err(e) => return Err(self.query_error(&e, None, Duration::ZERO)),
         };
-        opened.pg_param_types.lock().unwrap_or_else(|e| e.into_inner()).insert(sql.to_owned(), types.clone());
+        if sql.len() <= CACHED_SQL_MAX {
+            let mut cache = opened.pg_param_types.lock().unwrap_or_else(|e| e.into_inner());
+            if cache.len() >= CHECKED_CAPACITY {
+                cache.clear();
+            }
+            cache.insert(sql.to_owned(), types.clone());
+        }
         Ok(types)
     }
 
@@ -492,7 +533,19 @@ impl DbProxy {
             if interrupted {
                 return Denial::Timeout { timeout }.into();
             }
-            if code == "25006" || code == "8" || code.parse::<u32>().is_ok_and(|c| c & 0xff == 8) {
+            let sqlite_primary = code.parse::<u32>().ok().map(|c| c & 0xff);
+            // SQLite: 18 SQLITE_TOOBIG, past the length limit set from the byte cap.
+            // PostgreSQL: the marker error of `pg_capped` (22P02 by design).
+            if deadline.is_some() && sqlite_primary == Some(18)
+                || code == "22P02" && db.message().contains(PG_ROW_CAP_MARKER)
+            {
+                return Denial::ValueCap { max: self.capability.max_bytes }.into();
+            }
+            // SQLite: 7 SQLITE_NOMEM, past the heap limit set from the host memory budget.
+            if deadline.is_some() && sqlite_primary == Some(7) {
+                return Denial::DatabaseMemory { limit: self.budget.limit() }.into();
+            }
+            if code == "25006" || sqlite_primary == Some(8) {
                 return Denial::ReadOnly { message: db.message().to_owned() }.into();
             }
             return ProxyError::Failed {
@@ -513,17 +566,20 @@ impl GuestDb for DbProxy {
     async fn handle(&self, request: DbRequest) -> DbResponse {
         let started = Instant::now();
         let outcome = match &request {
-            DbRequest::Query { sql, params, exact_decimals } => self
-                .query(sql, params, *exact_decimals)
-                .await
-                .map(|(result, cached)| (result.json.clone(), result.rows.len() as u64, result.bytes as u64, cached)),
+            DbRequest::Query { sql, params, exact_decimals } => {
+                self.query(sql, params, *exact_decimals).await.map(|(result, cached)| {
+                    (result.json().to_owned(), result.rows.len() as u64, result.bytes as u64, cached)
+                })
+            }
             DbRequest::Schema => self.schema().await.map(|schema| {
                 let text = schema.compact_text();
                 let mut value = serde_json::to_value(&schema).unwrap_or(Value::Null);
                 if let Value::Object(map) = &mut value {
                     map.insert("text".into(), Value::String(text));
                 }
-                (serde_json::value::to_raw_value(&value).expect("schemas are plain JSON"), 0, 0, false)
+                let raw = serde_json::value::to_raw_value(&value)
+                    .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default());
+                (raw, 0, 0, false)
             }),
         };
         let mut audit = AuditEntry::for_request(&request);
@@ -539,7 +595,7 @@ impl GuestDb for DbProxy {
                 DbResponse { result: Ok(value), audit }
             }
             Err(error) => {
-                let failure = error.to_failure();
+                let failure = to_failure(&error);
                 match failure.kind {
                     DbFailureKind::Denied => self.denied.fetch_add(1, Ordering::Relaxed),
                     DbFailureKind::Error => self.failed.fetch_add(1, Ordering::Relaxed),
@@ -553,69 +609,58 @@ impl GuestDb for DbProxy {
     }
 }
 
-/// Gathers rows under the row and byte caps.
-struct Collector {
-    columns: Option<Vec<String>>,
-    rows: Vec<Vec<Value>>,
-    bytes: usize,
-    decimals: bool,
-    max_rows: usize,
-    max_bytes: usize,
-    /// The statement only reads: the guest may keep its answer for identical requests.
-    read: bool,
+/// Denials after which PostgreSQL may still be sending rows: the connection is closed
+/// rather than drained.
+fn stops_rows(denial: &Denial) -> bool {
+    matches!(denial, Denial::RowCap { .. } | Denial::ByteCap { .. } | Denial::HostMemory(_))
 }
 
-impl Collector {
-    fn new(capability: &Capability, access: Access) -> Self {
-        Self {
-            read: access == Access::Read,
-            columns: None,
-            rows: Vec::new(),
-            bytes: 2,
-            decimals: false,
-            max_rows: capability.max_rows,
-            max_bytes: capability.max_bytes,
-        }
+/// Sets SQLite's own limits on a connection: no string or blob longer than the byte cap
+/// (plus slack) is ever built, so `zeroblob(900000000)` or `printf('%.*c', 900000000,
+/// 'x')` fail inside SQLite with SQLITE_TOOBIG instead of materialising gigabytes; and
+/// (once per process, only ever raised) a heap limit of twice the host memory budget for
+/// all of SQLite, so that a row of many large values fails with SQLITE_NOMEM.
+fn limit_sqlite(handle: &mut sqlx::sqlite::LockedSqliteHandle<'_>, max_bytes: usize, budget: usize) {
+    let length = i32::try_from(max_bytes.saturating_add(SQLITE_LENGTH_SLACK)).unwrap_or(i32::MAX);
+    let raw = handle.as_raw_handle().as_ptr();
+    // SAFETY: `raw` is the open connection the locked handle guards for this call;
+    // sqlite3_limit only reads and sets an integer of it (values past SQLite's compiled
+    // maximum are lowered to it).
+    unsafe {
+        libsqlite3_sys::sqlite3_limit(raw, libsqlite3_sys::SQLITE_LIMIT_LENGTH, length);
     }
-
-    fn push(&mut self, row: Vec<Value>) -> Result<(), ProxyError> {
-        if self.rows.len() >= self.max_rows {
-            return Err(Denial::RowCap { max: self.max_rows }.into());
+    static HEAP: Mutex<i64> = Mutex::new(0);
+    static WARN: Once = Once::new();
+    let wanted = i64::try_from(budget.saturating_mul(2)).unwrap_or(i64::MAX);
+    let mut set = HEAP.lock().unwrap_or_else(|e| e.into_inner());
+    if wanted > *set {
+        // SAFETY: sqlite3_hard_heap_limit64 is thread-safe and only sets a process-wide
+        // integer; raising it never fails an allocation that succeeded before.
+        let previous = unsafe { libsqlite3_sys::sqlite3_hard_heap_limit64(wanted) };
+        if previous != 0 && previous > wanted {
+            // Someone else set a larger one: keep theirs.
+            // SAFETY: as above.
+            unsafe { libsqlite3_sys::sqlite3_hard_heap_limit64(previous) };
+            WARN.call_once(|| tracing::debug!("SQLite's heap limit was already {previous} bytes"));
         }
-        self.bytes += 3 + row.iter().map(|v| json_size(v, &mut self.decimals)).sum::<usize>();
-        if self.bytes > self.max_bytes {
-            return Err(Denial::ByteCap { max: self.max_bytes }.into());
-        }
-        self.rows.push(row);
-        Ok(())
-    }
-
-    fn finish(self) -> QueryResult {
-        let columns = self.columns.unwrap_or_default();
-        // Rows go to the guest as objects: the C scanner builds the dicts faster than
-        // Python code could zip them from lists.
-        let records: Vec<serde_json::Map<String, Value>> =
-            self.rows.iter().map(|row| columns.iter().cloned().zip(row.iter().cloned()).collect()).collect();
-        let json = json!({ "columns": &columns, "records": records, "decimals": self.decimals, "read": self.read });
-        let json = serde_json::value::to_raw_value(&json).expect("rows are plain JSON");
-        QueryResult { columns, rows: self.rows, bytes: self.bytes, decimals: self.decimals, json }
+        *set = wanted.max(previous);
     }
 }
 
-/// About how many bytes `value` takes as JSON (exact for the flat values rows hold, short
-/// of string escapes); notes exact decimals on the way.
-fn json_size(value: &Value, decimals: &mut bool) -> usize {
-    1 + match value {
-        Value::Null => 4,
-        Value::Bool(b) => 4 + usize::from(!b),
-        Value::Number(n) => n.to_string().len(),
-        Value::String(s) => s.len() + 2,
-        Value::Array(items) => 2 + items.iter().map(|v| json_size(v, decimals)).sum::<usize>(),
-        Value::Object(map) => {
-            *decimals |= map.contains_key("$decimal");
-            2 + map.iter().map(|(k, v)| k.len() + 3 + json_size(v, decimals)).sum::<usize>()
-        }
-    }
+/// A read wrapped so that PostgreSQL refuses, on the server, any row whose text form or
+/// in-memory size passes `max_bytes`: the host then never receives such a row. The row
+/// still exists on the server (bounded by PostgreSQL's 1 GB value limit and the
+/// statement timeout), but it is never sent. The refusal is a cast error carrying
+/// [`PG_ROW_CAP_MARKER`], which [`DbProxy::query_error`] turns into a denial; the `CASE`
+/// only evaluates the cast for such a row, and the cast's text depends on the row, so the
+/// planner cannot fold it into an error up front.
+fn pg_capped(sql: &str, max_bytes: usize) -> String {
+    const Q: &str = "__metaexec_q";
+    format!(
+        "SELECT {Q}.* FROM ({sql}) AS {Q} WHERE CASE WHEN octet_length(ROW({Q}.*)::text) > {max_bytes} \
+         OR pg_column_size(ROW({Q}.*)) > {max_bytes} \
+         THEN CAST('{PG_ROW_CAP_MARKER}: ' || pg_column_size(ROW({Q}.*)) AS integer) = 0 ELSE true END"
+    )
 }
 
 /// Opens a proxy eagerly, for commands that want connection errors up front.

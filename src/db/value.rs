@@ -47,15 +47,16 @@ pub fn column_names<R: Row>(row: &R) -> Vec<String> {
 /// One SQLite row as JSON values (SQLite has no exact decimals: NUMERIC is stored as
 /// an integer or a float).
 pub fn sqlite_row(row: &SqliteRow) -> Result<Vec<Value>, UnmappedType> {
-    let mut out = Vec::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let raw = row.try_get_raw(i).map_err(|_| unmapped(column.name(), "?", "SQLite"))?;
-        out.push(
-            sqlite_value(raw, column.type_info().name())
-                .ok_or_else(|| unmapped(column.name(), column.type_info().name(), "SQLite"))?,
-        );
-    }
-    Ok(out)
+    (0..row.len()).map(|i| sqlite_cell(row, i)).collect()
+}
+
+/// The `i`-th value of a SQLite row as JSON (one at a time, so a wide row of large
+/// values is never converted whole before the caps see it).
+pub fn sqlite_cell(row: &SqliteRow, i: usize) -> Result<Value, UnmappedType> {
+    let Some(column) = row.columns().get(i) else { return Err(unmapped(&format!("#{i}"), "?", "SQLite")) };
+    let raw = row.try_get_raw(i).map_err(|_| unmapped(column.name(), "?", "SQLite"))?;
+    sqlite_value(raw, column.type_info().name())
+        .ok_or_else(|| unmapped(column.name(), column.type_info().name(), "SQLite"))
 }
 
 /// SQLite stores one of five classes whatever the declared type; the declared type only
@@ -83,14 +84,15 @@ fn sqlite_value(raw: SqliteValueRef<'_>, declared: &str) -> Option<Value> {
 
 /// One PostgreSQL row as JSON values.
 pub fn postgres_row(row: &PgRow, decimals: Decimals) -> Result<Vec<Value>, UnmappedType> {
-    let mut out = Vec::with_capacity(row.len());
-    for (i, column) in row.columns().iter().enumerate() {
-        let type_name = column.type_info().name();
-        let raw = row.try_get_raw(i).map_err(|_| unmapped(column.name(), type_name, "PostgreSQL"))?;
-        let value = postgres_value(&raw, type_name, decimals);
-        out.push(value.ok_or_else(|| unmapped(column.name(), type_name, "PostgreSQL"))?);
-    }
-    Ok(out)
+    (0..row.len()).map(|i| postgres_cell(row, i, decimals)).collect()
+}
+
+/// The `i`-th value of a PostgreSQL row as JSON (one at a time, as [`sqlite_cell`]).
+pub fn postgres_cell(row: &PgRow, i: usize, decimals: Decimals) -> Result<Value, UnmappedType> {
+    let Some(column) = row.columns().get(i) else { return Err(unmapped(&format!("#{i}"), "?", "PostgreSQL")) };
+    let type_name = column.type_info().name();
+    let raw = row.try_get_raw(i).map_err(|_| unmapped(column.name(), type_name, "PostgreSQL"))?;
+    postgres_value(&raw, type_name, decimals).ok_or_else(|| unmapped(column.name(), type_name, "PostgreSQL"))
 }
 
 fn postgres_value(raw: &PgValueRef<'_>, type_name: &str, decimals: Decimals) -> Option<Value> {

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use rust_xlsxwriter::{Format, Workbook};
 use serde_json::{Map, Value};
 
+use crate::guest_dir::GuestDir;
 use crate::report::{DscrFormats, Tabular, tabular};
+use crate::sweep::output::csv_text;
 
 /// The tables among the results, by name, in order; other values (text, nested data)
 /// are skipped.
@@ -16,37 +18,36 @@ fn sheets(results: &Map<String, Value>) -> Vec<(&str, Tabular)> {
 }
 
 fn text(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    csv_text(Some(value))
 }
 
-fn csv_field(value: &Value) -> String {
-    let text = text(value);
-    if text.contains([',', '"', '\n', '\r']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text }
-}
-
-/// Writes one CSV file per table into `dir`; returns their paths.
+/// Writes one CSV file per table into `dir` (through [`GuestDir`]: names and cells come
+/// from the script); returns their paths.
 pub fn write_csv(results: &Map<String, Value>, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let dir = GuestDir::open(dir)?;
     let mut paths = Vec::new();
     for (name, sheet) in sheets(results) {
-        let mut out = sheet.columns.join(",");
-        out.push('\n');
-        for row in &sheet.rows {
-            out.push_str(&row.iter().map(csv_field).collect::<Vec<_>>().join(","));
-            out.push('\n');
-        }
-        let path = dir.join(format!("{}.csv", file_stem(name)));
-        std::fs::write(&path, out)?;
+        let path = dir.write_with(&format!("{}.csv", file_stem(name)), |out| {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(&sheet.columns)?;
+            for row in &sheet.rows {
+                csv.write_record(row.iter().map(text))?;
+            }
+            csv.flush()
+        })?;
         paths.push(path);
     }
     Ok(paths)
 }
 
-/// Writes every table as a sheet of one workbook at `path`.
-pub fn write_xlsx(results: &Map<String, Value>, path: &Path) -> Result<(), rust_xlsxwriter::XlsxError> {
+/// Writes every table as a sheet of one workbook, `name` in `dir`; returns its path.
+pub fn write_xlsx(results: &Map<String, Value>, dir: &Path, name: &str) -> std::io::Result<PathBuf> {
+    let bytes = render_xlsx(results).map_err(std::io::Error::other)?;
+    GuestDir::open(dir)?.write(name, &bytes)
+}
+
+/// Every table as a sheet of one workbook: the file's bytes.
+fn render_xlsx(results: &Map<String, Value>) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
     let bands = DscrFormats::new();
@@ -87,7 +88,7 @@ pub fn write_xlsx(results: &Map<String, Value>, path: &Path) -> Result<(), rust_
     if sheets.is_empty() {
         workbook.add_worksheet().set_name("results")?.write_string(0, 0, "the script reported no table")?;
     }
-    workbook.save(path)
+    workbook.save_to_buffer()
 }
 
 fn file_stem(name: &str) -> String {

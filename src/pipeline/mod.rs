@@ -90,6 +90,8 @@ pub struct PipelineOptions {
     pub max_repairs: u32,
     /// The sandbox's limits for each execution.
     pub limits: Limits,
+    /// What a run's scripts may make the host hold, in bytes (see `crate::budget`).
+    pub host_memory_bytes: usize,
     /// Where run folders are created.
     pub runs_dir: PathBuf,
     /// Download the runtime when it is missing.
@@ -115,6 +117,7 @@ impl PipelineOptions {
             use_cache: true,
             max_repairs: DEFAULT_MAX_REPAIRS,
             limits: Limits::default(),
+            host_memory_bytes: crate::budget::DEFAULT_HOST_MEMORY_BYTES,
             runs_dir,
             auto_fetch: true,
             exports: Vec::new(),
@@ -292,7 +295,9 @@ impl Driver<'_> {
 
     async fn schema(&mut self) -> Result<Database, OutcomeError> {
         let since = self.started(Stage::Schema, 0);
-        let proxy = Arc::new(DbProxy::new(self.options.db.clone(), self.options.capability.clone()));
+        let budget = crate::budget::HostBudget::new(self.options.host_memory_bytes);
+        let proxy =
+            Arc::new(DbProxy::new(self.options.db.clone(), self.options.capability.clone()).with_budget(budget));
         let schema = proxy.schema().await.map_err(|e| {
             let mut error = OutcomeError::new(ErrorKind::DbError, format!("Failed to read the database's tables: {e}"));
             error.hint = e.hint();
@@ -530,6 +535,8 @@ impl Driver<'_> {
         let mut job = Job::new("script.py", script, self.run_dir.results());
         job.limits = self.options.limits.clone();
         job.db = Some(DbHandle(db.proxy.clone()));
+        // One budget for what the script makes the host hold, rows included.
+        job.budget = db.proxy.budget().clone();
         job
     }
 
@@ -577,12 +584,9 @@ impl Driver<'_> {
         let mut files: Vec<PathBuf> =
             ["results.json", "scenarios.csv", "report.html"].into_iter().map(|name| dir.join(name)).collect();
         let written = sweep::output::write_files(&report, &dir, &self.record.request).and_then(|()| {
-            if !xlsx {
-                return Ok(());
+            if xlsx {
+                files.push(sweep::output::write_xlsx(&report, &dir)?);
             }
-            let path = dir.join("sweep.xlsx");
-            sweep::xlsx::write(&report, &path).map_err(|e| format!("Failed to write `{}`: {e}", path.display()))?;
-            files.push(path);
             Ok(())
         });
         if let Err(e) = written {
@@ -596,6 +600,8 @@ impl Driver<'_> {
             summary: report.summary,
             metrics: report.metrics,
             files,
+            sanitized: report.sanitized,
+            instance_errors: report.instance_errors,
         });
         let detail = format!("{total} scenarios, {failed} failed, {rate:.0}/s");
         self.record.timings.sweep_ms = self.finished(Stage::Sweep, since, failed == 0, detail);
@@ -613,8 +619,8 @@ impl Driver<'_> {
                     self.record.exports.extend(paths);
                 }
                 ExportFormat::Xlsx => {
-                    let path = self.run_dir.path.join("results.xlsx");
-                    export::write_xlsx(&results, &path).map_err(|e| failed(e.to_string()))?;
+                    let path = export::write_xlsx(&results, &self.run_dir.path, "results.xlsx")
+                        .map_err(|e| failed(e.to_string()))?;
                     self.record.exports.push(path);
                 }
             }

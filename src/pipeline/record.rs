@@ -133,6 +133,12 @@ pub struct SweepRecord {
     pub metrics: SweepMetrics,
     /// The files written (`results.json`, `scenarios.csv`, `report.html`, `sweep.xlsx`).
     pub files: Vec<PathBuf>,
+    /// What the host removed from the results folder after the sweep.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sanitized: Vec<crate::outcome::Sanitized>,
+    /// Instances stopped between scenarios and replaced (protocol violations).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub instance_errors: Vec<OutcomeError>,
 }
 
 /// Everything about one run of a request.

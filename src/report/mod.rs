@@ -2,10 +2,12 @@
 //! CDN, so a report opens anywhere and can be mailed as one file.
 //!
 //! The markup is well-formed XML (every element closed, every text escaped), which the
-//! tests check with an XML parser.
+//! tests check with an XML parser. [`terminal`] does the same job for text shown on a
+//! terminal: guest text with its controls made visible.
 
 mod svg;
 mod table;
+pub mod terminal;
 mod xlsx;
 
 use std::fmt::Write;

@@ -12,8 +12,11 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use super::classify;
-use super::protocol::{
-    ExceptionReport, FRAME_MAGIC, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd, decode_frame,
+use crate::budget::{HostBudget, Reservation};
+use crate::frame::marshal::MarshalError;
+use crate::frame::{
+    ExceptionReport, FRAME_MAGIC, FrameError, GuestMessage, PROTOCOL_VERSION, Reply, ReplyError, ScenarioEnd,
+    decode_frame,
 };
 use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbHandle, DbRequest, DbResponse};
 use crate::job::Limits;
@@ -41,6 +44,29 @@ impl CapturedStream {
             Self::Stdout => "stdout",
             Self::Stderr => "stderr",
             Self::Results => "results",
+        }
+    }
+}
+
+/// Why the channel stopped the instance: the guest will get a trap on its next write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// A stream went past its cap.
+    Cap(CapturedStream),
+    /// The guest broke the protocol (see `ChannelState::protocol_error`).
+    Protocol,
+    /// The guest made the host hold more than the job's budget (see
+    /// `ChannelState::budget_error`).
+    HostMemory,
+}
+
+impl Stop {
+    /// What the trap says.
+    pub fn message(self) -> String {
+        match self {
+            Self::Cap(stream) => format!("the script's {} exceeded its cap", stream.as_str()),
+            Self::Protocol => "the script broke the host protocol".into(),
+            Self::HostMemory => "the script exceeded the host memory budget".into(),
         }
     }
 }
@@ -97,8 +123,15 @@ pub struct ChannelState {
     pub exception: Option<ExceptionReport>,
     /// The first cap hit, if any.
     pub limit_hit: Option<CapturedStream>,
-    /// The first malformed frame, if any.
+    /// The first frame that broke the protocol, if any: it stopped the instance.
     pub protocol_error: Option<String>,
+    /// What went past the host memory budget (or a frame's bound on values), if
+    /// anything: it stopped the instance.
+    pub budget_error: Option<String>,
+    /// Host memory held for decoded frames (results, logs) until they are handed on.
+    held: Reservation,
+    /// Host memory held for replies queued for the guest.
+    reply_held: Reservation,
     /// Every database request, in order.
     pub db_audit: Vec<AuditEntry>,
     /// The database failure kinds the host itself reported to the guest.
@@ -119,23 +152,48 @@ pub struct SweepState {
     /// Handed out in the current batch and not started yet.
     batch: VecDeque<Scenario>,
     current: Option<(Scenario, Instant)>,
-    /// Counts scenario starts, so a watcher can tell a new scenario from a long one.
+    /// When the current stretch of guest time began: the instance's start, a scenario's
+    /// start, or the end of the last one. Every stretch is held to the job's limits, so
+    /// the guest is under a deadline at every moment, not only inside scenarios.
+    stretch: Instant,
+    /// Counts stretches, so a watcher can tell a new one from a long one.
     generation: u64,
+    /// Scenarios this instance settled.
+    settled: usize,
 }
 
 impl SweepState {
     /// Sweep mode over `queue`, each scenario held to `limits`.
     pub fn new(queue: Arc<dyn ScenarioQueue>, limits: Limits) -> Self {
-        Self { queue, limits, batch: VecDeque::new(), current: None, generation: 0 }
-    }
-
-    /// Starts the batch's next scenario, if any.
-    fn start_next(&mut self) {
-        self.current = self.batch.pop_front().map(|scenario| (scenario, Instant::now()));
-        if self.current.is_some() {
-            self.generation += 1;
+        Self {
+            queue,
+            limits,
+            batch: VecDeque::new(),
+            current: None,
+            stretch: Instant::now(),
+            generation: 0,
+            settled: 0,
         }
     }
+
+    /// Starts the batch's next scenario, if any, and a new stretch either way.
+    fn start_next(&mut self) {
+        self.stretch = Instant::now();
+        self.generation += 1;
+        self.current = self.batch.pop_front().map(|scenario| (scenario, self.stretch));
+    }
+}
+
+/// Where a sweep instance is in its life, for the watchers that hold it to its limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepClock {
+    /// Counts stretches of guest time.
+    pub generation: u64,
+    /// When the current stretch began.
+    pub since: Instant,
+    /// Whether a scenario is running (otherwise the instance is starting, between
+    /// scenarios, or past the last one).
+    pub running: bool,
 }
 
 /// Caps and inputs of a channel.
@@ -156,6 +214,8 @@ pub struct ChannelConfig {
     pub db: Option<DbHandle>,
     /// Sweep mode, if this instance runs scenarios.
     pub sweep: Option<SweepState>,
+    /// The job's host memory budget.
+    pub budget: HostBudget,
 }
 
 /// A shared handle on a run's channel state.
@@ -180,6 +240,9 @@ impl Channel {
             exception: None,
             limit_hit: None,
             protocol_error: None,
+            budget_error: None,
+            held: config.budget.empty(),
+            reply_held: config.budget.empty(),
             db_audit: Vec::new(),
             db_failures: Vec::new(),
             replies: VecDeque::new(),
@@ -199,12 +262,37 @@ impl Channel {
 }
 
 impl ChannelState {
-    fn hit(&mut self, stream: CapturedStream) -> CapturedStream {
+    fn hit(&mut self, stream: CapturedStream) -> Stop {
         self.limit_hit.get_or_insert(stream);
-        stream
+        Stop::Cap(stream)
     }
 
-    fn text(&mut self, start: usize, end: usize) -> Result<(), CapturedStream> {
+    /// Records a protocol violation; the instance stops.
+    fn violation(&mut self, problem: impl Into<String>) -> Stop {
+        self.protocol_error.get_or_insert_with(|| problem.into());
+        Stop::Protocol
+    }
+
+    /// Records a budget refusal; the instance stops.
+    fn over_budget(&mut self, problem: String) -> Stop {
+        self.budget_error.get_or_insert(problem);
+        Stop::HostMemory
+    }
+
+    /// Why the instance was stopped, if it was.
+    pub fn stopped(&self) -> Option<Stop> {
+        if let Some(stream) = self.limit_hit {
+            Some(Stop::Cap(stream))
+        } else if self.protocol_error.is_some() {
+            Some(Stop::Protocol)
+        } else if self.budget_error.is_some() {
+            Some(Stop::HostMemory)
+        } else {
+            None
+        }
+    }
+
+    fn text(&mut self, start: usize, end: usize) -> Result<(), Stop> {
         if start == end {
             return Ok(());
         }
@@ -216,9 +304,9 @@ impl ChannelState {
     }
 
     /// Takes bytes the guest wrote to fd 1.
-    pub fn write_stdout(&mut self, data: &[u8]) -> Result<(), CapturedStream> {
-        if let Some(stream) = self.limit_hit {
-            return Err(stream);
+    pub fn write_stdout(&mut self, data: &[u8]) -> Result<(), Stop> {
+        if let Some(stop) = self.stopped() {
+            return Err(stop);
         }
         self.pending.extend_from_slice(data);
         self.demux()
@@ -226,7 +314,7 @@ impl ChannelState {
 
     /// Splits `pending` into text and frames, leaving only an unfinished frame (or what
     /// may be the start of one) behind.
-    fn demux(&mut self) -> Result<(), CapturedStream> {
+    fn demux(&mut self) -> Result<(), Stop> {
         let mut pos = 0;
         let outcome = loop {
             let Some(offset) = self.pending[pos..].iter().position(|&b| b == FRAME_MAGIC[0]) else {
@@ -292,16 +380,23 @@ impl ChannelState {
         FrameScan::Frame { payload: (body, body + len), end: body + len }
     }
 
-    fn frame(&mut self, (start, end): (usize, usize)) -> Result<(), CapturedStream> {
+    fn frame(&mut self, (start, end): (usize, usize)) -> Result<(), Stop> {
         self.results_bytes += end - start;
-        let frame = match decode_frame(&self.pending[start..end]) {
+        let frame = match decode_frame(&self.pending[start..end], &mut self.held) {
             Ok(frame) => frame,
-            Err(e) => {
-                self.protocol_error.get_or_insert_with(|| format!("malformed frame from the guest: {e}"));
-                return Ok(());
-            }
+            Err(FrameError::Budget(e)) => return Err(self.over_budget(e.to_string())),
+            Err(e @ FrameError::Marshal(MarshalError::TooManyValues)) => return Err(self.over_budget(e.to_string())),
+            Err(e) => return Err(self.violation(format!("a malformed frame: {e}"))),
         };
         let id = frame.id;
+        // One request in flight at a time: the guest library always reads a reply before
+        // it asks again, so a second request means replies would pile up in the host.
+        if frame.message.expects_reply() && (!self.replies.is_empty() || !self.db_pending.is_empty()) {
+            return Err(self.violation("a request sent before the reply to the last one was read"));
+        }
+        if let Some(problem) = self.sweep.as_ref().and_then(|sweep| out_of_turn(sweep, &frame.message)) {
+            return Err(self.violation(problem));
+        }
         match frame.message {
             GuestMessage::Hello { v } => {
                 let reply = if v == PROTOCOL_VERSION {
@@ -337,16 +432,31 @@ impl ChannelState {
             GuestMessage::SweepNext {} => self.sweep_next(id),
             GuestMessage::SweepEnd(end) => self.sweep_end(end),
         }
-        Ok(())
+        self.reserve_replies()
+    }
+
+    /// Charges queued replies to the budget (and gives back what the guest has read).
+    fn reserve_replies(&mut self) -> Result<(), Stop> {
+        let queued = self.replies.len();
+        let held = self.reply_held.bytes();
+        if queued <= held {
+            self.reply_held.shrink_to(queued);
+            return Ok(());
+        }
+        match self.reply_held.grow(queued - held, "a reply to the guest") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.replies.clear();
+                self.reply_held.shrink_to(0);
+                Err(self.over_budget(e.to_string()))
+            }
+        }
     }
 
     /// Hands out the next batch of scenarios and starts the first.
     fn sweep_next(&mut self, id: u64) {
         let reply = match self.sweep.as_mut() {
             None => Reply::error(id, "protocol", "sweep.next outside a sweep"),
-            Some(sweep) if sweep.current.is_some() || !sweep.batch.is_empty() => {
-                Reply::error(id, "protocol", "sweep.next before the last batch ended")
-            }
             Some(sweep) => {
                 sweep.batch = sweep.queue.next_batch().into();
                 let params: Vec<&Map<String, Value>> = sweep.batch.iter().map(|s| &s.params).collect();
@@ -374,6 +484,7 @@ impl ChannelState {
             };
             let outcome = self.scenario_outcome(current, status, error);
             sweep.queue.finish(outcome);
+            sweep.settled += 1;
             sweep.start_next();
         }
         self.sweep = Some(sweep);
@@ -389,6 +500,8 @@ impl ChannelState {
     ) -> ScenarioOutcome {
         self.results_bytes = 0;
         self.db_failures.clear();
+        // The results move into the outcome; the queue charges what it keeps.
+        self.held.shrink_to(0);
         let fresh = Capture::new(self.stdout.cap);
         let stdout = std::mem::replace(&mut self.stdout, fresh);
         self.stderr = Capture::new(self.stderr.cap);
@@ -413,6 +526,7 @@ impl ChannelState {
             Some(current) => {
                 let outcome = self.scenario_outcome(current, ScenarioStatus::Error, Some(error));
                 sweep.queue.finish(outcome);
+                sweep.settled += 1;
                 true
             }
             None => false,
@@ -424,9 +538,19 @@ impl ChannelState {
         failed
     }
 
-    /// Sweep mode: the count of scenario starts and when the running one started.
-    pub fn sweep_clock(&self) -> (u64, Option<Instant>) {
-        self.sweep.as_ref().map_or((0, None), |s| (s.generation, s.current.as_ref().map(|(_, t)| *t)))
+    /// Sweep mode: the count of stretches of guest time so far and when the current one
+    /// began (see `SweepState::stretch`).
+    pub fn sweep_clock(&self) -> Option<SweepClock> {
+        self.sweep.as_ref().map(|s| SweepClock {
+            generation: s.generation,
+            since: s.stretch,
+            running: s.current.is_some(),
+        })
+    }
+
+    /// Sweep mode: whether a scenario is running, and how many this instance settled.
+    pub fn sweep_progress(&self) -> Option<(bool, usize)> {
+        self.sweep.as_ref().map(|s| (s.current.is_some(), s.settled))
     }
 
     /// Queues a database request for the guest's next read, or refuses it at once when
@@ -467,12 +591,15 @@ impl ChannelState {
         };
         self.db_audit.push(response.audit);
         self.replies.extend(reply.encode());
+        // A reply past the budget is dropped and the instance stopped; the stop is
+        // recorded and the guest traps on its next write or read.
+        let _ = self.reserve_replies();
     }
 
     /// Takes bytes the guest wrote to fd 2.
-    pub fn write_stderr(&mut self, data: &[u8]) -> Result<(), CapturedStream> {
-        if let Some(stream) = self.limit_hit {
-            return Err(stream);
+    pub fn write_stderr(&mut self, data: &[u8]) -> Result<(), Stop> {
+        if let Some(stop) = self.stopped() {
+            return Err(stop);
         }
         if self.stderr.push(data) { Ok(()) } else { Err(self.hit(CapturedStream::Stderr)) }
     }
@@ -480,18 +607,36 @@ impl ChannelState {
     /// Gives the guest up to `max` bytes of queued replies from fd 0; empty at the end.
     pub fn read_reply(&mut self, max: usize) -> Vec<u8> {
         let n = max.min(self.replies.len());
-        self.replies.drain(..n).collect()
+        let bytes = self.replies.drain(..n).collect();
+        self.reply_held.shrink_to(self.replies.len());
+        bytes
     }
 
     /// Ends the run: whatever is still pending on fd 1 was text after all.
     pub fn finish(&mut self) {
-        if self.limit_hit.is_none() {
+        if self.stopped().is_none() {
             let end = self.pending.len();
             if self.text(0, end).is_err() {
                 // The cap is recorded in `limit_hit`; nothing more to do.
             }
         }
         self.pending.clear();
+    }
+}
+
+/// Why `message` may not come now in a sweep instance, if it may not: the host, not the
+/// guest, decides which scenario is running.
+fn out_of_turn(sweep: &SweepState, message: &GuestMessage) -> Option<&'static str> {
+    let outside = sweep.current.is_none();
+    match message {
+        GuestMessage::Result { .. } | GuestMessage::Emit { .. } if outside => {
+            Some("results sent outside any scenario the host handed out")
+        }
+        GuestMessage::SweepEnd(_) if outside => Some("the end of a scenario that was not running"),
+        GuestMessage::SweepNext {} if !outside || !sweep.batch.is_empty() => {
+            Some("a request for scenarios before the last batch ended")
+        }
+        _ => None,
     }
 }
 
@@ -516,6 +661,7 @@ mod tests {
             on_log: None,
             db: None,
             sweep: None,
+            budget: HostBudget::default(),
         })
     }
 
@@ -559,18 +705,18 @@ mod tests {
     fn caps_are_enforced_and_named() {
         let ch = channel();
         let mut state = ch.lock();
-        assert_eq!(state.write_stdout(&[b'a'; 65]), Err(CapturedStream::Stdout));
+        assert_eq!(state.write_stdout(&[b'a'; 65]), Err(Stop::Cap(CapturedStream::Stdout)));
         assert!(state.stdout.truncated);
         assert_eq!(state.stdout.bytes.len(), 64);
 
         let ch = channel();
         let mut state = ch.lock();
-        assert_eq!(state.write_stderr(b"123456789"), Err(CapturedStream::Stderr));
+        assert_eq!(state.write_stderr(b"123456789"), Err(Stop::Cap(CapturedStream::Stderr)));
 
         let ch = channel();
         let mut state = ch.lock();
         let big = format!(r#"{{"id":1,"op":"result","value":"{}"}}"#, "x".repeat(2000));
-        assert_eq!(state.write_stdout(&frame(&big)), Err(CapturedStream::Results));
+        assert_eq!(state.write_stdout(&frame(&big)), Err(Stop::Cap(CapturedStream::Results)));
     }
 
     #[test]
@@ -586,6 +732,7 @@ mod tests {
             on_log: None,
             db: None,
             sweep: None,
+            budget: HostBudget::default(),
         });
         let mut state = ch.lock();
         state.write_stdout(&frame(r#"{"id":7,"op":"hello","v":1}"#)).unwrap();

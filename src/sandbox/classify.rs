@@ -10,7 +10,7 @@ use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
 use super::channel::{CapturedStream, ChannelState};
-use super::protocol::ExceptionReport;
+use crate::frame::ExceptionReport;
 use crate::guest_db::DbFailureKind;
 use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Metrics, Outcome, OutcomeError, Status, Truncated};
@@ -74,6 +74,20 @@ pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
             format!("The script's {} exceeded its cap of {}; the run was stopped", stream.as_str(), mib(cap as u64)),
         )
         .with_hint(format!("write large output to a file in the results folder, or raise {flag}"));
+        return Some((error, 1));
+    }
+    if let Some(problem) = &report.state.protocol_error {
+        let error = OutcomeError::new(
+            ErrorKind::Protocol,
+            format!("The script broke the host protocol ({problem}); its instance was stopped"),
+        )
+        .with_hint("talk to the host only through the metaexec library (result, emit, log, db)");
+        return Some((error, 1));
+    }
+    if let Some(exceeded) = &report.state.budget_error {
+        let error =
+            OutcomeError::new(ErrorKind::HostMemory, format!("The run was stopped: {exceeded} (--host-memory)"))
+                .with_hint(crate::budget::BUDGET_HINT);
         return Some((error, 1));
     }
     match &report.ending {
@@ -172,10 +186,7 @@ fn db_error_kind(claimed: Option<&str>, reported: &[DbFailureKind]) -> Option<Er
 pub fn outcome(report: RunReport<'_>) -> Outcome {
     let classified = error(&report);
     let state = report.state;
-    let mut stderr = String::from_utf8_lossy(&state.stderr.bytes).into_owned();
-    if let Some(problem) = &state.protocol_error {
-        stderr.push_str(&format!("\n[metaexec] ignored a {problem}\n"));
-    }
+    let stderr = String::from_utf8_lossy(&state.stderr.bytes).into_owned();
     let db_queries = state.db_audit.len();
     let (status, error, exit_code) = match classified {
         None => (Status::Ok, None, 0),
@@ -197,6 +208,7 @@ pub fn outcome(report: RunReport<'_>) -> Outcome {
             peak_memory_bytes: report.peak_memory,
             db_queries: db_queries as u64,
         },
+        sanitized: Vec::new(),
         backend: "wasi".into(),
         runtime: report.runtime,
     }

@@ -3,9 +3,19 @@
 //! compiled modules or compiled once with Cranelift and stored there.
 //!
 //! A `.cwasm` is valid only for the same wasmtime build and `Config`, so its file name
-//! carries the wasm's SHA-256 and the engine's compatibility hash; a stale or foreign
-//! file is simply never looked up, and one that fails to load is recompiled.
+//! carries the wasm's SHA-256 and the engine's compatibility hash; a stale file is simply
+//! never looked up.
+//!
+//! A `.cwasm` is native code that runs as it is: loading one is `unsafe` precisely
+//! because a tampered file is arbitrary code in the host. So it is written with its own
+//! SHA-256 beside it (`.cwasm.sha256`, both through temporary files and renames, in an
+//! owner-only folder, files 0600), and loaded only from bytes read into memory and
+//! checked against that hash: the bytes checked are the bytes loaded. A file without a
+//! hash, with a wrong one, or that wasmtime does not accept (foreign or corrupt) is
+//! discarded and the interpreter recompiled from the hash-pinned `.wasm`, with a line
+//! saying why.
 
+use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +26,10 @@ use crate::python_wasm::{self, MANIFEST};
 
 /// How often the epoch advances; the wall-clock limit is enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest compiled interpreter read from the cache (it is read into memory to be
+/// checked); anything larger is not one metaexec wrote.
+const MAX_COMPILED_BYTES: u64 = 2 << 30;
 
 /// Native stack the guest may use. CPython's recursion guard stops Python-level
 /// recursion well before this; the margin is for deep C recursion (e.g. `repr` of a
@@ -76,33 +90,59 @@ pub struct CompiledRuntime {
     pub from_cache: bool,
 }
 
+/// What [`load_or_compile`] tells the person waiting.
+#[derive(Debug)]
+pub enum CompileNotice {
+    /// A cached compiled interpreter was refused and deleted; the text says why.
+    Discarded(String),
+    /// The slow path (verify and compile the `.wasm`) is about to run.
+    Compiling,
+}
+
+impl fmt::Display for CompileNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Discarded(reason) => write!(f, "discarded the cached compiled interpreter: {reason}; recompiling"),
+            Self::Compiling => f.write_str("compiling the WASI CPython once (a few seconds; cached afterwards)"),
+        }
+    }
+}
+
 /// Loads the compiled interpreter from the cache, or verifies the installed `.wasm`,
-/// compiles it and caches the result. `on_compile` is told before the slow path runs.
+/// compiles it and caches the result, telling `notice` both that the slow path runs and
+/// why a cached file was refused.
 pub fn load_or_compile(
     cache_root: &Path,
     metered: bool,
-    on_compile: &dyn Fn(),
+    notice: &dyn Fn(CompileNotice),
 ) -> Result<CompiledRuntime, EngineError> {
     let engine = Engine::new(&config(metered)).map_err(|e| EngineError::Config(e.to_string()))?;
     let cached = compiled_path(cache_root, &engine, metered);
-    if cached.exists() {
-        // SAFETY: the file was written by `Module::serialize` of this same wasmtime build
-        // and config (the name carries the compatibility hash) into metaexec's own cache.
-        if let Ok(module) = unsafe { Module::deserialize_file(&engine, &cached) } {
+    match load_cached(&engine, &cached) {
+        Ok(Some(module)) => {
             start_epoch_ticker(&engine);
             return Ok(CompiledRuntime { engine, module, from_cache: true });
         }
-        tracing::warn!(path = %cached.display(), "compiled interpreter did not load; recompiling");
+        Ok(None) => {}
+        Err(reason) => {
+            crate::cache::remove_with_digest(&cached);
+            notice(CompileNotice::Discarded(reason));
+        }
     }
     let wasm = python_wasm::wasm_path(cache_root);
     python_wasm::verify_file(&wasm)?;
-    on_compile();
+    notice(CompileNotice::Compiling);
     let compile_error = |message: String| EngineError::Compile { path: wasm.clone(), message };
     let bytes = std::fs::read(&wasm).map_err(|e| compile_error(e.to_string()))?;
     let module = Module::new(&engine, &bytes).map_err(|e| compile_error(e.to_string()))?;
     match module.serialize() {
         Ok(serialized) => {
-            if let Err(e) = crate::cache::write_atomically(&cached, &serialized) {
+            // The folder holds native code: owner-only even if an older metaexec made it.
+            let stored = cached
+                .parent()
+                .map_or(Ok(()), crate::cache::restrict_dir)
+                .and_then(|()| crate::cache::write_with_digest(&cached, &serialized));
+            if let Err(e) = stored {
                 tracing::warn!(path = %cached.display(), error = %e, "could not cache the compiled interpreter");
             }
         }
@@ -110,6 +150,20 @@ pub fn load_or_compile(
     }
     start_epoch_ticker(&engine);
     Ok(CompiledRuntime { engine, module, from_cache: false })
+}
+
+/// The cached compiled interpreter at `path`: `Ok(None)` when there is none, `Err` with
+/// the reason when there is one that must not be used.
+fn load_cached(engine: &Engine, path: &Path) -> Result<Option<Module>, String> {
+    let Some(bytes) = crate::cache::read_with_digest(path, MAX_COMPILED_BYTES).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    // SAFETY: `bytes` are exactly the bytes whose SHA-256 metaexec stored beside the file
+    // when it wrote them from `Module::serialize` (in an owner-only folder), so they are
+    // what this process's wasmtime produced; wasmtime itself refuses an artefact of
+    // another version or `Config` (the name carries the compatibility hash too).
+    let module = unsafe { Module::deserialize(engine, &bytes) };
+    module.map(Some).map_err(|e| format!("wasmtime refused `{}` (foreign or corrupt): {e}", path.display()))
 }
 
 /// Advances `engine`'s epoch every `EPOCH_TICK` for the life of the process, so running

@@ -13,8 +13,6 @@ mod compile_check;
 mod engine;
 mod guest_lib;
 mod limiter;
-mod marshal;
-pub mod protocol;
 mod stdlib;
 mod streams;
 
@@ -36,7 +34,7 @@ use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::python_wasm::{self, FetchSource, MANIFEST};
 use crate::scenario::ScenarioQueue;
-use channel::{Channel, ChannelConfig, SweepState};
+use channel::{Channel, ChannelConfig, SweepClock, SweepState};
 use classify::Ending;
 use limiter::MemoryLimiter;
 use streams::{GuestInput, GuestOutput};
@@ -52,6 +50,10 @@ pub const GUEST_PYTHON_HOME: &str = "/python";
 /// stopped by the epoch (a clean trap) and only a guest blocked in a host call needs the
 /// outer one.
 const OUTER_DEADLINE_SLACK: Duration = Duration::from_millis(50);
+
+/// The least time a sweep instance gets outside its scenarios (starting the interpreter
+/// and compiling the script, between batches), however short the scenario limit.
+const MIN_STRETCH_LIMIT: Duration = Duration::from_secs(2);
 
 /// Per-run store data.
 struct RunState {
@@ -171,7 +173,9 @@ impl WasiSandbox {
     pub async fn run(&self, job: &Job) -> Outcome {
         match self.ready(job).await {
             Ok((prepared, guest_lib)) => {
-                run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await
+                let mut outcome = run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await;
+                outcome.sanitized = sanitize_results(&job.results_dir);
+                outcome
             }
             Err(outcome) => outcome,
         }
@@ -203,18 +207,25 @@ impl WasiSandbox {
     /// Runs `job`'s script over every scenario `queue` hands out, in one warm instance
     /// after another: each scenario runs in a fresh module namespace; one that raises is
     /// recorded and the next starts at once; one that stops the instance (a limit, a
-    /// trap) is recorded and a fresh instance takes over the rest. `job.limits` hold per
-    /// scenario; `metaexec.log` lines are kept per scenario, not sent to `on_log`. `Err`
-    /// when an instance fails outside any scenario (the script does not compile, the
-    /// runtime is missing): nothing more can run.
+    /// trap, a protocol violation) is recorded and a fresh instance takes over the rest.
+    /// `job.limits` hold per scenario, and to every stretch of guest time between
+    /// scenarios too; `metaexec.log` lines are kept per scenario, not sent to `on_log`.
+    /// `Err` when an instance fails outside any scenario (the script does not compile,
+    /// the runtime is missing, it ran past a limit between scenarios): nothing more can
+    /// run. The caller cleans the results folder (`sanitize_results`) once all workers
+    /// are done.
     pub async fn run_sweep(&self, job: &Job, queue: Arc<dyn ScenarioQueue>) -> Result<(), Box<Outcome>> {
         let (prepared, guest_lib) = self.ready(job).await.map_err(Box::new)?;
         loop {
             // Log lines stay with their scenario's outcome: thousands of scenarios a second
             // would drown a live log.
-            let (outcome, scenario_failed) = run_instance(&prepared, &guest_lib, None, job, Some(queue.clone())).await;
+            let (outcome, end) = run_instance(&prepared, &guest_lib, None, job, Some(queue.clone())).await;
             // Each replacement follows a settled scenario, so this loop ends.
-            if scenario_failed {
+            if end.failed_running {
+                continue;
+            }
+            if let Some(error) = outcome.error.clone().filter(|e| e.kind == ErrorKind::Protocol && end.settled > 0) {
+                queue.instance_failed(error);
                 continue;
             }
             return if outcome.is_ok() { Ok(()) } else { Err(Box::new(outcome)) };
@@ -233,16 +244,41 @@ async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogS
     run_instance(prepared, guest_lib, on_log, job, None).await.0
 }
 
+/// Removes what a guest left in its results folder that the host or the user's tools
+/// could be led astray by (see `GuestDir::sanitize`); what was removed.
+pub fn sanitize_results(dir: &Path) -> Vec<crate::guest_dir::Sanitized> {
+    match crate::guest_dir::GuestDir::open(dir).and_then(|dir| dir.sanitize()) {
+        Ok(removed) => {
+            for item in &removed {
+                tracing::warn!(path = %item.path, kind = %item.kind, "removed from the results folder");
+            }
+            removed
+        }
+        Err(e) => {
+            tracing::warn!("could not check the results folder `{}`: {e}", dir.display());
+            Vec::new()
+        }
+    }
+}
+
+/// How a sweep instance ended, besides its outcome.
+#[derive(Debug, Default, Clone, Copy)]
+struct InstanceEnd {
+    /// A running scenario was stopped with the instance (and recorded as failed).
+    failed_running: bool,
+    /// Scenarios the instance settled, that one included.
+    settled: usize,
+}
+
 /// One interpreter instance: a single run, or (with `sweep`) one instance of a sweep,
-/// running scenarios until the queue is empty or a scenario stops it. The flag is true
-/// when a running scenario was stopped (and recorded as failed).
+/// running scenarios until the queue is empty or something stops it.
 async fn run_instance(
     prepared: &Prepared,
     guest_lib: &Path,
     on_log: Option<LogSink>,
     job: &Job,
     sweep: Option<Arc<dyn ScenarioQueue>>,
-) -> (Outcome, bool) {
+) -> (Outcome, InstanceEnd) {
     let started = Instant::now();
     let sweeping = sweep.is_some();
     if let Err(e) = std::fs::create_dir_all(&job.results_dir) {
@@ -265,6 +301,7 @@ async fn run_instance(
         on_log,
         db: job.db.clone(),
         sweep: sweep.map(|queue| SweepState::new(queue, job.limits.clone())),
+        budget: job.budget.clone(),
     });
     let wasi = match build_wasi(job, guest_lib, prepared.stdlib.as_deref(), &channel, &nonce, sweeping) {
         Ok(wasi) => wasi,
@@ -283,8 +320,8 @@ async fn run_instance(
         return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}"))).into();
     }
     if sweeping {
-        // Limits hold per scenario: every tick, check the running scenario's clock and
-        // the fuel it has used.
+        // Limits hold per scenario and per stretch between scenarios: every tick, check
+        // the current stretch's clock and the fuel the running scenario has used.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(scenario_watch(channel.clone(), &job.limits));
     } else {
@@ -304,7 +341,7 @@ async fn run_instance(
     };
     let deadline = async {
         if sweeping {
-            scenario_deadline(&channel, job.limits.timeout + OUTER_DEADLINE_SLACK).await;
+            scenario_deadline(&channel, &job.limits).await;
         } else {
             tokio::time::sleep(job.limits.timeout + OUTER_DEADLINE_SLACK).await;
         }
@@ -332,16 +369,24 @@ async fn run_instance(
     };
     // A sweep instance that stops always settles its running scenario, even on a clean
     // exit (`os._exit(0)` mid-scenario): every scenario handed out gets an outcome.
-    let scenario_failed = sweeping && {
+    let mut end = InstanceEnd::default();
+    if sweeping {
         let error = classify::error(&report).map(|(error, _)| error).unwrap_or_else(|| {
             OutcomeError::new(
                 ErrorKind::GuestException,
                 "the script ended the interpreter before the scenario finished",
             )
         });
-        report.state.fail_current_scenario(error)
-    };
-    (classify::outcome(report), scenario_failed)
+        end.failed_running = report.state.fail_current_scenario(error);
+        end.settled = report.state.sweep_progress().map_or(0, |(_, settled)| settled);
+    }
+    (classify::outcome(report), end)
+}
+
+/// The wall-clock limit of a sweep instance's current stretch: the scenario limit, but
+/// never less than `MIN_STRETCH_LIMIT` outside scenarios.
+fn stretch_limit(clock: &SweepClock, limits: &Limits) -> Duration {
+    if clock.running { limits.timeout } else { limits.timeout.max(MIN_STRETCH_LIMIT) }
 }
 
 /// The epoch callback of a sweep instance: stops a scenario past its wall-clock limit or
@@ -354,21 +399,22 @@ fn scenario_watch(
     limits: &Limits,
 ) -> impl FnMut(wasmtime::StoreContextMut<'_, RunState>) -> wasmtime::Result<wasmtime::UpdateDeadline> + Send + Sync + 'static
 {
-    let timeout = limits.timeout;
-    let budget = limits.fuel;
-    let mut seen = 0;
+    let limits = limits.clone();
+    let mut seen = u64::MAX;
     let mut baseline = 0;
     move |store| {
-        let (generation, started) = channel.lock().sweep_clock();
+        let Some(clock) = channel.lock().sweep_clock() else {
+            return Err(wasmtime::Trap::Interrupt.into());
+        };
         let remaining = store.get_fuel().unwrap_or(0);
-        if generation != seen {
-            seen = generation;
+        if clock.generation != seen {
+            seen = clock.generation;
             baseline = remaining;
         }
-        if started.is_some() && budget.is_some_and(|budget| baseline.saturating_sub(remaining) > budget) {
+        if clock.running && limits.fuel.is_some_and(|budget| baseline.saturating_sub(remaining) > budget) {
             return Err(wasmtime::Trap::OutOfFuel.into());
         }
-        if started.is_some_and(|t| t.elapsed() > timeout) {
+        if clock.since.elapsed() > stretch_limit(&clock, &limits) {
             return Err(wasmtime::Trap::Interrupt.into());
         }
         // Yield to the async runtime every tick: a sweep's instances share its threads,
@@ -378,20 +424,21 @@ fn scenario_watch(
     }
 }
 
-/// Resolves once the running scenario has run longer than `limit` (it is blocked in a
-/// host call, where the epoch callback cannot see it).
-async fn scenario_deadline(channel: &Channel, limit: Duration) {
+/// Resolves once the current stretch of a sweep instance has run past its limit (the
+/// guest is blocked in a host call, where the epoch callback cannot see it).
+async fn scenario_deadline(channel: &Channel, limits: &Limits) {
     loop {
         tokio::time::sleep(engine::EPOCH_TICK * 5).await;
-        if channel.lock().sweep_clock().1.is_some_and(|t| t.elapsed() > limit) {
+        let Some(clock) = channel.lock().sweep_clock() else { return };
+        if clock.since.elapsed() > stretch_limit(&clock, limits) + OUTER_DEADLINE_SLACK {
             return;
         }
     }
 }
 
-impl From<Outcome> for (Outcome, bool) {
+impl From<Outcome> for (Outcome, InstanceEnd) {
     fn from(outcome: Outcome) -> Self {
-        (outcome, false)
+        (outcome, InstanceEnd::default())
     }
 }
 
@@ -418,7 +465,7 @@ impl Inner {
         }
         let cache_root = &self.options.cache_root;
         let progress = &self.options.progress;
-        let on_compile = || progress("compiling the WASI CPython once (a few seconds; cached afterwards)");
+        let on_compile = |notice: engine::CompileNotice| progress(&notice.to_string());
         let compiled = match engine::load_or_compile(cache_root, metered, &on_compile) {
             Ok(compiled) => compiled,
             Err(EngineError::Runtime(verify)) => {

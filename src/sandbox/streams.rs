@@ -10,17 +10,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
-use super::channel::{CapturedStream, Channel, ChannelState};
+use super::channel::{Channel, ChannelState, Stop};
 
 /// How much the guest may write per call; the channel copies, so any size works.
 const WRITE_BUDGET: usize = 1 << 20;
 
-fn limit_trap(stream: CapturedStream) -> StreamError {
-    StreamError::trap(&format!("the script's {} exceeded its cap", stream.as_str()))
+fn limit_trap(stop: Stop) -> StreamError {
+    StreamError::trap(&stop.message())
 }
 
-fn io_error(stream: CapturedStream) -> std::io::Error {
-    std::io::Error::other(format!("the script's {} exceeded its cap", stream.as_str()))
+fn io_error(stop: Stop) -> std::io::Error {
+    std::io::Error::other(stop.message())
 }
 
 /// Which of the two output streams an adapter feeds.
@@ -48,7 +48,7 @@ impl GuestOutput {
         Self { channel, sink: Sink::Stderr }
     }
 
-    fn put(&self, data: &[u8]) -> Result<(), CapturedStream> {
+    fn put(&self, data: &[u8]) -> Result<(), Stop> {
         let mut state: std::sync::MutexGuard<'_, ChannelState> = self.channel.lock();
         match self.sink {
             Sink::Stdout => state.write_stdout(data),
@@ -139,7 +139,13 @@ impl StdinStream for GuestInput {
 #[async_trait::async_trait]
 impl InputStream for GuestInput {
     fn read(&mut self, size: usize) -> StreamResult<Bytes> {
-        let bytes = self.channel.lock().read_reply(size);
+        let mut state = self.channel.lock();
+        // A stopped instance must not go on, whatever the guest catches.
+        if let Some(stop) = state.stopped() {
+            return Err(limit_trap(stop));
+        }
+        let bytes = state.read_reply(size);
+        drop(state);
         // An empty read would make the guest retry forever; nothing queued means the
         // guest read without asking, and that is the end of its input.
         if bytes.is_empty() { Err(StreamError::Closed) } else { Ok(Bytes::from(bytes)) }

@@ -22,8 +22,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::budget::Reservation;
 use crate::job::Job;
-use crate::outcome::Outcome;
+use crate::outcome::{ErrorKind, Outcome, OutcomeError, Sanitized};
 use crate::sandbox::WasiSandbox;
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 pub use summary::Summary;
@@ -74,6 +75,14 @@ pub struct SweepReport {
     pub summary: Summary,
     /// What it cost.
     pub metrics: SweepMetrics,
+    /// What the host removed from the results folder afterwards (links leading outside
+    /// it, special files).
+    #[serde(default)]
+    pub sanitized: Vec<Sanitized>,
+    /// Instances stopped outside any scenario (a protocol violation between scenarios)
+    /// and replaced; the sweep went on, but the script misbehaved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instance_errors: Vec<OutcomeError>,
 }
 
 /// The queue the instances share.
@@ -83,6 +92,9 @@ struct Queue {
     max_batch: usize,
     workers: usize,
     done: Mutex<Vec<ScenarioOutcome>>,
+    /// Host memory held for the outcomes in `done`.
+    held: Mutex<Reservation>,
+    instance_errors: Mutex<Vec<OutcomeError>>,
     finished: AtomicUsize,
     progress: Box<dyn Fn(usize) + Send + Sync>,
 }
@@ -108,10 +120,27 @@ impl ScenarioQueue for Queue {
         }
     }
 
-    fn finish(&self, outcome: ScenarioOutcome) {
+    fn finish(&self, mut outcome: ScenarioOutcome) {
+        // Every outcome is kept until the sweep ends: charge it to the budget, and keep
+        // only its failure when it does not fit.
+        let cost = outcome_cost(&outcome);
+        if let Err(exceeded) = self.held.lock().unwrap_or_else(|e| e.into_inner()).grow(cost, "a scenario's outcome") {
+            outcome.status = ScenarioStatus::Error;
+            outcome.results.clear();
+            outcome.stdout.clear();
+            outcome.logs.clear();
+            outcome.error = Some(
+                OutcomeError::new(ErrorKind::HostMemory, format!("The scenario's results were dropped: {exceeded}"))
+                    .with_hint(exceeded.hint()),
+            );
+        }
         self.done.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
         let finished = self.finished.fetch_add(1, Ordering::Relaxed) + 1;
         (self.progress)(finished);
+    }
+
+    fn instance_failed(&self, error: OutcomeError) {
+        self.instance_errors.lock().unwrap_or_else(|e| e.into_inner()).push(error);
     }
 }
 
@@ -137,6 +166,8 @@ pub async fn run(
         },
         workers,
         done: Mutex::new(Vec::with_capacity(total)),
+        held: Mutex::new(job.budget.empty()),
+        instance_errors: Mutex::new(Vec::new()),
         finished: AtomicUsize::new(0),
         progress: Box::new(progress),
     });
@@ -170,7 +201,9 @@ pub async fn run(
             }
         }
     }
-    if let Some(outcome) = failure {
+    let sanitized = crate::sandbox::sanitize_results(&job.results_dir);
+    if let Some(mut outcome) = failure {
+        outcome.sanitized = sanitized;
         return Err(outcome);
     }
     let mut outcomes = std::mem::take(&mut *queue.done.lock().unwrap_or_else(|e| e.into_inner()));
@@ -189,7 +222,16 @@ pub async fn run(
         },
         summary,
         scenarios: outcomes,
+        sanitized,
+        instance_errors: std::mem::take(&mut *queue.instance_errors.lock().unwrap_or_else(|e| e.into_inner())),
     })
+}
+
+/// About what an outcome costs the host while it is kept.
+fn outcome_cost(outcome: &ScenarioOutcome) -> usize {
+    let texts = outcome.id.len() + outcome.stdout.len() + outcome.logs.iter().map(String::len).sum::<usize>();
+    let values = outcome.params.values().chain(outcome.results.values()).map(crate::frame::value_cost).sum::<usize>();
+    std::mem::size_of::<ScenarioOutcome>() + texts + values
 }
 
 /// `--isolation instance`: a fresh interpreter per scenario.

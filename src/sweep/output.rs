@@ -2,24 +2,25 @@
 //! `report.html` (tables and charts).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::SweepReport;
+use crate::guest_dir::GuestDir;
 use crate::scenario::ScenarioStatus;
 
 /// `results.json` (the whole report), `scenarios.csv` (one row per scenario and result
 /// row) and `report.html` (tables and charts) in the results folder, written side by side:
 /// a large sweep's JSON and CSV take as long to write as thousands of scenarios to run.
-/// `title` heads the report: the script's name, or the request that made the sweep.
+/// `title` heads the report: the script's name, or the request that made the sweep. The
+/// folder may be one the script wrote into, so every file goes through [`GuestDir`].
 pub fn write_files(report: &SweepReport, dir: &Path, title: &str) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("Failed to create `{}`: {e}", dir.display()))?;
+    let dir = GuestDir::open(dir).map_err(|e| format!("Failed to open `{}`: {e}", dir.display()))?;
     let write = |name: &str, fill: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
-        let path = dir.join(name);
-        let failed = |e: std::io::Error| format!("Failed to write `{}`: {e}", path.display());
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(failed)?);
-        fill(&mut out).and_then(|()| out.flush()).map_err(failed)
+        dir.write_with(name, |out| fill(out))
+            .map(|_| ())
+            .map_err(|e| format!("Failed to write `{}`: {e}", dir.path().join(name).display()))
     };
     let (json, others) = std::thread::scope(|scope| {
         let json = scope
@@ -31,74 +32,53 @@ pub fn write_files(report: &SweepReport, dir: &Path, title: &str) -> Result<(), 
     json.and(others)
 }
 
+/// `sweep.xlsx` in `dir` (see [`super::xlsx`]), through [`GuestDir`]; its path.
+pub fn write_xlsx(report: &SweepReport, dir: &Path) -> Result<PathBuf, String> {
+    let failed = |e: String| format!("Failed to write `{}`: {e}", dir.join("sweep.xlsx").display());
+    let bytes = super::xlsx::render(report).map_err(|e| failed(e.to_string()))?;
+    GuestDir::open(dir).and_then(|dir| dir.write("sweep.xlsx", &bytes)).map_err(|e| failed(e.to_string()))
+}
+
 /// One line per scenario and row of its main result: id, status, params, row fields.
 fn write_scenarios_csv(report: &SweepReport, out: &mut dyn Write) -> std::io::Result<()> {
     let (param_keys, row_keys) = super::summary::columns(&report.scenarios);
-    let mut line = String::new();
-    for (i, name) in
-        ["scenario", "status", "error"].into_iter().chain(param_keys.iter().map(String::as_str)).enumerate()
-    {
-        push_csv_field(&mut line, i > 0, name);
-    }
-    for name in &row_keys {
-        push_csv_field(&mut line, true, name);
-    }
-    line.push('\n');
-    out.write_all(line.as_bytes())?;
+    let mut csv = csv::WriterBuilder::new().flexible(false).from_writer(out);
+    let header = ["scenario", "status", "error"]
+        .into_iter()
+        .chain(param_keys.iter().map(String::as_str))
+        .chain(row_keys.iter().map(String::as_str));
+    csv.write_record(header)?;
     // The scenario's own fields, once per scenario, then each of its rows after them.
-    let mut head = String::new();
+    let mut head: Vec<String> = Vec::new();
+    let mut record: Vec<String> = Vec::new();
     for scenario in &report.scenarios {
         head.clear();
-        push_csv_field(&mut head, false, &scenario.id);
-        push_csv_field(&mut head, true, if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" });
-        push_csv_field(&mut head, true, scenario.error.as_ref().map_or("", |e| e.message.as_str()));
-        for key in &param_keys {
-            push_csv_value(&mut head, scenario.params.get(key));
-        }
+        head.push(scenario.id.clone());
+        head.push(if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" }.into());
+        head.push(scenario.error.as_ref().map_or_else(String::new, |e| e.message.clone()));
+        head.extend(param_keys.iter().map(|key| csv_text(scenario.params.get(key))));
         let mut rows = super::summary::rows(scenario).peekable();
         if rows.peek().is_none() {
-            line.clear();
-            line.push_str(&head);
-            line.extend(std::iter::repeat_n(',', row_keys.len()));
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
+            record.clear();
+            record.extend(head.iter().cloned());
+            record.resize(head.len() + row_keys.len(), String::new());
+            csv.write_record(&record)?;
         }
         for row in rows {
-            line.clear();
-            line.push_str(&head);
-            for key in &row_keys {
-                push_csv_value(&mut line, row.get(key));
-            }
-            line.push('\n');
-            out.write_all(line.as_bytes())?;
+            record.clear();
+            record.extend(head.iter().cloned());
+            record.extend(row_keys.iter().map(|key| csv_text(row.get(key))));
+            csv.write_record(&record)?;
         }
     }
-    Ok(())
+    csv.flush()
 }
 
-/// Appends `,` and a JSON value as a CSV field: text as is, null as nothing.
-fn push_csv_value(line: &mut String, value: Option<&Value>) {
+/// A JSON value as a CSV field's text: text as is, null as nothing, anything else as JSON.
+pub fn csv_text(value: Option<&Value>) -> String {
     match value {
-        None | Some(Value::Null) => line.push(','),
-        Some(Value::String(s)) => push_csv_field(line, true, s),
-        Some(Value::Number(n)) => {
-            line.push(',');
-            let _ = std::fmt::Write::write_fmt(line, format_args!("{n}"));
-        }
-        Some(other) => push_csv_field(line, true, &other.to_string()),
-    }
-}
-
-/// Appends one field (after a comma unless it is the first), quoted when it needs it.
-fn push_csv_field(line: &mut String, comma: bool, field: &str) {
-    if comma {
-        line.push(',');
-    }
-    if field.contains([',', '"', '\n', '\r']) {
-        line.push('"');
-        line.push_str(&field.replace('"', "\"\""));
-        line.push('"');
-    } else {
-        line.push_str(field);
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
     }
 }

@@ -1,8 +1,6 @@
 //! The sweep as a workbook: one sheet per table (per-property summary, every scenario's
 //! rows, break-even points, sensitivity), DSCR cells coloured with the report bands.
 
-use std::path::Path;
-
 use rust_xlsxwriter::{Format, Workbook, Worksheet, XlsxError};
 use serde_json::Value;
 
@@ -11,8 +9,8 @@ use super::summary::{columns, rows};
 use crate::report::DscrFormats;
 use crate::scenario::ScenarioStatus;
 
-/// Writes the workbook to `path`.
-pub fn write(report: &SweepReport, path: &Path) -> Result<(), XlsxError> {
+/// The workbook's bytes (the caller writes them: see `output::write_xlsx`).
+pub fn render(report: &SweepReport) -> Result<Vec<u8>, XlsxError> {
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
     let bands = DscrFormats::new();
@@ -114,7 +112,7 @@ pub fn write(report: &SweepReport, path: &Path) -> Result<(), XlsxError> {
         sheet.write_number_with_format(row, 4, t.dscr_at_high, dscr_format(t.dscr_at_high))?;
         sheet.write_number(row, 5, t.swing)?;
     }
-    workbook.save(path)
+    workbook.save_to_buffer()
 }
 
 fn header(sheet: &mut Worksheet, titles: &[&str], bold: &Format) -> Result<(), XlsxError> {

@@ -197,3 +197,83 @@ fn help_teaches() {
         assert!(help.contains(flag), "help mentions {flag}:\n{help}");
     }
 }
+
+/// What a guest writes to fool the person reading its output: clear the screen and forge
+/// a status line, overwrite with `\r`, ring the bell, CSI as one C1 character, an OSC
+/// title, and bidi overrides and isolates.
+const HOSTILE: &str =
+    "\u{1b}[2J\u{1b}[Hstatus: ok\rforged\u{7}|\u{9b}31m|\u{1b}]0;title\u{7}|\u{202e}exe.txt\u{2066}x\u{2069}";
+
+/// A script that puts `HOSTILE` everywhere the guest reaches the terminal: logs, stdout,
+/// stderr, result names, table columns and cells, and (with `-p fail=true`) an error.
+const HOSTILE_SCRIPT: &str = r#"
+import sys
+from metaexec import emit, log, params, result
+text = params["text"]
+log(text)
+log("two\nlines " + text)
+print(text)
+print(text, file=sys.stderr)
+emit("cells", [{"name": text, text: text + "\tcell\nbreak"}, {"name": "plain", text: 1.5}])
+emit(text, {"k": text})
+emit("scalar", text)
+result({"status": text})
+if params.get("fail"):
+    raise ValueError(text)
+"#;
+
+/// The characters no human output may carry raw: controls but `\n`, DEL, C1, bidi.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || ('\u{202a}'..='\u{202e}').contains(&c)
+                || ('\u{2066}'..='\u{2069}').contains(&c)
+        })
+        .collect()
+}
+
+#[test]
+fn guest_text_is_escaped_for_people_and_exact_in_json() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("hostile.py"), HOSTILE_SCRIPT).unwrap();
+    let text_param = format!("text={}", serde_json::to_string(HOSTILE).unwrap());
+    for fail in [false, true] {
+        let mut args = vec!["exec", "hostile.py", "-p", &text_param];
+        if fail {
+            args.extend(["-p", "fail=true"]);
+        }
+        let human = metaexec(&ctx, &args);
+        assert_eq!(human.status.code(), Some(i32::from(fail)), "{}", String::from_utf8_lossy(&human.stderr));
+        let stdout = String::from_utf8(human.stdout.clone()).expect("UTF-8 stdout");
+        let stderr = String::from_utf8(human.stderr.clone()).expect("UTF-8 stderr");
+        for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            assert_eq!(raw_controls(text), Vec::<char>::new(), "raw controls on {name}:\n{text}");
+        }
+        let visible = "\\x1b[2J\\x1b[Hstatus: ok\\rforged\\x07|\\u{009b}31m|\\x1b]0;title\\x07|\\u{202e}exe.txt";
+        assert!(stderr.contains(&format!("[log] {visible}")), "log line escaped:\n{stderr}");
+        assert!(stdout.contains(visible), "stdout excerpt and cells escaped:\n{stdout}");
+        assert!(stderr.contains("── stderr ──") && stderr.contains(visible), "{stderr}");
+        assert!(stdout.contains("\\tcell\\nbreak"), "a cell stays on one line:\n{stdout}");
+        if fail {
+            assert!(stderr.contains(&format!("error[guest_exception]: ValueError: {visible}")), "{stderr}");
+        }
+
+        args.push("--json");
+        let json = metaexec(&ctx, &args);
+        let raw = String::from_utf8(json.stdout.clone()).expect("UTF-8 JSON");
+        assert!(!raw.chars().any(|c| c < ' ' && c != '\n'), "serde_json escapes C0 controls: {raw}");
+        let outcome = json_of(&json);
+        assert_eq!(outcome["results"]["cells"][0]["name"], HOSTILE);
+        assert_eq!(outcome["results"]["cells"][0][HOSTILE], format!("{HOSTILE}\tcell\nbreak"));
+        assert_eq!(outcome["results"][HOSTILE]["k"], HOSTILE);
+        assert_eq!(outcome["results"]["result"]["status"], HOSTILE);
+        assert_eq!(outcome["stdout"], format!("{HOSTILE}\n"));
+        let stderr = outcome["stderr"].as_str().unwrap();
+        assert!(stderr.starts_with(&format!("{HOSTILE}\n")), "{stderr:?}");
+        if fail {
+            assert_eq!(outcome["error"]["message"], format!("ValueError: {HOSTILE}"));
+            assert!(outcome["error"]["traceback"].as_str().unwrap().contains(HOSTILE), "{outcome}");
+        }
+    }
+}

@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use metaexec::budget::HostBudget;
 use metaexec::db::demo::{self, DEMO_DSCR};
-use metaexec::db::{Capability, DbProxy, DbUrl};
+use metaexec::db::{Capability, DbProxy, DbUrl, Denial, ProxyError};
 use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
 use metaexec::outcome::{ErrorKind, Outcome};
@@ -34,7 +35,7 @@ pub fn sqlite_demo() -> Target {
     Target { url: DbUrl::sqlite(&path), _dir: Some(dir) }
 }
 
-fn postgres_demo() -> Option<Target> {
+pub fn postgres_demo() -> Option<Target> {
     let url = DbUrl::parse(&pg::fresh_database()?).unwrap();
     block_on(demo::load_postgres(&url)).expect("loading the demo into PostgreSQL");
     Some(Target { url, _dir: None })
@@ -516,4 +517,168 @@ fn the_password_never_shows() {
     let all = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(all.contains("***"), "{all}");
     assert!(!all.contains(SECRET), "the password leaked:\n{all}");
+}
+
+// --- Hardening: the proxy itself, without the sandbox -------------------------------------
+
+/// Runs `sql` through `proxy` and returns the refusal (or panics with what came back).
+pub fn denied(proxy: &DbProxy, sql: &str, params: &[Value]) -> Denial {
+    match block_on(proxy.query(sql, params, false)) {
+        Err(ProxyError::Denied(d)) => d,
+        Err(other) => panic!("{sql}: expected a refusal, got the failure {other}"),
+        Ok((rows, _)) => panic!("{sql}: expected a refusal, got {} rows: {}", rows.rows.len(), rows.json().get()),
+    }
+}
+
+#[test]
+fn catalogs_and_table_functions_of_sqlite_are_refused_through_the_proxy() {
+    let target = sqlite_demo();
+    let proxy = DbProxy::new(target.url.clone(), Capability::default());
+    for sql in [
+        "SELECT * FROM pragma_database_list()",
+        "SELECT name FROM pragma_table_info('loans')",
+        "SELECT * FROM pragma_compile_options()",
+        "SELECT * FROM main.pragma_table_list()",
+    ] {
+        let denial = denied(&proxy, sql, &[]);
+        assert!(matches!(denial, Denial::TableFunction { .. }), "{sql}: {denial:?}");
+        assert!(denial.hint().unwrap().contains("--db-tables"), "{sql}");
+    }
+    for sql in [
+        "SELECT sql FROM sqlite_master",
+        "SELECT * FROM \"main\".\"SQLITE_SCHEMA\"",
+        "SELECT * FROM sqlite_temp_master",
+        "SELECT * FROM pragma_database_list",
+        "SELECT * FROM dbstat",
+    ] {
+        assert!(matches!(denied(&proxy, sql, &[]), Denial::Catalog { .. }), "{sql}");
+    }
+    for sql in [
+        "SELECT property_name FROM properties ORDER BY sqlite_version()",
+        "SELECT sum(property_id) OVER (PARTITION BY sqlite_source_id()) FROM properties",
+        "SELECT rank() OVER w FROM properties WINDOW w AS (ORDER BY sqlite_compileoption_get(0))",
+    ] {
+        let denial = denied(&proxy, sql, &[]);
+        assert!(matches!(denial, Denial::UnlistedFunction { .. }), "{sql}: {denial:?}");
+        assert!(denial.hint().unwrap().contains("--db-allow-function sqlite_"), "{sql}");
+    }
+    // JSON table-valued functions and ordinary analytics still work.
+    let (rows, _) = block_on(proxy.query("SELECT value FROM json_each('[1, 2, 3]')", &[], false)).unwrap();
+    assert_eq!(rows.rows.len(), 3);
+    // Named in --db-tables or allowed by flag, they run.
+    let capability = Capability {
+        tables: Some(vec!["properties".into(), "sqlite_master".into(), "pragma_table_info".into()]),
+        allowed_functions: vec!["sqlite_version".into()],
+        ..Capability::default()
+    };
+    let open = DbProxy::new(target.url.clone(), capability);
+    block_on(open.query("SELECT name FROM sqlite_master", &[], false)).unwrap();
+    block_on(open.query("SELECT name FROM pragma_table_info('properties')", &[], false)).unwrap();
+    block_on(open.query("SELECT sqlite_version() AS v", &[], false)).unwrap();
+}
+
+#[test]
+fn giant_values_fail_inside_sqlite_before_the_host_holds_them() {
+    let target = sqlite_demo();
+    let budget = HostBudget::default();
+    let proxy = DbProxy::new(target.url.clone(), Capability::default()).with_budget(budget.clone());
+    for sql in [
+        "SELECT zeroblob(900000000) AS b",
+        "SELECT length(zeroblob(900000000)) AS n",
+        "SELECT x'00' || zeroblob(900000000) AS b",
+        "SELECT zeroblob(40000000) || zeroblob(40000000) AS b",
+    ] {
+        let denial = denied(&proxy, sql, &[]);
+        assert_eq!(denial, Denial::ValueCap { max: 64 << 20 }, "{sql}");
+        assert!(denial.to_string().contains("byte cap"), "{denial}");
+    }
+    // SQLite's printf() gives NULL for a result past the length limit: nothing is built.
+    let (rows, _) = block_on(proxy.query("SELECT printf('%.*c', 900000000, 'x') AS s", &[], false)).unwrap();
+    assert_eq!(rows.records()[0]["s"], Value::Null);
+    // A wide row of values each under the limit is refused at the value that passes the cap.
+    let sql = "SELECT printf('%.*c', 30000000, 'x') AS a, printf('%.*c', 30000000, 'y') AS b, printf('%.*c', 30000000, 'z') AS c";
+    assert!(matches!(denied(&proxy, sql, &[]), Denial::ByteCap { .. }));
+    assert!(budget.peak() <= (64 << 20) + (1 << 20), "peak {}", budget.peak());
+    // Only the small snapshot of the printf() answer is still held.
+    assert!(budget.used() < 4096, "{}", budget.used());
+    // The connection is usable afterwards, and values under the limit come back.
+    let (rows, _) = block_on(proxy.query("SELECT length(zeroblob(1000)) AS n", &[], false)).unwrap();
+    assert_eq!(rows.records()[0]["n"], 1000);
+}
+
+#[test]
+fn the_byte_cap_counts_keys_per_record_and_escapes() {
+    let target = sqlite_demo();
+    let budget = HostBudget::default();
+    let capability = Capability { max_bytes: 1 << 20, ..Capability::default() };
+    let proxy = DbProxy::new(target.url.clone(), capability).with_budget(budget.clone());
+    let columns: Vec<String> = (0..50).map(|i| format!("x AS {}{i:04}", "k".repeat(196))).collect();
+    let wide = format!(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT {} FROM c",
+        columns.join(", ")
+    );
+    // Values alone are ~1 MB of digits; the keys make it ~210 MB as sent.
+    assert_eq!(denied(&proxy, &wide, &[]), Denial::ByteCap { max: 1 << 20 });
+    assert!(budget.peak() <= (1 << 20) + 64, "peak {}", budget.peak());
+    // What is counted is what is sent.
+    let (rows, _) =
+        block_on(proxy.query("SELECT ? AS \"quote\"\"d\", ? AS b", &[json!("a\"\n\u{1}é"), json!(1)], false)).unwrap();
+    assert_eq!(rows.bytes, rows.json().get().len());
+    let sent: Value = serde_json::from_str(rows.json().get()).unwrap();
+    assert_eq!(sent["records"][0]["quote\"d"], "a\"\n\u{1}é");
+    assert_eq!(rows.rows.iter().next().unwrap(), vec![json!("a\"\n\u{1}é"), json!(1)]);
+    // Escapes count: 100,000 control characters are 600,000 bytes as JSON.
+    let capability = Capability { max_bytes: 500_000, ..Capability::default() };
+    let proxy = DbProxy::new(target.url.clone(), capability);
+    let control = "\u{1}".repeat(100_000);
+    assert!(matches!(denied(&proxy, "SELECT ? AS s", &[json!(control)]), Denial::ByteCap { .. }));
+}
+
+#[test]
+fn guest_parameters_never_panic_the_host() {
+    let target = sqlite_demo();
+    let proxy = DbProxy::new(target.url.clone(), Capability::default());
+    for params in [
+        vec![json!(["ab".to_owned() + &"é".repeat(40)])],
+        vec![json!({"$decimal": "é".repeat(40)})],
+        vec![json!({"x": "é".repeat(100)})],
+    ] {
+        let error = block_on(proxy.query("SELECT ?", &params, false)).unwrap_err();
+        assert!(matches!(error, ProxyError::Failed { .. }), "{error:?}");
+        assert!(error.to_string().contains("parameter 1"), "{error}");
+    }
+}
+
+#[test]
+fn the_snapshot_cache_is_bounded_by_the_host_budget() {
+    let target = sqlite_demo();
+    // A 500 kB budget: the cache keeps at most 250 kB.
+    let budget = HostBudget::new(500_000);
+    let proxy = DbProxy::new(target.url.clone(), Capability::default()).with_budget(budget.clone());
+    let query = |n: i64| {
+        let sql = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT ?) SELECT x, printf('%.50c', 'y') AS pad FROM c";
+        block_on(proxy.query(sql, &[json!(n)], false)).unwrap()
+    };
+    // Each answer is about 70 kB: three fit, the fourth evicts the least recently used.
+    for n in [1000, 1001, 1002] {
+        assert!(!query(n).1);
+    }
+    assert!(query(1000).1, "1000 is cached");
+    assert!(!query(1003).1);
+    assert!(query(1000).1, "1000 was used last, so kept");
+    assert!(!query(1001).1, "1001 was the least recently used, so evicted");
+    assert!(budget.used() <= 250_000, "the cache holds {} bytes", budget.used());
+    // An answer larger than what the cache may hold is returned, not cached.
+    assert!(!query(4000).1);
+    assert!(!query(4000).1);
+    // An answer larger than the whole budget is refused with the budget named.
+    let denial = denied(
+        &proxy,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 20000) SELECT x, printf('%.50c', 'y') AS pad FROM c",
+        &[],
+    );
+    assert!(matches!(denial, Denial::HostMemory(_)), "{denial:?}");
+    assert!(denial.to_string().contains("memory budget"), "{denial}");
+    assert!(denial.hint().unwrap().contains("--host-memory"));
+    assert!(budget.peak() <= 500_000);
 }

@@ -43,11 +43,24 @@ fn symlinks_cannot_escape() {
     let ctx = TestContext::new();
     // A link the guest tries to make.
     assert_eq!(attempt(&ctx, "", "os.symlink('/etc', '/results/etc')"), "PermissionError");
-    // A link already in the results folder, made on the host, pointing outside.
+    // A link already in the results folder, made on the host, pointing outside. Each run
+    // removes it afterwards (see `sanitized`), so it is planted again before each.
     std::fs::create_dir_all(ctx.results()).unwrap();
-    std::os::unix::fs::symlink("/etc", ctx.results().join("host_link")).unwrap();
+    let plant = || std::os::unix::fs::symlink("/etc", ctx.results().join("host_link")).unwrap();
+    plant();
     assert_eq!(attempt(&ctx, "", "open('/results/host_link/passwd').read()"), "PermissionError");
+    assert!(std::fs::symlink_metadata(ctx.results().join("host_link")).is_err(), "the link was removed");
+    plant();
     assert_eq!(attempt(&ctx, "", "open('host_link/evil', 'w').write('x')"), "PermissionError");
+    // A relative link the guest makes, leaving the folder: allowed by WASI, removed and
+    // reported by the host.
+    let outcome =
+        run_job(&ctx.job("import os\nos.symlink('../../x', 'rel')\nos.mkdir('d')\nos.symlink('../rel', 'd/r')"));
+    assert_ok(&outcome);
+    let mut removed: Vec<&str> = outcome.sanitized.iter().map(|s| s.path.as_str()).collect();
+    removed.sort();
+    assert_eq!(removed, ["d/r", "rel"], "{:?}", outcome.sanitized);
+    assert!(std::fs::symlink_metadata(ctx.results().join("rel")).is_err());
 }
 
 #[test]

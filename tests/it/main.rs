@@ -14,6 +14,7 @@ mod limits;
 mod llm;
 mod llm_server;
 mod pg;
+mod redteam;
 mod run;
 mod run_model;
 mod sweep;

@@ -243,3 +243,94 @@ fn wait_until_ready(cluster: &Cluster) -> Result<(), String> {
         }
     })
 }
+
+/// The SQL hardening on a real server: admin, replication and settings functions and the
+/// catalogs are refused by the policy before they run, and a row over the byte cap is
+/// refused by the server before it is sent.
+mod hardening {
+    use metaexec::budget::HostBudget;
+    use metaexec::db::{Capability, DbProxy, Denial};
+    use serde_json::json;
+    use sqlx::Connection;
+
+    use crate::db_proxy::{block_on, denied, postgres_demo};
+
+    fn slots(url: &str) -> i64 {
+        block_on(async {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots").fetch_one(&mut conn).await.unwrap()
+        })
+    }
+
+    #[test]
+    fn admin_functions_and_catalogs_are_refused() {
+        let Some(target) = postgres_demo() else { return };
+        let proxy = DbProxy::new(target.url.clone(), Capability::default());
+        let url = target.url.to_string();
+        for sql in [
+            "SELECT pg_create_physical_replication_slot('metaexec_test')",
+            "SELECT * FROM pg_catalog.pg_create_logical_replication_slot('metaexec_test', 'test_decoding')",
+            "SELECT pg_logical_emit_message(false, 'metaexec', 'x')",
+            "SELECT pg_stat_reset()",
+            "SELECT pg_log_backend_memory_contexts(1)",
+            "SELECT 1 ORDER BY pg_stat_reset()",
+        ] {
+            assert!(matches!(denied(&proxy, sql, &[]), Denial::Function { .. }), "{sql}");
+        }
+        for sql in [
+            "SELECT current_setting('data_directory')",
+            "SELECT property_name FROM properties ORDER BY current_setting('hba_file')",
+            "SELECT sum(property_id) OVER (PARTITION BY current_setting('config_file')) FROM properties",
+            "SELECT version()",
+        ] {
+            let denial = denied(&proxy, sql, &[]);
+            assert!(matches!(denial, Denial::UnlistedFunction { .. }), "{sql}: {denial:?}");
+            assert!(denial.hint().unwrap().contains("--db-allow-function"), "{sql}");
+        }
+        for sql in [
+            "SELECT rolname, rolpassword FROM pg_authid",
+            "SELECT * FROM \"pg_catalog\".\"pg_authid\"",
+            "SELECT * FROM pg_file_settings",
+            "SELECT name, setting FROM pg_settings",
+            "SELECT * FROM information_schema.tables",
+        ] {
+            assert!(matches!(denied(&proxy, sql, &[]), Denial::Catalog { .. }), "{sql}");
+        }
+        assert_eq!(slots(&url), 0);
+        // The flag opens one function, on a real server.
+        let capability = Capability { allowed_functions: vec!["version".into()], ..Capability::default() };
+        let open = DbProxy::new(target.url.clone(), capability);
+        let (rows, _) = block_on(open.query("SELECT version() AS v", &[], false)).unwrap();
+        assert!(rows.records()[0]["v"].as_str().unwrap().starts_with("PostgreSQL"));
+    }
+
+    #[test]
+    fn a_row_over_the_byte_cap_is_refused_by_the_server() {
+        let Some(target) = postgres_demo() else { return };
+        let budget = HostBudget::default();
+        let capability = Capability { max_bytes: 1 << 20, ..Capability::default() };
+        let proxy = DbProxy::new(target.url.clone(), capability).with_budget(budget.clone());
+        for sql in [
+            "SELECT repeat('x', 50000000) AS s",
+            "SELECT 1 AS a, repeat('x', 2000000) AS s",
+            "SELECT array_fill(1, ARRAY[1000000]) AS a",
+        ] {
+            assert_eq!(denied(&proxy, sql, &[]), Denial::ValueCap { max: 1 << 20 }, "{sql}");
+        }
+        assert!(budget.peak() <= 1 << 21, "peak {}", budget.peak());
+        // The wrapper keeps order, names, duplicate names, parameters and types.
+        let (rows, _) = block_on(proxy.query(
+            "SELECT property_id AS a, property_id AS a, ? AS p FROM properties ORDER BY property_id DESC",
+            &[json!("x")],
+            false,
+        ))
+        .unwrap();
+        assert_eq!(rows.columns, ["a", "a", "p"]);
+        let first = rows.rows.iter().next().unwrap();
+        assert_eq!(first, vec![json!(10), json!(10), json!("x")]);
+        let (rows, _) = block_on(proxy.query("VALUES (1, 'a'), (2, 'b')", &[], false)).unwrap();
+        assert_eq!(rows.rows.len(), 2);
+        let (rows, _) = block_on(proxy.query("WITH t AS (SELECT 1 AS x) SELECT x FROM t", &[], false)).unwrap();
+        assert_eq!(rows.records()[0]["x"], 1);
+    }
+}

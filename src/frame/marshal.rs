@@ -9,12 +9,24 @@
 //! Only code objects have no JSON form; a frame holding one is refused.
 //!
 //! Input is untrusted: every length is checked against the bytes left before anything is
-//! allocated, and nesting is bounded (as serde_json bounds the JSON frames).
+//! allocated, nesting is bounded (as serde_json bounds the JSON frames), and so is what
+//! the decoded value costs the host: every container, string and copied back-reference is
+//! charged to the job's [`HostBudget`](crate::budget::HostBudget) before it is built, so
+//! a small frame whose back-references expand exponentially is refused, not expanded.
 
 use serde_json::{Map, Number, Value};
 
+use crate::budget::{BudgetExceeded, Reservation};
+
 /// Containers nested deeper than this are refused (serde_json's own limit for JSON).
 const MAX_DEPTH: usize = 128;
+/// The most values one frame may hold. A 10,000-row table of 50 columns is 500,000.
+pub const MAX_VALUES: usize = 8_000_000;
+/// What a value costs the host where it sits in an array (`size_of::<Value>()`).
+pub const VALUE_BYTES: usize = 32;
+/// What an object entry costs the host beyond its key's text: the value, the key's
+/// `String`, the hash and the index of an insertion-ordered map.
+pub const ENTRY_BYTES: usize = 80;
 
 /// Set on a type byte when the object is added to the reference table.
 const FLAG_REF: u8 = 0x80;
@@ -40,11 +52,19 @@ pub enum MarshalError {
     /// Bytes after the value.
     #[error("{0} stray bytes after the value")]
     Trailing(usize),
+    /// More than [`MAX_VALUES`] values.
+    #[error("a frame holding more than {MAX_VALUES} values")]
+    TooManyValues,
+    /// Building the value would take the host past the job's memory budget.
+    #[error("{0}")]
+    Budget(BudgetExceeded),
 }
 
-/// Decodes one marshalled value that fills all of `data`.
-pub fn decode(data: &[u8]) -> Result<Value, MarshalError> {
-    let mut reader = Reader { data, pos: 0, refs: Vec::new(), depth: 0 };
+/// Decodes one marshalled value that fills all of `data`, charging what it builds to
+/// `held` (which keeps it for as long as the value is kept).
+pub fn decode(data: &[u8], held: &mut Reservation) -> Result<Value, MarshalError> {
+    let mut reader = Reader { data, pos: 0, refs: Vec::new(), depth: 0, held, values: 0 };
+    reader.charge(VALUE_BYTES)?;
     let value = reader.value()?;
     match data.len() - reader.pos {
         0 => Ok(value),
@@ -52,15 +72,22 @@ pub fn decode(data: &[u8]) -> Result<Value, MarshalError> {
     }
 }
 
-struct Reader<'a> {
+struct Reader<'a, 'b> {
     data: &'a [u8],
     pos: usize,
-    /// Objects flagged for reuse, in order; `None` while a container is being filled.
-    refs: Vec<Option<Value>>,
+    /// Objects flagged for reuse, in order, with what each cost to build; `None` while a
+    /// container is being filled.
+    refs: Vec<Option<(Value, usize)>>,
     depth: usize,
+    held: &'b mut Reservation,
+    values: usize,
 }
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
+    fn charge(&mut self, bytes: usize) -> Result<(), MarshalError> {
+        self.held.grow(bytes, "a frame's decoded values").map_err(MarshalError::Budget)
+    }
+
     fn take(&mut self, n: usize) -> Result<&[u8], MarshalError> {
         let end = self.pos.checked_add(n).filter(|&end| end <= self.data.len()).ok_or(MarshalError::Truncated)?;
         let bytes = &self.data[self.pos..end];
@@ -95,18 +122,34 @@ impl Reader<'_> {
     }
 
     fn text(&mut self, len: usize) -> Result<Value, MarshalError> {
+        // Lossy decoding at most triples invalid bytes (each becomes U+FFFD).
+        self.charge(len)?;
         Ok(Value::String(String::from_utf8_lossy(self.take(len)?).into_owned()))
     }
 
     fn value(&mut self) -> Result<Value, MarshalError> {
         let at = self.pos;
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return Err(MarshalError::TooManyValues);
+        }
         let code = self.byte()?;
         let flagged = code & FLAG_REF != 0;
         let code = code & !FLAG_REF;
         if code == b'r' {
             let index = self.i32()? as u32;
             return match self.refs.get(index as usize) {
-                Some(Some(value)) => Ok(value.clone()),
+                // JSON has no shared values: a reference is a copy, charged as one
+                // before it is made.
+                Some(Some((_, cost))) => {
+                    let cost = *cost;
+                    self.charge(cost)?;
+                    self.values = self.values.saturating_add(cost / VALUE_BYTES);
+                    if self.values > MAX_VALUES {
+                        return Err(MarshalError::TooManyValues);
+                    }
+                    Ok(self.refs[index as usize].as_ref().map_or(Value::Null, |(value, _)| value.clone()))
+                }
                 // A container referring to itself: JSON cannot say that.
                 Some(None) => Ok(Value::Null),
                 None => Err(MarshalError::BadReference(index)),
@@ -118,6 +161,7 @@ impl Reader<'_> {
             self.refs.push(None);
             self.refs.len() - 1
         });
+        let before = self.held.bytes();
         let value = match code {
             b'N' => Value::Null,
             b'F' => Value::Bool(false),
@@ -164,7 +208,11 @@ impl Reader<'_> {
             other => return Err(MarshalError::UnknownType(other, at)),
         };
         if let Some(slot) = slot {
-            self.refs[slot] = Some(value.clone());
+            // What the value cost (at least one slot), charged again for the copy kept
+            // in the table.
+            let cost = (self.held.bytes() - before).max(VALUE_BYTES);
+            self.charge(cost)?;
+            self.refs[slot] = Some((value.clone(), cost));
         }
         Ok(value)
     }
@@ -180,6 +228,7 @@ impl Reader<'_> {
     }
 
     fn array(&mut self, n: usize) -> Result<Value, MarshalError> {
+        self.charge(n.saturating_mul(VALUE_BYTES))?;
         self.nested(|reader| {
             let mut items = Vec::with_capacity(n);
             for _ in 0..n {
@@ -197,6 +246,7 @@ impl Reader<'_> {
                     reader.pos += 1;
                     return Ok(Value::Object(map));
                 }
+                reader.charge(ENTRY_BYTES)?;
                 let key = key_text(reader.value()?);
                 let value = reader.value()?;
                 map.insert(key, value);
@@ -258,7 +308,12 @@ fn key_text(key: Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::budget::HostBudget;
     use serde_json::json;
+
+    fn decode(data: &[u8]) -> Result<Value, MarshalError> {
+        super::decode(data, &mut HostBudget::new(1 << 30).empty())
+    }
 
     /// `marshal.dumps({"op": "result", "id": 1, "value": [1.5, None, True]})` as CPython
     /// writes it: interned keys flagged for reuse, short ASCII strings, a binary float.
@@ -312,5 +367,41 @@ mod tests {
         assert_eq!(decode(b"Q"), Err(MarshalError::UnknownType(b'Q', 0)));
         let deep = [[b'[', 1, 0, 0, 0]; 200].concat();
         assert_eq!(decode(&deep), Err(MarshalError::TooDeep));
+    }
+
+    #[test]
+    fn shared_references_are_charged_as_copies_and_refused_past_the_budget() {
+        // a = [0]; 40 times: a = [a, a] — 410 bytes that expand to 2**40 values.
+        let mut data = Vec::new();
+        for _ in 0..40 {
+            data.extend(b"\xdb\x02\x00\x00\x00");
+        }
+        data.extend(b"\xdb\x01\x00\x00\x00\xe9\x00\x00\x00\x00");
+        // Each level's second item refers back to its first.
+        for level in (1..=40u32).rev() {
+            data.push(b'r');
+            data.extend(level.to_le_bytes());
+        }
+        let budget = HostBudget::new(64 << 20);
+        let mut held = budget.empty();
+        let err = super::decode(&data, &mut held).unwrap_err();
+        assert!(matches!(err, MarshalError::Budget(_) | MarshalError::TooManyValues), "{err:?}");
+        drop(held);
+        assert_eq!(budget.used(), 0);
+        assert!(budget.peak() <= 64 << 20);
+    }
+
+    #[test]
+    fn a_long_list_is_refused_before_it_is_allocated() {
+        // [None] * 60_000_000 as marshal writes it: 60 MB of 'N'.
+        let n = 60_000_000usize;
+        let mut data = vec![b'['];
+        data.extend((n as u32).to_le_bytes());
+        data.resize(5 + n, b'N');
+        let budget = HostBudget::new(1 << 30);
+        let err = super::decode(&data, &mut budget.empty()).unwrap_err();
+        assert!(matches!(err, MarshalError::Budget(_)), "{err:?}");
+        // Nothing was built: the array's slots were asked for first.
+        assert!(budget.peak() < 1 << 20, "{}", budget.peak());
     }
 }

@@ -1,0 +1,11 @@
+# redteam: 3 host memory: a JSON frame (a value marshal refuses) of millions of tiny values
+# command: exec --memory 1536 --host-memory 64
+# db: none
+# expect: host_memory
+# rss-mib: 1800
+import datetime
+
+from metaexec import result
+
+# The date makes the frame JSON; the list makes it 8 million values.
+result([datetime.date(2024, 1, 1)] + [0] * 8_000_000)
