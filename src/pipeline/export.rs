@@ -8,6 +8,7 @@ use rust_xlsxwriter::{Format, Workbook};
 use serde_json::{Map, Value};
 
 use crate::guest_dir::GuestDir;
+use crate::report::xlsx::cell_at;
 use crate::report::{DscrFormats, Tabular, tabular};
 use crate::sweep::output::csv_text;
 
@@ -58,16 +59,16 @@ fn render_xlsx(results: &Map<String, Value>) -> Result<Vec<u8>, rust_xlsxwriter:
         let name: String = name.chars().filter(|c| !"[]:*?/\\".contains(*c)).take(31).collect();
         ws.set_name(if name.is_empty() { "results" } else { &name })?;
         for (col, title) in sheet.columns.iter().enumerate() {
-            ws.write_string_with_format(0, col as u16, title, &bold)?;
+            let (r, c) = cell_at(0, col)?;
+            ws.write_string_with_format(r, c, title, &bold)?;
         }
         for (i, row) in sheet.rows.iter().enumerate() {
-            let r = i as u32 + 1;
             for (col, value) in row.iter().enumerate() {
-                let c = col as u16;
+                let (r, c) = cell_at(i + 1, col)?;
                 match value {
                     Value::Number(n) => {
                         let x = n.as_f64().unwrap_or(f64::NAN);
-                        if sheet.columns[col].contains("dscr") {
+                        if sheet.columns.get(col).is_some_and(|name| name.contains("dscr")) {
                             ws.write_number_with_format(r, c, x, bands.for_dscr(x))?;
                         } else {
                             ws.write_number(r, c, x)?;

@@ -8,7 +8,7 @@
 mod svg;
 mod table;
 pub mod terminal;
-mod xlsx;
+pub mod xlsx;
 
 use std::fmt::Write;
 

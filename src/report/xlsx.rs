@@ -1,8 +1,18 @@
 //! Workbook cell formats shared by every XLSX output.
 
-use rust_xlsxwriter::{Color, Format};
+use rust_xlsxwriter::{ColNum, Color, Format, RowNum, XlsxError};
 
 use super::dscr_colour;
+
+/// A cell's position as the workbook numbers it. Past a sheet's rows or columns it is an
+/// error, never a position that wraps around onto another cell (a script decides how many
+/// columns its results have).
+pub fn cell_at(row: usize, col: usize) -> Result<(RowNum, ColNum), XlsxError> {
+    match (RowNum::try_from(row), ColNum::try_from(col)) {
+        (Ok(row), Ok(col)) => Ok((row, col)),
+        _ => Err(XlsxError::RowColumnLimitError),
+    }
+}
 
 /// DSCR cells in the report bands: white on the band's colour, two decimals. Built once
 /// per workbook, not per cell.

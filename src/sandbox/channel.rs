@@ -25,6 +25,8 @@ use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 
 /// The longest frame header after the magic and nonce: a length in decimal and `\n`.
 const MAX_HEADER_DIGITS: usize = 20;
+/// What an audit entry costs the host besides its texts and parameters.
+const AUDIT_ENTRY_BYTES: usize = std::mem::size_of::<AuditEntry>() + 64;
 
 /// Which cap a run hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +134,8 @@ pub struct ChannelState {
     held: Reservation,
     /// Host memory held for replies queued for the guest.
     reply_held: Reservation,
+    /// Host memory held for the audit trail, which lives as long as the instance.
+    audit_held: Reservation,
     /// Every database request, in order.
     pub db_audit: Vec<AuditEntry>,
     /// The database failure kinds the host itself reported to the guest.
@@ -243,6 +247,7 @@ impl Channel {
             budget_error: None,
             held: config.budget.empty(),
             reply_held: config.budget.empty(),
+            audit_held: config.budget.empty(),
             db_audit: Vec::new(),
             db_failures: Vec::new(),
             replies: VecDeque::new(),
@@ -589,6 +594,15 @@ impl ChannelState {
                 Reply { id, ok: false, value: None, error: Some(error) }
             }
         };
+        // A sweep instance keeps its audit for all its scenarios: each entry is charged.
+        let cost = AUDIT_ENTRY_BYTES
+            + response.audit.sql.len()
+            + response.audit.reason.as_ref().map_or(0, String::len)
+            + response.audit.params.iter().map(crate::frame::value_cost).sum::<usize>();
+        if let Err(e) = self.audit_held.grow(cost, "the database audit trail") {
+            self.over_budget(e.to_string());
+            return;
+        }
         self.db_audit.push(response.audit);
         self.replies.extend(reply.encode());
         // A reply past the budget is dropped and the instance stopped; the stop is

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::SweepReport;
 use super::summary::{columns, rows};
 use crate::report::DscrFormats;
+use crate::report::xlsx::cell_at;
 use crate::scenario::ScenarioStatus;
 
 /// The workbook's bytes (the caller writes them: see `output::write_xlsx`).
@@ -67,13 +68,15 @@ pub fn render(report: &SweepReport) -> Result<Vec<u8>, XlsxError> {
                 sheet.write_string(line, 2, &error.message)?;
             }
             for (i, key) in param_keys.iter().enumerate() {
-                cell(sheet, line, 3 + i as u16, scenario.params.get(key), None)?;
+                let (line, col) = cell_at(line as usize, 3 + i)?;
+                cell(sheet, line, col, scenario.params.get(key), None)?;
             }
             if let Some(result_row) = result_row {
                 for (i, key) in row_keys.iter().enumerate() {
                     let value = result_row.get(key);
                     let format = (key == "dscr").then(|| value.and_then(Value::as_f64).map(dscr_format)).flatten();
-                    cell(sheet, line, (3 + param_keys.len() + i) as u16, value, format)?;
+                    let (line, col) = cell_at(line as usize, 3 + param_keys.len() + i)?;
+                    cell(sheet, line, col, value, format)?;
                 }
             }
             line += 1;

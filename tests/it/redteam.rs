@@ -24,6 +24,7 @@
 //! # sanitized: <path>                   (repeatable: must be listed in `sanitized`)
 //! # rss-mib: <N>                        (default 1024)
 //! # seconds: <N>                        (default 60)
+//! # prelude: <path>                     (a helper file in tests/redteam, run before the script)
 //! ```
 
 use std::collections::BTreeMap;
@@ -57,6 +58,7 @@ struct Case {
     sanitized: Vec<String>,
     rss_mib: u64,
     seconds: u64,
+    prelude: Option<PathBuf>,
 }
 
 fn corpus() -> Vec<Case> {
@@ -81,6 +83,7 @@ fn parse_case(path: &Path) -> Case {
         sanitized: Vec::new(),
         rss_mib: 1024,
         seconds: 60,
+        prelude: None,
     };
     for line in text.lines().take_while(|l| l.starts_with('#')) {
         let Some((key, value)) = line.trim_start_matches('#').split_once(':') else { continue };
@@ -92,6 +95,7 @@ fn parse_case(path: &Path) -> Case {
             "sanitized" => case.sanitized.push(value.into()),
             "rss-mib" => case.rss_mib = value.parse().unwrap(),
             "seconds" => case.seconds = value.parse().unwrap(),
+            "prelude" => case.prelude = Some(path.parent().unwrap().join(value)),
             _ => {}
         }
     }
@@ -325,6 +329,16 @@ fn check(case: &Case) -> Vec<String> {
         return Vec::new();
     };
     let results = root.join("results");
+    // The script as it runs: the prelude first, when there is one.
+    let script = match &case.prelude {
+        Some(prelude) => {
+            let script = root.join(format!("{}.py", case.name));
+            let text = std::fs::read_to_string(prelude).unwrap() + "\n" + &std::fs::read_to_string(&case.path).unwrap();
+            std::fs::write(&script, text).unwrap();
+            script
+        }
+        None => case.path.clone(),
+    };
     let db_file = match &db {
         Db::Sqlite(path) => Some(path.clone()),
         _ => None,
@@ -340,7 +354,7 @@ fn check(case: &Case) -> Vec<String> {
             _ => None,
         };
         let mut command = metaexec_command(&ctx);
-        command.env("METAEXEC_REPORT_PEAK_RSS", "1").arg(&args[0]).arg(&case.path).args(&args[1..]);
+        command.env("METAEXEC_REPORT_PEAK_RSS", "1").arg(&args[0]).arg(&script).args(&args[1..]);
         command.args(["--json", "--results"]).arg(&results).args(db.flag());
         let shown = format!("{} {}", case.name, args.join(" "));
         let ran = run_measured(command, Duration::from_secs(case.seconds + 30));

@@ -2,19 +2,15 @@
 # command: exec
 # db: demo
 # expect: db_denied
-from metaexec import db, result
+# prelude: lib/every_attempt_refused.py
 
-ATTEMPTS = ['SELECT property_name FROM properties ORDER BY sqlite_version()', 'SELECT sum(property_id) OVER (PARTITION BY sqlite_source_id()) FROM properties', 'SELECT rank() OVER w FROM properties WINDOW w AS (ORDER BY sqlite_compileoption_get(0))', 'WITH v AS (SELECT sqlite_version() AS x) SELECT x FROM v', 'VALUES (1), (sqlite_version())', 'SELECT changes(), last_insert_rowid(), total_changes()']
+ATTEMPTS = [
+    'SELECT property_name FROM properties ORDER BY sqlite_version()',
+    'SELECT sum(property_id) OVER (PARTITION BY sqlite_source_id()) FROM properties',
+    'SELECT rank() OVER w FROM properties WINDOW w AS (ORDER BY sqlite_compileoption_get(0))',
+    'WITH v AS (SELECT sqlite_version() AS x) SELECT x FROM v',
+    'VALUES (1), (sqlite_version())',
+    'SELECT changes(), last_insert_rowid(), total_changes()',
+]
 
-leaked = []
-for sql in ATTEMPTS:
-    try:
-        leaked.append([sql, db.query(sql)])
-    except db.DenyError:
-        pass
-if leaked:
-    # Any answer is a hole: report it, and the run ends "ok", which the harness rejects.
-    result({"leaked": leaked})
-else:
-    # Every attempt was refused: end on the refusal itself (db_denied).
-    db.query(ATTEMPTS[0])
+every_attempt_refused(ATTEMPTS)

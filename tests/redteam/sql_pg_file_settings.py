@@ -2,19 +2,13 @@
 # command: exec
 # db: postgres
 # expect: db_denied
-from metaexec import db, result
+# prelude: lib/every_attempt_refused.py
 
-ATTEMPTS = ['SELECT sourcefile, name, setting FROM pg_file_settings', "SELECT name, setting FROM pg_settings WHERE name = 'data_directory'", 'SELECT * FROM PG_CATALOG.PG_HBA_FILE_RULES', 'SELECT table_schema, table_name FROM information_schema.tables']
+ATTEMPTS = [
+    'SELECT sourcefile, name, setting FROM pg_file_settings',
+    "SELECT name, setting FROM pg_settings WHERE name = 'data_directory'",
+    'SELECT * FROM PG_CATALOG.PG_HBA_FILE_RULES',
+    'SELECT table_schema, table_name FROM information_schema.tables',
+]
 
-leaked = []
-for sql in ATTEMPTS:
-    try:
-        leaked.append([sql, db.query(sql)])
-    except db.DenyError:
-        pass
-if leaked:
-    # Any answer is a hole: report it, and the run ends "ok", which the harness rejects.
-    result({"leaked": leaked})
-else:
-    # Every attempt was refused: end on the refusal itself (db_denied).
-    db.query(ATTEMPTS[0])
+every_attempt_refused(ATTEMPTS)

@@ -2,19 +2,17 @@
 # command: exec
 # db: demo
 # expect: db_denied
-from metaexec import db, result
+# prelude: lib/every_attempt_refused.py
 
-ATTEMPTS = ['SELECT sql FROM sqlite_master', 'SELECT * FROM sqlite_schema', 'SELECT * FROM "main"."SQLITE_MASTER"', 'SELECT * FROM sqlite_temp_master', 'SELECT * FROM sqlite_sequence', 'SELECT * FROM sqlite_stat1', 'SELECT * FROM dbstat', 'WITH t AS (SELECT name FROM sqlite_master) SELECT * FROM t']
+ATTEMPTS = [
+    'SELECT sql FROM sqlite_master',
+    'SELECT * FROM sqlite_schema',
+    'SELECT * FROM "main"."SQLITE_MASTER"',
+    'SELECT * FROM sqlite_temp_master',
+    'SELECT * FROM sqlite_sequence',
+    'SELECT * FROM sqlite_stat1',
+    'SELECT * FROM dbstat',
+    'WITH t AS (SELECT name FROM sqlite_master) SELECT * FROM t',
+]
 
-leaked = []
-for sql in ATTEMPTS:
-    try:
-        leaked.append([sql, db.query(sql)])
-    except db.DenyError:
-        pass
-if leaked:
-    # Any answer is a hole: report it, and the run ends "ok", which the harness rejects.
-    result({"leaked": leaked})
-else:
-    # Every attempt was refused: end on the refusal itself (db_denied).
-    db.query(ATTEMPTS[0])
+every_attempt_refused(ATTEMPTS)
