@@ -12,8 +12,12 @@ if not os.path.islink("sweep"):
         os.symlink("../decoy", "sweep")
     except FileExistsError:
         pass
+# Instances run side by side in one folder: another may be planting the same links.
 for name in ["scenarios.csv", "results.json", "report.html"]:
-    if os.path.lexists(name):
-        os.remove(name)
-    os.symlink("sweep/target.txt", name)
+    try:
+        if os.path.lexists(name):
+            os.remove(name)
+        os.symlink("sweep/target.txt", name)
+    except (FileExistsError, FileNotFoundError):
+        pass
 result([{"x": params["x"]}])
