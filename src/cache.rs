@@ -15,7 +15,15 @@
 //! - a file that must not change behind metaexec's back ([`write_with_digest`]) has its
 //!   SHA-256 beside it, and [`read_with_digest`] hands over only bytes that match it:
 //!   the bytes checked are the bytes returned, so nothing can swap the file between
-//!   the check and the use.
+//!   the check and the use;
+//! - reading and hashing a large file on every start costs more than the start itself
+//!   (the compiled interpreter is 27 MB: ~70 ms), so a verified file's identity is
+//!   recorded beside it ([`mark_verified`]): device, inode, size, modification and change
+//!   time. Any write to the file, or a file put in its place, changes the change time,
+//!   which no unprivileged call can set back, so [`verified_unchanged`] lets a later start
+//!   skip the hash for exactly the bytes that were checked. Swapping the file between that
+//!   look and its use needs write access to the owner-only folder, that is, the user's
+//!   own rights.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -106,10 +114,62 @@ pub fn write_with_digest(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomically(&digest_path(path), format!("{}  {name}\n", sha256_hex(bytes)).as_bytes())
 }
 
-/// Removes `path` and its digest file, ignoring files that are already gone.
+/// Removes `path`, its digest file and its verification mark, ignoring files that are
+/// already gone.
 pub fn remove_with_digest(path: &Path) {
     let _ = std::fs::remove_file(path);
     let _ = std::fs::remove_file(digest_path(path));
+    let _ = std::fs::remove_file(stamp_path(path));
+}
+
+/// The file recording the identity of `path` when it was last verified.
+fn stamp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".verified");
+    PathBuf::from(name)
+}
+
+/// `path`'s identity as the file system keeps it, with its digest file's contents: what
+/// changes when either file is written or replaced.
+fn identity(path: &Path) -> Option<String> {
+    let meta = std::fs::symlink_metadata(path).ok().filter(std::fs::Metadata::is_file)?;
+    let digest = std::fs::read_to_string(digest_path(path)).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        Some(format!(
+            "{} {} {} {}.{} {}.{} {}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            digest.trim()
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        // Without a change time there is nothing a writer cannot reset: always hash.
+        let _ = (meta, digest);
+        None
+    }
+}
+
+/// Records that `path` (with its digest file) was just verified.
+pub fn mark_verified(path: &Path) -> std::io::Result<()> {
+    match identity(path) {
+        Some(identity) => write_atomically(&stamp_path(path), identity.as_bytes()),
+        None => Ok(()),
+    }
+}
+
+/// True when `path` and its digest file are, by identity, exactly what [`mark_verified`]
+/// last recorded: the bytes checked then are still the bytes there.
+pub fn verified_unchanged(path: &Path) -> bool {
+    let Some(identity) = identity(path) else { return false };
+    std::fs::read(stamp_path(path)).is_ok_and(|recorded| recorded == identity.as_bytes())
 }
 
 /// Why a cached file was refused.
@@ -271,5 +331,24 @@ mod tests {
         write_atomically(&path, b"new").unwrap();
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_verification_mark_holds_only_for_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("code.cwasm");
+        write_with_digest(&path, b"native code").unwrap();
+        assert!(!verified_unchanged(&path), "nothing verified yet");
+        mark_verified(&path).unwrap();
+        assert!(verified_unchanged(&path));
+        // Same length, one byte changed: the change time moves, the mark no longer holds.
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&path, b"native cods").unwrap();
+        assert!(!verified_unchanged(&path));
+        mark_verified(&path).unwrap();
+        std::fs::remove_file(digest_path(&path)).unwrap();
+        assert!(!verified_unchanged(&path), "no digest, no trust");
+        remove_with_digest(&path);
+        assert!(!stamp_path(&path).exists());
     }
 }
