@@ -49,6 +49,15 @@ use crate::budget::BudgetExceeded;
 /// says what was refused and why; [`Denial::hint`] says what the script can do instead.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Denial {
+    /// A statement longer than anything a query needs (its syntax tree would grow as
+    /// deep as its longest chain of operators).
+    #[error("the query is too long to check ({what}; at most {max})")]
+    TooLong {
+        /// What was counted (`2000000 bytes`, `80000 tokens`).
+        what: String,
+        /// The limit, in the same unit.
+        max: String,
+    },
     /// Zero or several statements in one request.
     #[error("a query must hold exactly one SQL statement, this one holds {count}")]
     StatementCount {
@@ -176,6 +185,9 @@ impl Denial {
     /// What the script (or the user) can do about it.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
+            Self::TooLong { .. } => {
+                "pass values as `?` parameters, and split very long statements into several queries".into()
+            }
             Self::StatementCount { .. } => "send one statement per metaexec.db.query call".into(),
             Self::Write { .. } | Self::ReadOnly { .. } => {
                 "read with SELECT and compute changes in Python; writes must be granted to the job explicitly".into()
@@ -268,6 +280,10 @@ impl Policy {
 
     /// Checks `sql` for a request with `param_count` parameters.
     pub fn check(&self, sql: &str, param_count: usize) -> Result<Checked, ProxyError> {
+        if sql.len() > MAX_SQL_BYTES {
+            let (what, max) = (format!("{} bytes", sql.len()), format!("{MAX_SQL_BYTES} bytes"));
+            return Err(Denial::TooLong { what, max }.into());
+        }
         let (translated, placeholders) = translate_placeholders(sql, self.dialect)?;
         let statements = parse(&translated, self.dialect)?;
         if statements.len() != 1 {
@@ -333,6 +349,15 @@ fn parser_dialect(dialect: Dialect) -> Box<dyn sqlparser::dialect::Dialect> {
     }
 }
 
+/// The longest statement checked, in bytes: generous for hand-written and generated
+/// analytics SQL; values belong in parameters.
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+/// The most tokens (whitespace aside) in a statement checked. The syntax tree of a chain
+/// of binary operators (`a + b + ...`, `x AND y AND ...`) is as deep as the chain, and
+/// walking, printing and dropping it recurse: this bounds the depth the checker's stack
+/// must hold (see `db::proxy`, which checks on a thread with a stack sized for it).
+pub const MAX_SQL_TOKENS: usize = 50_000;
+
 /// Statements a query may start with. SQL that does not parse and starts with anything
 /// else is refused rather than reported as a syntax error: what metaexec cannot check, it
 /// does not run, and a typo in a query reads better as a failure than as a refusal.
@@ -373,6 +398,11 @@ pub fn translate_placeholders(sql: &str, dialect: Dialect) -> Result<(String, us
     let tokens = Tokenizer::new(&*parser_dialect, sql)
         .tokenize_with_location()
         .map_err(|e| ProxyError::invalid(format!("the query is not valid {dialect} SQL: {e}")))?;
+    let words = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).count();
+    if words > MAX_SQL_TOKENS {
+        let (what, max) = (format!("{words} tokens"), format!("{MAX_SQL_TOKENS} tokens"));
+        return Err(Denial::TooLong { what, max }.into());
+    }
     let offsets = byte_offsets(sql, &tokens);
     let mut out = String::with_capacity(sql.len() + 8);
     let mut count = 0;

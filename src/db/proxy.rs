@@ -170,7 +170,7 @@ impl Opened {
         if let Some(verdict) = self.checked.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return verdict.clone();
         }
-        let verdict = self.policy.check(sql, params);
+        let verdict = check_off_the_fiber(&self.policy, sql, params);
         if sql.len() > CACHED_SQL_MAX {
             return verdict;
         }
@@ -181,6 +181,27 @@ impl Opened {
         checked.insert(key, verdict.clone());
         verdict
     }
+}
+
+/// The stack of the thread that checks a statement: room for the deepest syntax tree the
+/// policy lets through (`policy::MAX_SQL_TOKENS`), many times over.
+const CHECK_STACK_BYTES: usize = 64 << 20;
+
+/// Runs the policy on a thread of its own. Requests are answered from inside the guest's
+/// host call, on the fiber that also holds the guest's wasm stack: what is left of it
+/// cannot hold the recursion of walking, printing and dropping a deep syntax tree, and
+/// overflowing it aborts the whole process.
+fn check_off_the_fiber(policy: &Policy, sql: &str, params: usize) -> Result<Checked, ProxyError> {
+    std::thread::scope(|scope| {
+        let checker = std::thread::Builder::new()
+            .name("metaexec-sql-check".into())
+            .stack_size(CHECK_STACK_BYTES)
+            .spawn_scoped(scope, || policy.check(sql, params));
+        match checker {
+            Ok(thread) => thread.join().unwrap_or_else(|_| Err(ProxyError::invalid("checking the query failed"))),
+            Err(e) => Err(ProxyError::invalid(format!("could not start the query check: {e}"))),
+        }
+    })
 }
 
 /// The capability-scoped database a job (or a sweep) reaches through `metaexec.db`.
