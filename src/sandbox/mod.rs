@@ -250,7 +250,8 @@ pub fn sanitize_results(dir: &Path) -> Vec<crate::guest_dir::Sanitized> {
     match crate::guest_dir::GuestDir::open(dir).and_then(|dir| dir.sanitize()) {
         Ok(removed) => {
             for item in &removed {
-                tracing::warn!(path = %item.path, kind = %item.kind, "removed from the results folder");
+                // Debug formatting: the name is the guest's, and may hold control characters.
+                tracing::warn!(path = ?item.path, kind = %item.kind, "removed from the results folder");
             }
             removed
         }
