@@ -155,7 +155,8 @@ pub struct SweepState {
     limits: Limits,
     /// Handed out in the current batch and not started yet.
     batch: VecDeque<Scenario>,
-    current: Option<(Scenario, Instant)>,
+    /// The running scenario; it started when the current stretch did.
+    current: Option<Scenario>,
     /// When the current stretch of guest time began: the instance's start, a scenario's
     /// start, or the end of the last one. Every stretch is held to the job's limits, so
     /// the guest is under a deadline at every moment, not only inside scenarios.
@@ -184,7 +185,7 @@ impl SweepState {
     fn start_next(&mut self) {
         self.stretch = Instant::now();
         self.generation += 1;
-        self.current = self.batch.pop_front().map(|scenario| (scenario, self.stretch));
+        self.current = self.batch.pop_front();
     }
 }
 
@@ -487,7 +488,7 @@ impl ChannelState {
                     Some(OutcomeError::new(ErrorKind::Internal, "the scenario ended without saying how")),
                 ),
             };
-            let outcome = self.scenario_outcome(current, status, error);
+            let outcome = self.scenario_outcome(current, sweep.stretch, status, error);
             sweep.queue.finish(outcome);
             sweep.settled += 1;
             sweep.start_next();
@@ -499,7 +500,8 @@ impl ChannelState {
     /// per-scenario caps.
     fn scenario_outcome(
         &mut self,
-        (scenario, started): (Scenario, Instant),
+        scenario: Scenario,
+        started: Instant,
         status: ScenarioStatus,
         error: Option<OutcomeError>,
     ) -> ScenarioOutcome {
@@ -529,7 +531,7 @@ impl ChannelState {
         let Some(mut sweep) = self.sweep.take() else { return false };
         let failed = match sweep.current.take() {
             Some(current) => {
-                let outcome = self.scenario_outcome(current, ScenarioStatus::Error, Some(error));
+                let outcome = self.scenario_outcome(current, sweep.stretch, ScenarioStatus::Error, Some(error));
                 sweep.queue.finish(outcome);
                 sweep.settled += 1;
                 true
@@ -553,9 +555,9 @@ impl ChannelState {
         })
     }
 
-    /// Sweep mode: whether a scenario is running, and how many this instance settled.
-    pub fn sweep_progress(&self) -> Option<(bool, usize)> {
-        self.sweep.as_ref().map(|s| (s.current.is_some(), s.settled))
+    /// Sweep mode: how many scenarios this instance settled (0 outside a sweep).
+    pub fn sweep_settled(&self) -> usize {
+        self.sweep.as_ref().map_or(0, |s| s.settled)
     }
 
     /// Queues a database request for the guest's next read, or refuses it at once when

@@ -171,11 +171,18 @@ impl WasiSandbox {
 
     /// Runs a job. Same as `Executor::execute`.
     pub async fn run(&self, job: &Job) -> Outcome {
+        let mut outcome = self.run_uncleaned(job).await;
+        outcome.sanitized = sanitize_results(&job.results_dir);
+        outcome
+    }
+
+    /// Runs a job and leaves its results folder as the script left it: for a caller that
+    /// cleans the folder itself once many runs are done (`--isolation instance` sweeps,
+    /// where walking the folder after every scenario would cost more than the scenario).
+    pub async fn run_uncleaned(&self, job: &Job) -> Outcome {
         match self.ready(job).await {
             Ok((prepared, guest_lib)) => {
-                let mut outcome = run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await;
-                outcome.sanitized = sanitize_results(&job.results_dir);
-                outcome
+                run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await
             }
             Err(outcome) => outcome,
         }
@@ -379,7 +386,7 @@ async fn run_instance(
             )
         });
         end.failed_running = report.state.fail_current_scenario(error);
-        end.settled = report.state.sweep_progress().map_or(0, |(_, settled)| settled);
+        end.settled = report.state.sweep_settled();
     }
     (classify::outcome(report), end)
 }

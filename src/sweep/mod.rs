@@ -239,7 +239,8 @@ async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result
     while let Some(scenario) = queue.next_batch().pop() {
         let mut job = job.clone();
         job.params = scenario.params.clone();
-        let outcome = sandbox.run(&job).await;
+        // The sweep cleans the shared results folder once, at its end.
+        let outcome = sandbox.run_uncleaned(&job).await;
         queue.finish(ScenarioOutcome {
             id: scenario.id,
             params: scenario.params,

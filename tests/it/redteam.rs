@@ -120,22 +120,13 @@ fn snapshot(root: &Path, skip: &[&Path]) -> BTreeMap<PathBuf, String> {
                 stack.push(path.clone());
                 "dir".into()
             } else {
-                format!("{:x} {:o}", Sha256::digest(std::fs::read(&path).unwrap()), meta.mode_bits())
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+                format!("{:x} {mode:o}", Sha256::digest(std::fs::read(&path).unwrap()))
             };
             files.insert(path.strip_prefix(root).unwrap().to_owned(), digest);
         }
     }
     files
-}
-
-trait ModeBits {
-    fn mode_bits(&self) -> u32;
-}
-
-impl ModeBits for std::fs::Metadata {
-    fn mode_bits(&self) -> u32 {
-        std::os::unix::fs::PermissionsExt::mode(&self.permissions())
-    }
 }
 
 /// A run of the binary: its exit status, stdout, stderr and elapsed time.
