@@ -6,7 +6,7 @@
 //!   host, reaching SQLite or answered from the snapshot.
 //! - `db/guest_uncached` / `db/guest_cached`: the same query from a script in the sandbox
 //!   (`metaexec.db.query`), timed inside the guest over many calls, so the figure is the
-//!   whole round trip: encode, frame, check, run, decode, dicts.
+//!   whole round trip: encode, call, check, run, decode, dicts.
 //! - `db/native_sqlite3`: the same query from native `python3` with its `sqlite3` module,
 //!   connection already open, for comparison.
 //!

@@ -1,10 +1,13 @@
 //! Sandbox benchmarks, each beside the native `python3` equivalent where one exists:
 //!
-//! - `fresh_run/print1`: a fresh interpreter instance running `print(1)`, module cached.
-//! - `process/exec_dscr`: `metaexec exec examples/dscr.py --json` as a whole process,
-//!   from process start to results printed.
-//! - `channel/round_trip`: one guest request answered by the host, timed inside the
-//!   guest over many calls.
+//! - `fresh_run/print1`: a fresh instance of the runtime's snapshot running `print(1)`,
+//!   component compiled and cached.
+//! - `process/exec_print1` and `process/exec_dscr`: `metaexec exec` of `print(1)` and of
+//!   `examples/dscr.py --json` as whole processes, from process start to results printed.
+//! - `python/dscr_loop`: pure Python, the DSCR of 10 properties with the guest library
+//!   (`benches/native/dscr_rows.py`), timed inside the guest over many loops.
+//! - `host_call/round_trip`: one call from the guest into the host interface, timed
+//!   inside the guest over many calls; `host_call/emit`: `metaexec.emit` of a row.
 //!
 //! Run with `cargo bench --bench sandbox`.
 
@@ -16,14 +19,7 @@ mod common;
 use criterion::{Criterion, criterion_group, criterion_main};
 use metaexec::job::Job;
 
-use common::{results_dir, run_timed, sandbox, timed_loop};
-
-/// The real `python3` executable: version managers put a shell script on PATH whose own
-/// start-up would be charged to Python.
-fn python3() -> String {
-    let output = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
-    String::from_utf8(output.stdout).unwrap().trim().to_owned()
-}
+use common::{python3, results_dir, run_timed, sandbox, timed_loop};
 
 fn fresh_run(c: &mut Criterion) {
     let sandbox = sandbox();
@@ -66,6 +62,13 @@ fn process(c: &mut Criterion) {
     let results = results_dir();
     let mut group = c.benchmark_group("process");
     group.sample_size(20).measurement_time(Duration::from_secs(8));
+    std::fs::write(results.join("print1.py"), "print(1)\n").unwrap();
+    group.bench_function("exec_print1", |b| {
+        b.iter(|| {
+            let output = Command::new(binary).arg("exec").arg(results.join("print1.py")).output().unwrap();
+            assert!(output.status.success());
+        });
+    });
     group.bench_function("exec_dscr", |b| {
         b.iter(|| {
             let output = Command::new(binary)
@@ -87,15 +90,14 @@ fn process(c: &mut Criterion) {
     group.finish();
 }
 
-fn channel(c: &mut Criterion) {
+fn host_call(c: &mut Criterion) {
     let sandbox = sandbox();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut group = c.benchmark_group("channel");
+    let mut group = c.benchmark_group("host_call");
     group.sample_size(10).measurement_time(Duration::from_secs(5));
     group.bench_function("round_trip", |b| {
         b.iter_custom(|iters| {
-            let source =
-                timed_loop("from metaexec import _channel", "_channel.request({'op': 'hello', 'v': 1})", iters);
+            let source = timed_loop("from wit_world.imports import host", "host.emit('x', '1')", iters);
             run_timed(&runtime, &sandbox, &Job::new("rt.py", source, results_dir()))
         });
     });
@@ -109,5 +111,34 @@ fn channel(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, fresh_run, process, channel);
+fn python(c: &mut Criterion) {
+    let sandbox = sandbox();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let rows = std::fs::read_to_string(format!("{root}/benches/native/dscr_rows.py")).unwrap();
+    let mut group = c.benchmark_group("python");
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.bench_function("dscr_loop", |b| {
+        b.iter_custom(|iters| {
+            let setup = format!("{rows}\nfrom metaexec import finance");
+            let source = timed_loop(&setup, "dscr_loop(finance, ROWS)", iters);
+            run_timed(&runtime, &sandbox, &Job::new("loop.py", source, results_dir()))
+        });
+    });
+    let python3 = python3();
+    group.bench_function("native_python3_dscr_loop", |b| {
+        b.iter_custom(|iters| {
+            let output = Command::new(&python3)
+                .args(["benches/native/dscr_loop.py", &iters.to_string()])
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            Duration::from_nanos(String::from_utf8_lossy(&output.stdout).trim().parse().unwrap())
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, fresh_run, process, host_call, python);
 criterion_main!(benches);

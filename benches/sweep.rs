@@ -2,9 +2,13 @@
 //!
 //! - `sweep/namespace_10000`: 10,000 Monte Carlo scenarios, warm instances (one per
 //!   core), fresh namespace per scenario: the whole sweep, instances started included.
-//! - `sweep/instance_20`: 20 scenarios with a fresh interpreter each
-//!   (`--isolation instance`), for the per-scenario ratio.
+//! - `sweep/instance_1000`: 1,000 scenarios with a fresh instance each
+//!   (`--isolation instance`).
 //! - `sweep/namespace_10000_trivial`: 10,000 scenarios of `pass`, the runner's own cost.
+//! - `sweep/command_10000`: `metaexec sweep examples/dscr_stress.py --monte-carlo 10000`
+//!   as a whole process, report files written.
+//! - `sweep/native_python3_10000`: the same script over 10,000 draws in native `python3`
+//!   with the same guest library and the database reads kept (`benches/native/sweep.py`).
 //!
 //! Run with `cargo bench --bench sweep`; the figures divide by the scenario counts.
 
@@ -54,7 +58,7 @@ fn bench(c: &mut Criterion) {
     for (name, source, n, isolation) in [
         ("namespace_10000", source.as_str(), 10_000, Isolation::Namespace),
         ("namespace_10000_trivial", "pass\n", 10_000, Isolation::Namespace),
-        ("instance_20", source.as_str(), 20, Isolation::Instance),
+        ("instance_1000", source.as_str(), 1000, Isolation::Instance),
     ] {
         let scenarios = draws(n);
         group.bench_function(name, |b| {
@@ -66,6 +70,32 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let db = path.display().to_string();
+    group.bench_function("command_10000", |b| {
+        b.iter(|| {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_metaexec"))
+                .args(["sweep", "examples/dscr_stress.py", "--db", &db, "--monte-carlo", "10000", "--seed", "7"])
+                .args(["--dist", "noi_change=normal(0,0.08)", "--dist", "rate_change=uniform(0,0.02)", "--json"])
+                .arg("--results")
+                .arg(&results)
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        })
+    });
+    let python3 = common::python3();
+    group.bench_function("native_python3_10000", |b| {
+        b.iter(|| {
+            let output = std::process::Command::new(&python3)
+                .args(["benches/native/sweep.py", &db, "10000"])
+                .current_dir(root)
+                .output()
+                .unwrap();
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        })
+    });
     group.finish();
 }
 

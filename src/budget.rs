@@ -2,7 +2,7 @@
 //! host hold is counted against it, so that no script can make the host allocate without
 //! bound, whatever the per-stream caps say.
 //!
-//! What counts: decoded frame values, replies queued for the guest, database rows as
+//! What counts: values decoded from the guest, the database audit trail, database rows as
 //! they are sent, the snapshot cache, and scenario outcomes kept during a sweep. A
 //! [`Reservation`] holds its bytes until it is dropped; past the limit a reservation is
 //! refused with [`BudgetExceeded`], which callers turn into a named error.
@@ -30,7 +30,7 @@ struct Inner {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{what} would take the host past this job's memory budget ({asked} bytes asked, {used} of {limit} in use)")]
 pub struct BudgetExceeded {
-    /// What asked for the memory (`a result frame`, `the reply queue`, ...).
+    /// What asked for the memory (`a value from the script`, `the database audit trail`, ...).
     pub what: &'static str,
     /// Bytes asked for.
     pub asked: usize,

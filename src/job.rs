@@ -16,7 +16,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MEMORY_BYTES: u64 = 512 * 1024 * 1024;
 /// Default cap on each of stdout and stderr: 1 MiB.
 pub const DEFAULT_OUTPUT_BYTES: usize = 1024 * 1024;
-/// Default cap on everything the script reports through the channel: 64 MiB.
+/// Default cap on everything the script reports through the host interface: 64 MiB.
 pub const DEFAULT_RESULTS_BYTES: usize = 64 * 1024 * 1024;
 
 /// The limits a run is held to. Every limit has a default; none can be switched off
@@ -34,7 +34,7 @@ pub struct Limits {
     pub stdout_bytes: usize,
     /// Cap on the captured stderr, in bytes.
     pub stderr_bytes: usize,
-    /// Cap on all results reported through the channel, in bytes.
+    /// Cap on all results (and log lines) reported through the host interface, in bytes.
     pub results_bytes: usize,
 }
 
@@ -73,6 +73,11 @@ pub struct Job {
     /// the snapshot cache, a sweep's outcomes), shared with the job's database proxy.
     #[serde(skip)]
     pub budget: HostBudget,
+    /// Seeds Python's `random` for the run; in a sweep, the base every scenario's own
+    /// seed is derived from (with the scenario's id). `None`: a fresh seed for a run, and
+    /// base 0 for a sweep, whose scenarios stay reproducible either way.
+    #[serde(default)]
+    pub seed: Option<u64>,
 }
 
 impl Job {
@@ -86,6 +91,7 @@ impl Job {
             results_dir: results_dir.into(),
             db: None,
             budget: HostBudget::default(),
+            seed: None,
         }
     }
 }

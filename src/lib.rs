@@ -2,12 +2,12 @@
 //! hands back results.
 //!
 //! The stages, each depending only on the ones before it: `job` and `outcome` are the
-//! shared types; `python_wasm` provides the pinned interpreter; `sandbox` runs jobs in
+//! shared types; `python_wasm` builds the runtime component; `sandbox` runs jobs in
 //! it behind the `executor::Executor` trait; `validate` checks a script before it runs;
 //! `cli` is the command line on top.
 //!
-//! Everything but `validate`, the SQL policy (`db`'s pure parts), the frame decoder
-//! (`frame`) and the host memory budget (`budget`) sits behind the default `engine`
+//! Everything but `validate`, the SQL policy (`db`'s pure parts), the decoder of guest
+//! values (`guest_value`) and the host memory budget (`budget`) sits behind the default `engine`
 //! feature, so those build alone (for the fuzz targets) without wasmtime or the database
 //! drivers.
 
@@ -19,11 +19,11 @@ pub mod cli;
 pub mod db;
 #[cfg(feature = "engine")]
 pub mod executor;
-pub mod frame;
 #[cfg(feature = "engine")]
 pub mod guest_db;
 #[cfg(feature = "engine")]
 pub mod guest_dir;
+pub mod guest_value;
 #[cfg(feature = "engine")]
 pub mod job;
 #[cfg(feature = "engine")]

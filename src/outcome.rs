@@ -40,8 +40,8 @@ pub enum ErrorKind {
     LlmUnavailable,
     /// The command was misused (bad flag, unreadable script, ...).
     Usage,
-    /// The guest broke the host protocol (a forged or out-of-turn frame); the instance
-    /// was stopped.
+    /// The guest misused the host interface (a value that is not JSON, a nameless
+    /// result, results outside a scenario); the instance was stopped.
     Protocol,
     /// The guest made the host hold more than the job's host memory budget
     /// (`--host-memory`).

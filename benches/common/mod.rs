@@ -18,6 +18,14 @@ pub fn sandbox() -> WasiSandbox {
     sandbox
 }
 
+/// The real `python3` executable: version managers put a shell script on PATH whose own
+/// start-up would be charged to Python.
+pub fn python3() -> String {
+    let output =
+        std::process::Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output().unwrap();
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
 /// A results folder for benchmark runs.
 pub fn results_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join("metaexec-bench-results");

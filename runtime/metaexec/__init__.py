@@ -7,28 +7,42 @@ Entry points (names are fixed; prompts, tests and users rely on them):
 - `emit(name, value)`: one named result.
 - `log(msg)`: a progress line, shown to the person running the script.
 
-Results travel to the host over a dedicated channel, never through `print()`, so scripts
-may print freely. Submodules (`metaexec.finance`, `metaexec.scenarios`,
-`metaexec.portfolio`, `metaexec.report`, `metaexec.db`) are imported on first use.
+Results travel to the host through the runtime's host interface, never through `print()`,
+so scripts may print freely. Submodules (`metaexec.finance`, `metaexec.scenarios`,
+`metaexec.portfolio`, `metaexec.report`, `metaexec.db`) are part of the runtime's snapshot:
+importing them costs nothing.
 """
 
-from metaexec import _channel
+from metaexec import _host
 
-__all__ = ["params", "result", "emit", "log"]
+__all__ = ["params", "result", "emit", "log", "runtime_info"]
 
 _mappingproxy = type(type.__dict__)
 
-_hello = _channel.request({"op": "hello", "v": _channel.PROTOCOL_VERSION})
-
 #: The run's parameters (read-only).
-params = _mappingproxy(dict(_hello.get("params") or {}))
+params = _mappingproxy({})
 
 
 def _set_params(values):
-    # Sweeps run one scenario after another in one interpreter; each scenario's
-    # `from metaexec import params` must see its own.
+    # Each run (and each scenario of a sweep) sets its own before the script starts, so
+    # `from metaexec import params` sees them.
     global params
     params = _mappingproxy(dict(values))
+
+
+# Set by the runtime's entry module once the snapshot is taken: counts imports that had to
+# look for a module, i.e. work a run did that the snapshot did not already hold.
+_import_counter = None
+
+
+def runtime_info():
+    """What the runtime knows about itself: `{"python", "imports_since_snapshot"}`."""
+    import sys
+
+    return {
+        "python": sys.version,
+        "imports_since_snapshot": _import_counter.count if _import_counter is not None else None,
+    }
 
 
 def emit(name, value):
@@ -39,24 +53,25 @@ def emit(name, value):
     """
     if type(name) is not str or not name:
         raise TypeError("emit(name, value): name must be a non-empty string, got %r" % (name,))
-    _channel.send({"op": "emit", "name": name, "value": value})
+    _host.emit(name, value)
 
 
 def result(obj):
     """Records the run's main result: a dict, or a list of row dicts (shown as a table)."""
-    _channel.send({"op": "result", "value": obj})
+    _host.emit("result", obj)
 
 
 def log(msg):
     """Sends a progress line to the person running the script."""
-    _channel.send({"op": "log", "message": str(msg)})
+    _host.log(str(msg))
 
 
 _SUBMODULES = ("db", "finance", "scenarios", "portfolio", "report")
 
 
 def __getattr__(name):
-    # `import metaexec` stays cheap; `metaexec.db` & co. load on first use.
+    # In the runtime the submodules are imported already; elsewhere (the library's own
+    # checks under native Python) they load on first use.
     if name in _SUBMODULES:
         __import__("metaexec." + name)
         return globals()[name]

@@ -8,7 +8,7 @@ failed one `QueryError` (both `DbError`, catchable).
                     " ON f.property_id = p.property_id WHERE f.fiscal_year = ?", [2024])
 """
 
-from metaexec import _channel
+from metaexec import _host
 
 __all__ = ["query", "query_one", "schema", "DbError", "DenyError", "QueryError"]
 
@@ -44,18 +44,23 @@ class QueryError(DbError):
 _ERRORS = {"db_denied": DenyError, "db_error": QueryError}
 
 # In a sweep, one interpreter runs scenario after scenario against the same snapshot: the
-# answers to reads are kept here (and copied out) rather than asked for again.
-_memo = {} if _channel.posix.environ.get(b"METAEXEC_MODE") == b"sweep" else None
+# answers to reads are kept here (and copied out) rather than asked for again. The runtime
+# turns it on (`_remember_reads`) when it loads a script for a sweep.
+_memo = None
 _decimal = None
 
 
-def _call(message):
-    reply = _channel.call(message)
-    if reply.get("ok"):
-        return reply.get("value")
-    error = reply.get("error") or {}
-    cls = _ERRORS.get(error.get("kind"), QueryError)
-    raise cls(error.get("message") or "the database request failed", error.get("hint"))
+def _remember_reads(on):
+    global _memo
+    _memo = {} if on else None
+
+
+def _call(request, *args):
+    try:
+        return request(*args)
+    except _host.HostError as error:
+        cls = _ERRORS.get(error.kind, QueryError)
+        raise cls(str(error) or "the database request failed", error.hint) from None
 
 
 def _exact(value):
@@ -90,7 +95,7 @@ def query(sql, params=None, exact_decimals=False):
             key = rows = None
         if rows is not None:
             return [dict(row) for row in rows]
-    answer = _call({"op": "db.query", "sql": sql, "params": list(params), "exact_decimals": bool(exact_decimals)})
+    answer = _call(_host.db_query, sql, list(params), bool(exact_decimals))
     rows = answer["records"]
     if _memo is not None:
         if answer.get("read"):
@@ -118,4 +123,4 @@ def schema():
     """The tables this job may use: `{"dialect", "tables": [{"name", "columns": [{"name",
     "data_type", "nullable", "primary_key"}], "foreign_keys", "row_count"}], "joins", "text"}`
     ("text": one line per table)."""
-    return _call({"op": "db.schema"})
+    return _call(_host.db_schema)

@@ -2,7 +2,7 @@
 
     cd runtime && python3 tests/check_finance.py tests/fixtures/finance_reference.json
 
-Runs under plain host python3 and inside the sandbox (CPython 3.12 on WASI); it only reads
+Runs under plain host python3 and inside the sandbox (CPython 3.14 on WASI); it only reads
 the fixture, so the fixture may sit in a read-only directory. Prints one summary line and
 exits 1 on any mismatch (details of the first mismatches go to stderr).
 
@@ -21,8 +21,8 @@ RATE_FLOOR = 1e-6
 
 
 def _load_finance():
-    """Imports finance.py as a plain module (importing the `metaexec` package would open the
-    host channel, which exists only inside the sandbox)."""
+    """Imports finance.py as a plain module (the `metaexec` package needs the runtime's host
+    interface, which exists only inside the sandbox)."""
     here = os.path.dirname(os.path.abspath(__file__)) if "__file__" in globals() else "."
     candidates = [os.path.join(here, "..", "metaexec"), os.path.join("metaexec")]
     candidates += [os.path.join(p or ".", "metaexec") for p in sys.path]

@@ -31,7 +31,7 @@ LIB = _first_existing([os.path.join(HERE, "..", "metaexec", "finance.py"), os.pa
 DEMO = _first_existing([os.path.join(HERE, "fixtures", "demo_portfolio.json"),
                         os.path.join("tests", "fixtures", "demo_portfolio.json")], "demo_portfolio.json")
 
-# Plain modules: importing the `metaexec` package would open the host channel.
+# Plain modules: the `metaexec` package needs the runtime's host interface.
 sys.path.insert(0, os.path.dirname(LIB))
 import finance  # noqa: E402
 import portfolio  # noqa: E402

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 ///
 /// Scripts import the `metaexec` guest library: `metaexec.params` for their parameters,
 /// `metaexec.result(...)` / `metaexec.emit(name, value)` for their results,
-/// `metaexec.log(...)` for progress. They run in CPython 3.12 compiled to WebAssembly,
+/// `metaexec.log(...)` for progress. They run in CPython 3.14 compiled to WebAssembly,
 /// with no network, no host files except a results folder, and limits on CPU, memory,
 /// wall-clock time and output.
 #[derive(Debug, Parser)]

@@ -1,27 +1,28 @@
-//! `metaexec runtime fetch|info`: obtain and inspect the pinned WASI CPython.
+//! `metaexec runtime fetch|info`: build and inspect the runtime component.
 
 use std::path::Path;
+use std::time::Instant;
 
 use clap::Subcommand;
 use serde::Serialize;
 
 use super::note;
-use crate::python_wasm::{self, FetchSource, MANIFEST};
+use crate::python_wasm::{self, MANIFEST};
+use crate::sandbox::{SandboxOptions, WasiSandbox};
 
 /// Runtime subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RuntimeCommand {
-    /// Download the pinned WASI CPython, verify its size and SHA-256, and install it
-    /// into the cache. Uses the machine's pip, or the release URL where pip is missing.
+    /// Obtain the pinned build tool (componentize-py, with the machine's pip; its wheel's
+    /// SHA-256 is checked), build the runtime component from the guest app embedded in
+    /// this binary, and compile it once. Every command that needs the runtime does this
+    /// by itself the first time; this does it ahead of time.
     Fetch {
-        /// Where to get it from.
-        #[arg(long = "from", value_enum, default_value = "auto")]
-        source: FetchSource,
-        /// Fetch again even if a verified copy is installed.
+        /// Build and compile again even if a verified runtime is installed.
         #[arg(long)]
         force: bool,
     },
-    /// Show where the runtime is installed and whether it verifies.
+    /// Show what is installed, whether it verifies, and the licences.
     Info {
         /// Print one JSON object.
         #[arg(long)]
@@ -32,53 +33,69 @@ pub enum RuntimeCommand {
 /// Runs the command; returns the exit code.
 pub fn run(command: RuntimeCommand, cache_root: &Path) -> i32 {
     match command {
-        RuntimeCommand::Fetch { source, force } => fetch(cache_root, source, force),
+        RuntimeCommand::Fetch { force } => fetch(cache_root, force),
         RuntimeCommand::Info { json } => info(cache_root, json),
     }
 }
 
-fn fetch(cache_root: &Path, source: FetchSource, force: bool) -> i32 {
-    let path = python_wasm::wasm_path(cache_root);
-    if !force && python_wasm::verify_file(&path).is_ok() {
-        note(&format!("metaexec: {} is installed and verifies: {}", MANIFEST.name, path.display()));
-        return 0;
+fn fetch(cache_root: &Path, force: bool) -> i32 {
+    let started = Instant::now();
+    if force {
+        // The compiled forms go too: they are rebuilt from the new component.
+        let _ = std::fs::remove_dir_all(python_wasm::runtime_dir(cache_root).join("compiled"));
     }
-    match python_wasm::fetch(cache_root, source, &|line| note(&format!("metaexec: {line}"))) {
-        Ok(path) => {
-            println!("{}", path.display());
-            0
-        }
+    let installed = match python_wasm::fetch(cache_root, force, &|line| note(&format!("metaexec: {line}"))) {
+        Ok(installed) => installed,
         Err(e) => {
             eprintln!("error[runtime_missing]: {e}");
-            eprintln!(
-                "hint: check network access to the package index (pip) or to the release URL, or retry with --from url / --from pip"
-            );
-            2
+            eprintln!("hint: {}", e.hint());
+            return 2;
         }
+    };
+    let mut options = SandboxOptions::new(cache_root);
+    options.auto_fetch = false;
+    options.progress = std::sync::Arc::new(|line| note(&format!("metaexec: {line}")));
+    if let Err(e) = WasiSandbox::new(options).prepare(false) {
+        let error = e.to_outcome_error();
+        eprintln!("error[{}]: {}", error.kind.as_str(), error.message);
+        if let Some(hint) = &error.hint {
+            eprintln!("hint: {hint}");
+        }
+        return 2;
     }
+    note(&format!("metaexec: the runtime is ready ({:.1} s)", started.elapsed().as_secs_f64()));
+    println!("{}", installed.component.display());
+    0
 }
 
 /// What `runtime info --json` prints.
 #[derive(Serialize)]
 struct Info<'a> {
-    name: &'a str,
+    runtime: &'a str,
     python_version: &'a str,
-    build: &'a str,
-    size: u64,
-    sha256: &'a str,
-    source_package: String,
-    source_url: &'a str,
-    licenses: &'a [&'a str],
-    path: String,
+    interface: &'a str,
+    build_tool: String,
+    platform: String,
+    tool_wheel: Option<&'a str>,
+    tool_sha256: Option<&'a str>,
+    build_id: String,
+    component: String,
+    component_sha256: Option<String>,
+    stdlib: Option<String>,
     installed: bool,
     verified: bool,
     problem: Option<String>,
     compiled: Vec<String>,
+    licenses: &'a [&'a str],
 }
 
 fn info(cache_root: &Path, json: bool) -> i32 {
-    let path = python_wasm::wasm_path(cache_root);
-    let verification = python_wasm::verify_file(&path);
+    let wheel = python_wasm::tool_wheel();
+    let installed = python_wasm::installed(cache_root);
+    let verification = installed
+        .as_ref()
+        .map_err(ToString::to_string)
+        .and_then(|installed| python_wasm::read_component(installed).map(|_| ()).map_err(|e| e.to_string()));
     let compiled_dir = python_wasm::runtime_dir(cache_root).join("compiled");
     let mut compiled: Vec<String> = std::fs::read_dir(&compiled_dir)
         .into_iter()
@@ -89,40 +106,51 @@ fn info(cache_root: &Path, json: bool) -> i32 {
         .collect();
     compiled.sort();
     let info = Info {
-        name: MANIFEST.name,
+        runtime: MANIFEST.label,
         python_version: MANIFEST.python_version,
-        build: MANIFEST.build,
-        size: MANIFEST.size,
-        sha256: MANIFEST.sha256,
-        source_package: format!("{}=={}", MANIFEST.pypi.package, MANIFEST.pypi.version),
-        source_url: MANIFEST.url,
-        licenses: &MANIFEST.licenses,
-        path: path.display().to_string(),
-        installed: path.exists(),
+        interface: MANIFEST.interface,
+        build_tool: MANIFEST.tool_requirement(),
+        platform: python_wasm::platform(),
+        tool_wheel: wheel.map(|w| w.file),
+        tool_sha256: wheel.map(|w| w.sha256),
+        build_id: python_wasm::build_id(),
+        component: python_wasm::component_path(cache_root).display().to_string(),
+        component_sha256: installed.as_ref().ok().map(|i| i.sha256.clone()),
+        stdlib: installed.as_ref().ok().map(|i| i.stdlib.display().to_string()),
+        installed: installed.is_ok(),
         verified: verification.is_ok(),
-        problem: verification.as_ref().err().map(ToString::to_string),
+        problem: verification.as_ref().err().cloned(),
         compiled,
+        licenses: &MANIFEST.licenses,
     };
     if json {
         println!("{}", serde_json::to_string_pretty(&info).expect("info serialises"));
     } else {
-        println!("runtime:   {} ({})", info.name, MANIFEST.description);
-        println!("build:     {}", info.build);
-        println!("pinned:    {} bytes, sha256 {}", info.size, info.sha256);
-        println!("source:    pip package {} (fallback {})", info.source_package, info.source_url);
-        println!("path:      {}", info.path);
+        println!("runtime:    {} (interface {})", info.runtime, info.interface);
+        println!("built with: {} for {}", info.build_tool, info.platform);
+        match (info.tool_wheel, info.tool_sha256) {
+            (Some(file), Some(sha)) => println!("tool wheel: {file}, sha256 {sha}"),
+            _ => println!("tool wheel: none pinned for this platform"),
+        }
+        println!("component:  {}", info.component);
+        if let Some(sha) = &info.component_sha256 {
+            println!("sha256:     {sha}");
+        }
+        if let Some(stdlib) = &info.stdlib {
+            println!("stdlib:     {stdlib}");
+        }
         match &info.problem {
-            None => println!("status:    installed, verified"),
+            None => println!("status:     built, verified"),
             Some(problem) => {
-                println!("status:    {problem}");
-                println!("hint:      run `metaexec runtime fetch`");
+                println!("status:     {problem}");
+                println!("hint:       run `metaexec runtime fetch`");
             }
         }
         for file in &info.compiled {
-            println!("compiled:  {file}");
+            println!("compiled:   {file}");
         }
         for license in info.licenses {
-            println!("licence:   {license}");
+            println!("licence:    {license}");
         }
     }
     if info.verified { 0 } else { 1 }

@@ -39,7 +39,8 @@ pub struct SweepArgs {
     #[arg(long, value_name = "N")]
     pub monte_carlo: Option<usize>,
 
-    /// The seed of the draws: the same seed gives the same scenarios on any machine.
+    /// The seed of the draws, and of Python's `random` in each scenario (derived from it
+    /// and the scenario's id): the same seed gives the same sweep on any machine.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
 
@@ -130,7 +131,9 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
     let spec = build_spec(args).map_err(failed)?;
     let scenarios = spec.scenarios().map_err(|e| failed(usage(e.to_string())))?;
-    let job = args.script.job(&cache_root).map_err(failed)?;
+    let mut job = args.script.job(&cache_root).map_err(failed)?;
+    // Scenarios seed `random` from this seed and their ids: a sweep repeats exactly.
+    job.seed = Some(args.seed);
     // Base params (--param, --params-file) are under every scenario's own.
     let scenarios: Vec<_> = scenarios
         .into_iter()

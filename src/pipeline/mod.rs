@@ -556,7 +556,9 @@ impl Driver<'_> {
             OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
         })?;
         let total = scenarios.len();
-        let job = self.job(db, &script);
+        let mut job = self.job(db, &script);
+        // Scenarios seed `random` from the draws' seed and their ids: a sweep repeats exactly.
+        job.seed = spec.monte_carlo.as_ref().map(|mc| mc.seed);
         let options = SweepOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             isolation: Isolation::Namespace,

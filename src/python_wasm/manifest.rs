@@ -1,53 +1,65 @@
 //! `python-wasm/manifest.json`, embedded at build time and parsed once.
 
+use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use serde::Deserialize;
 
-/// The pinned artefact, as described by `python-wasm/manifest.json`.
+/// The pinned runtime, as described by `python-wasm/manifest.json`.
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
-    /// The file name (`python-3.12.0.wasm`).
-    pub name: &'static str,
-    /// What it is.
-    pub description: &'static str,
+    /// A short label for outcomes (`CPython 3.14 (wasm32-wasip2 component)`).
+    pub label: &'static str,
     /// The CPython version inside.
     pub python_version: &'static str,
-    /// Who built it, which release.
-    pub build: &'static str,
-    /// Exact size in bytes.
-    pub size: u64,
-    /// Lower-case hex SHA-256.
-    pub sha256: &'static str,
-    /// The PyPI package that redistributes it unmodified.
-    pub pypi: PypiSource,
-    /// The release URL, used where pip is not available.
-    pub url: &'static str,
-    /// The licences that cover it.
+    /// The WIT package and version the guest app is built against.
+    pub interface: &'static str,
+    /// The WIT world.
+    pub world: &'static str,
+    /// The guest app's entry module.
+    pub app_module: &'static str,
+    /// The build tool.
+    pub tool: Tool,
+    /// The licences that cover the component.
     pub licenses: Vec<&'static str>,
 }
 
-/// A wheel on PyPI that carries the artefact as package data.
+/// The pinned build tool: a PyPI package shipped as one wheel per platform.
 #[derive(Debug, Deserialize)]
-pub struct PypiSource {
+pub struct Tool {
     /// Distribution name.
     pub package: &'static str,
     /// Exact version.
     pub version: &'static str,
-    /// The artefact's path inside the wheel.
-    pub member: &'static str,
+    /// Platform (`linux-x86_64`, as `std::env::consts` spells OS and architecture) to
+    /// its wheel.
+    pub wheels: BTreeMap<&'static str, Wheel>,
+}
+
+/// One platform's wheel.
+#[derive(Debug, Deserialize)]
+pub struct Wheel {
+    /// Its file name on PyPI.
+    pub file: &'static str,
+    /// Lower-case hex SHA-256.
+    pub sha256: &'static str,
 }
 
 const MANIFEST_JSON: &str = include_str!("../../python-wasm/manifest.json");
 
-/// The manifest of the default runtime.
+/// The manifest of the runtime.
 pub static MANIFEST: LazyLock<Manifest> = LazyLock::new(|| {
     serde_json::from_str(MANIFEST_JSON).expect("python-wasm/manifest.json is valid (checked by tests)")
 });
 
 impl Manifest {
-    /// A short label for outcomes: `CPython 3.12.0 (wasm32-wasi)`.
+    /// A short label for outcomes.
     pub fn label(&self) -> String {
-        format!("CPython {} (wasm32-wasi)", self.python_version)
+        self.label.to_owned()
+    }
+
+    /// `componentize-py==0.25.1`.
+    pub fn tool_requirement(&self) -> String {
+        format!("{}=={}", self.tool.package, self.tool.version)
     }
 }

@@ -1,6 +1,6 @@
-//! Turns how a run ended, plus what the channel and the limiter saw, into an `Outcome`.
+//! Turns how a run ended, plus what the session and the limiter saw, into an `Outcome`.
 //!
-//! Limits are decided from the host's own records (the channel's cap flag, the limiter's
+//! Limits are decided from the host's own records (the session's cap flag, the limiter's
 //! flag, wasmtime's trap codes, our deadline), never from the guest's text: a script
 //! cannot make a limit look like success or the other way round.
 
@@ -9,16 +9,16 @@ use std::time::Duration;
 use wasmtime::Trap;
 use wasmtime_wasi::I32Exit;
 
-use super::channel::{CapturedStream, ChannelState};
-use crate::frame::ExceptionReport;
+use super::bindings::ScriptError;
+use super::session::{CapturedStream, SessionState};
 use crate::guest_db::DbFailureKind;
 use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Metrics, Outcome, OutcomeError, Status, Truncated};
 
-/// How the guest's `_start` ended.
+/// How the guest's calls ended.
 #[derive(Debug)]
 pub enum Ending {
-    /// `_start` returned (exit status 0).
+    /// Every call returned (a script's exception is a return, recorded in the session).
     Returned,
     /// The guest called `proc_exit`.
     Exited(i32),
@@ -26,6 +26,9 @@ pub enum Ending {
     Trap(Trap),
     /// The outer deadline dropped the run while it was blocked in a host call.
     Deadline,
+    /// wasmtime refused to copy more than the store's hostcall fuel from the guest in
+    /// one call.
+    HostcallLimit,
     /// Anything else wasmtime reported (a trap raised by a stream, an instantiation
     /// failure).
     Host(String),
@@ -40,14 +43,20 @@ impl Ending {
         if let Some(trap) = error.downcast_ref::<Trap>() {
             return Self::Trap(*trap);
         }
-        Self::Host(format!("{error:#}"))
+        let message = format!("{error:#}");
+        // wasmtime's own error type for it is private; its text is fixed for the pinned
+        // version (and checked by the red-team corpus).
+        if message.contains("fuel allocated for hostcalls has been exhausted") {
+            return Self::HostcallLimit;
+        }
+        Self::Host(message)
     }
 }
 
 /// Everything known at the end of a run.
 pub struct RunReport<'a> {
     pub ending: Ending,
-    pub state: &'a mut ChannelState,
+    pub state: &'a mut SessionState,
     pub memory_hit: bool,
     pub peak_memory: u64,
     pub fuel_used: Option<u64>,
@@ -79,9 +88,9 @@ pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
     if let Some(problem) = &report.state.protocol_error {
         let error = OutcomeError::new(
             ErrorKind::Protocol,
-            format!("The script broke the host protocol ({problem}); its instance was stopped"),
+            format!("The script misused the host interface ({problem}); its instance was stopped"),
         )
-        .with_hint("talk to the host only through the metaexec library (result, emit, log, db)");
+        .with_hint("reach the host only through the metaexec library (result, emit, log, db)");
         return Some((error, 1));
     }
     if let Some(exceeded) = &report.state.budget_error {
@@ -102,6 +111,17 @@ pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
             .with_hint("raise --timeout if the work really needs longer");
             return Some((error, 1));
         }
+        Ending::HostcallLimit => {
+            let error = OutcomeError::new(
+                ErrorKind::HostMemory,
+                format!(
+                    "The run was stopped: the script handed the host more than {} in one call",
+                    mib(super::hostcall_fuel(limits) as u64)
+                ),
+            )
+            .with_hint(crate::budget::BUDGET_HINT);
+            return Some((error, 1));
+        }
         Ending::Trap(Trap::OutOfFuel) => {
             let error = OutcomeError::new(
                 ErrorKind::FuelExhausted,
@@ -113,11 +133,8 @@ pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
         _ => {}
     }
     if let Some(exception) = &report.state.exception {
-        let exit_code = match report.ending {
-            Ending::Exited(code) => code,
-            _ => 1,
-        };
-        return Some((exception_error(exception, &report.state.db_failures, limits), exit_code));
+        let error = exception_error(exception, &report.state.db_failures, limits);
+        return Some((error, exit_status(exception).unwrap_or(1)));
     }
     match &report.ending {
         Ending::Returned => None,
@@ -137,7 +154,7 @@ pub fn error(report: &RunReport<'_>) -> Option<(OutcomeError, i32)> {
         Ending::Host(message) => {
             Some((OutcomeError::new(ErrorKind::Internal, format!("The sandbox failed: {message}")), 2))
         }
-        Ending::Deadline => unreachable!("handled above"),
+        Ending::Deadline | Ending::HostcallLimit => unreachable!("handled above"),
     }
 }
 
@@ -152,9 +169,21 @@ fn memory_error(limits: &Limits, line: Option<u32>, traceback: Option<String>) -
     error
 }
 
+/// The exit status a `SystemExit` asked for (`sys.exit(3)`; 1 for `sys.exit("text")`).
+fn exit_status(exception: &ScriptError) -> Option<i32> {
+    (exception.type_name == "SystemExit").then(|| exception.message.trim().parse().unwrap_or(1))
+}
+
 /// The error for an exception the script did not catch. `db_failures` are the database
 /// refusals and failures the host reported to the guest in the same run (or scenario).
-pub fn exception_error(exception: &ExceptionReport, db_failures: &[DbFailureKind], limits: &Limits) -> OutcomeError {
+pub fn exception_error(exception: &ScriptError, db_failures: &[DbFailureKind], limits: &Limits) -> OutcomeError {
+    if let Some(status) = exit_status(exception) {
+        let mut message = format!("The script exited with status {status}");
+        if exception.message.trim().parse::<i32>().is_err() {
+            message.push_str(&format!(": {}", exception.message));
+        }
+        return OutcomeError::new(ErrorKind::GuestException, message);
+    }
     let kind = match exception.type_name.as_str() {
         "SyntaxError" | "IndentationError" | "TabError" => ErrorKind::Syntax,
         "MemoryError" => return memory_error(limits, exception.line, Some(exception.traceback.clone())),

@@ -1,10 +1,10 @@
-//! The engine: one wasmtime `Engine` and one compiled interpreter per configuration
-//! (metered or not: fuel changes the generated code), loaded from the on-disk cache of
-//! compiled modules or compiled once with Cranelift and stored there.
+//! The engine: one wasmtime `Engine` and one compiled runtime component per
+//! configuration (metered or not: fuel changes the generated code), loaded from the
+//! on-disk cache of compiled components or compiled once with Cranelift and stored there.
 //!
 //! A `.cwasm` is valid only for the same wasmtime build and `Config`, so its file name
-//! carries the wasm's SHA-256 and the engine's compatibility hash; a stale file is simply
-//! never looked up.
+//! carries the component's SHA-256 and the engine's compatibility hash; a stale file is
+//! simply never looked up.
 //!
 //! A `.cwasm` is native code that runs as it is: loading one is `unsafe` precisely
 //! because a tampered file is arbitrary code in the host. So it is written with its own
@@ -12,22 +12,25 @@
 //! owner-only folder, files 0600), and loaded only from bytes read into memory and
 //! checked against that hash: the bytes checked are the bytes loaded. A file without a
 //! hash, with a wrong one, or that wasmtime does not accept (foreign or corrupt) is
-//! discarded and the interpreter recompiled from the hash-pinned `.wasm`, with a line
-//! saying why.
+//! discarded and the component recompiled, with a line saying why. The component itself
+//! is read only through `python_wasm::read_component`, which checks it against the
+//! digest recorded when it was built; one that does not verify is deleted, to be built
+//! again.
 
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, Module};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
 
-use crate::python_wasm::{self, MANIFEST};
+use crate::python_wasm::{self, Installed};
 
 /// How often the epoch advances; the wall-clock limit is enforced to this granularity.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The largest compiled interpreter read from the cache (it is read into memory to be
+/// The largest compiled runtime read from the cache (it is read into memory to be
 /// checked); anything larger is not one metaexec wrote.
 const MAX_COMPILED_BYTES: u64 = 2 << 30;
 
@@ -36,16 +39,16 @@ const MAX_COMPILED_BYTES: u64 = 2 << 30;
 /// deeply nested list), which then traps instead of crashing the host.
 const MAX_WASM_STACK: usize = 8 << 20;
 
-/// Why the interpreter could not be made ready.
+/// Why the runtime could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The runtime is not installed or does not verify.
+    /// The runtime is not built or does not verify.
     #[error(transparent)]
     Runtime(#[from] python_wasm::VerifyError),
     /// wasmtime refused the configuration.
     #[error("Failed to configure the wasm engine: {0}")]
     Config(String),
-    /// Cranelift failed on the module.
+    /// Cranelift failed on the component.
     #[error("Failed to compile `{}`: {message}", path.display())]
     Compile {
         /// The wasm.
@@ -64,28 +67,33 @@ pub fn config(metered: bool) -> Config {
     // raise the fiber stack first, or `max_wasm_stack` is rejected.
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));
     config.max_wasm_stack(MAX_WASM_STACK);
+    config.wasm_component_model(true);
+    // A run starts from the snapshot in the component's data: mapped copy-on-write, not
+    // copied, so a fresh instance costs page faults only where the guest writes.
+    config.memory_init_cow(true);
     config
 }
 
-/// The file a compiled module for `engine` is cached in.
-pub fn compiled_path(cache_root: &Path, engine: &Engine, metered: bool) -> PathBuf {
+/// The file the compiled form of `installed` for `engine` is cached in.
+pub fn compiled_path(cache_root: &Path, installed: &Installed, engine: &Engine, metered: bool) -> PathBuf {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let compat = hasher.finish();
     python_wasm::runtime_dir(cache_root).join("compiled").join(format!(
-        "{}-{}-{compat:016x}{}.cwasm",
-        MANIFEST.name.trim_end_matches(".wasm"),
-        &MANIFEST.sha256[..16],
+        "metaexec-sandbox-{}-{compat:016x}{}.cwasm",
+        &installed.sha256[..16],
         if metered { "-fuel" } else { "" }
     ))
 }
 
-/// A ready engine and its compiled interpreter.
+/// A ready engine and its compiled runtime.
 pub struct CompiledRuntime {
     /// The engine (shared by every run of this configuration).
     pub engine: Engine,
-    /// The compiled CPython.
-    pub module: Module,
+    /// The compiled component.
+    pub component: Component,
+    /// What it was compiled from (and the standard library beside it).
+    pub installed: Installed,
     /// True if loaded from the cache, false if compiled just now.
     pub from_cache: bool,
 }
@@ -93,7 +101,7 @@ pub struct CompiledRuntime {
 /// What [`load_or_compile`] tells the person waiting.
 #[derive(Debug)]
 pub enum CompileNotice {
-    /// A cached compiled interpreter was refused and deleted; the text says why.
+    /// A cached compiled runtime was refused and deleted; the text says why.
     Discarded(String),
     /// The slow path (verify and compile the `.wasm`) is about to run.
     Compiling,
@@ -102,26 +110,27 @@ pub enum CompileNotice {
 impl fmt::Display for CompileNotice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Discarded(reason) => write!(f, "discarded the cached compiled interpreter: {reason}; recompiling"),
-            Self::Compiling => f.write_str("compiling the WASI CPython once (a few seconds; cached afterwards)"),
+            Self::Discarded(reason) => write!(f, "discarded the cached compiled runtime: {reason}; recompiling"),
+            Self::Compiling => f.write_str("compiling the runtime component once (about 10 s; cached afterwards)"),
         }
     }
 }
 
-/// Loads the compiled interpreter from the cache, or verifies the installed `.wasm`,
-/// compiles it and caches the result, telling `notice` both that the slow path runs and
-/// why a cached file was refused.
+/// Loads the compiled runtime from the cache, or verifies the built component, compiles
+/// it and caches the result, telling `notice` both that the slow path runs and why a
+/// cached file was refused.
 pub fn load_or_compile(
     cache_root: &Path,
     metered: bool,
     notice: &dyn Fn(CompileNotice),
 ) -> Result<CompiledRuntime, EngineError> {
+    let installed = python_wasm::installed(cache_root)?;
     let engine = Engine::new(&config(metered)).map_err(|e| EngineError::Config(e.to_string()))?;
-    let cached = compiled_path(cache_root, &engine, metered);
+    let cached = compiled_path(cache_root, &installed, &engine, metered);
     match load_cached(&engine, &cached) {
-        Ok(Some(module)) => {
+        Ok(Some(component)) => {
             start_epoch_ticker(&engine);
-            return Ok(CompiledRuntime { engine, module, from_cache: true });
+            return Ok(CompiledRuntime { engine, component, installed, from_cache: true });
         }
         Ok(None) => {}
         Err(reason) => {
@@ -129,13 +138,18 @@ pub fn load_or_compile(
             notice(CompileNotice::Discarded(reason));
         }
     }
-    let wasm = python_wasm::wasm_path(cache_root);
-    python_wasm::verify_file(&wasm)?;
+    let bytes = match python_wasm::read_component(&installed) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            // Not what was built: delete it, so that the runtime is built again.
+            crate::cache::remove_with_digest(&installed.component);
+            return Err(e.into());
+        }
+    };
     notice(CompileNotice::Compiling);
-    let compile_error = |message: String| EngineError::Compile { path: wasm.clone(), message };
-    let bytes = std::fs::read(&wasm).map_err(|e| compile_error(e.to_string()))?;
-    let module = Module::new(&engine, &bytes).map_err(|e| compile_error(e.to_string()))?;
-    match module.serialize() {
+    let compile_error = |message: String| EngineError::Compile { path: installed.component.clone(), message };
+    let component = Component::new(&engine, &bytes).map_err(|e| compile_error(format!("{e:#}")))?;
+    match component.serialize() {
         Ok(serialized) => {
             // The folder holds native code: owner-only even if an older metaexec made it.
             let stored = cached
@@ -143,37 +157,37 @@ pub fn load_or_compile(
                 .map_or(Ok(()), crate::cache::restrict_dir)
                 .and_then(|()| crate::cache::write_with_digest(&cached, &serialized));
             if let Err(e) = stored {
-                tracing::warn!(path = %cached.display(), error = %e, "could not cache the compiled interpreter");
+                tracing::warn!(path = %cached.display(), error = %e, "could not cache the compiled runtime");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "could not serialise the compiled interpreter"),
+        Err(e) => tracing::warn!(error = %e, "could not serialise the compiled runtime"),
     }
     start_epoch_ticker(&engine);
-    Ok(CompiledRuntime { engine, module, from_cache: false })
+    Ok(CompiledRuntime { engine, component, installed, from_cache: false })
 }
 
-/// The cached compiled interpreter at `path`: `Ok(None)` when there is none, `Err` with
-/// the reason when there is one that must not be used.
-fn load_cached(engine: &Engine, path: &Path) -> Result<Option<Module>, String> {
+/// The cached compiled runtime at `path`: `Ok(None)` when there is none, `Err` with the
+/// reason when there is one that must not be used.
+fn load_cached(engine: &Engine, path: &Path) -> Result<Option<Component>, String> {
     let refused = |e: wasmtime::Error| format!("wasmtime refused `{}` (foreign or corrupt): {e}", path.display());
     if crate::cache::verified_unchanged(path) {
         // SAFETY: the file is, by device, inode, size and change time, the one whose bytes
         // matched their SHA-256 at an earlier start (see `crate::cache`), in an owner-only
         // folder. Mapping it instead of reading and hashing it again saves ~70 ms a start.
-        return unsafe { Module::deserialize_file(engine, path) }.map(Some).map_err(refused);
+        return unsafe { Component::deserialize_file(engine, path) }.map(Some).map_err(refused);
     }
     let Some(bytes) = crate::cache::read_with_digest(path, MAX_COMPILED_BYTES).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     // SAFETY: `bytes` are exactly the bytes whose SHA-256 metaexec stored beside the file
-    // when it wrote them from `Module::serialize` (in an owner-only folder), so they are
+    // when it wrote them from `Component::serialize` (in an owner-only folder), so they are
     // what this process's wasmtime produced; wasmtime itself refuses an artefact of
     // another version or `Config` (the name carries the compatibility hash too).
-    let module = unsafe { Module::deserialize(engine, &bytes) }.map_err(refused)?;
+    let component = unsafe { Component::deserialize(engine, &bytes) }.map_err(refused)?;
     if let Err(e) = crate::cache::mark_verified(path) {
         tracing::debug!("could not record that `{}` verified: {e}", path.display());
     }
-    Ok(Some(module))
+    Ok(Some(component))
 }
 
 /// Advances `engine`'s epoch every `EPOCH_TICK` for the life of the process, so running

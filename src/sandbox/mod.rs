@@ -1,19 +1,22 @@
-//! The default backend: Python scripts run in the pinned WASI CPython, embedded in
-//! wasmtime, under fuel, epoch and memory limits, with an outer wall-clock deadline.
+//! The default backend: Python scripts run in the runtime component (CPython 3.14 with
+//! the guest library pre-imported into its snapshot), embedded in wasmtime, under fuel,
+//! epoch and memory limits, with an outer wall-clock deadline.
 //!
 //! Everything wasmtime lives here. The rest of the program sees `WasiSandbox` as an
-//! `Executor`. Deny by default: a run sees a clean environment (only the channel token),
-//! its results folder (read-write, as `/results` and the working directory), the guest
-//! library (read-only, as `/guestlib`) and nothing else; no sockets; stdin carries only
-//! the host's replies.
+//! `Executor`. Deny by default: a run sees an environment with no host variables, its
+//! results folder (read-write, as `/results` and the working directory), the standard
+//! library (read-only, as `/python`) and nothing else; no sockets; no stdin. It reaches
+//! the host only through the imports of `runtime/wit/metaexec.wit` (`host.rs`), and the
+//! host runs it only through the exports: `load` once, then `run` once per run or per
+//! sweep scenario, each in a fresh `__main__`.
 
-mod channel;
+mod bindings;
 mod classify;
 mod compile_check;
 mod engine;
-mod guest_lib;
+mod host;
 mod limiter;
-mod stdlib;
+mod session;
 mod streams;
 
 use std::path::{Path, PathBuf};
@@ -21,29 +24,29 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use wasmtime::{InstancePre, Linker, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime::Store;
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
-pub use channel::{CapturedStream, LogSink};
 pub use compile_check::CompileCheck;
 pub use engine::EngineError;
+pub use session::{CapturedStream, LogSink};
 
 use crate::executor::Executor;
 use crate::job::{Job, Limits};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
-use crate::python_wasm::{self, FetchSource, MANIFEST};
+use crate::python_wasm::{self, MANIFEST};
 use crate::scenario::ScenarioQueue;
-use channel::{Channel, ChannelConfig, SweepClock, SweepState};
+use bindings::{Mode, Sandbox, SandboxPre};
 use classify::Ending;
+use host::RunState;
 use limiter::MemoryLimiter;
-use streams::{GuestInput, GuestOutput};
+use session::{Session, SessionConfig, SweepClock, SweepState};
+use streams::GuestOutput;
 
 /// Where the guest sees its results folder.
 pub const GUEST_RESULTS: &str = "/results";
-/// Where the guest sees the guest library.
-pub const GUEST_LIBRARY: &str = "/guestlib";
-/// Where the guest sees the unpacked standard library (its `PYTHONHOME`).
+/// Where the guest sees the standard library (the snapshot's `sys.path` starts there).
 pub const GUEST_PYTHON_HOME: &str = "/python";
 
 /// Extra time the outer deadline allows past the epoch deadline, so that running code is
@@ -51,23 +54,16 @@ pub const GUEST_PYTHON_HOME: &str = "/python";
 /// outer one.
 const OUTER_DEADLINE_SLACK: Duration = Duration::from_millis(50);
 
-/// The least time a sweep instance gets outside its scenarios (starting the interpreter
-/// and compiling the script, between batches), however short the scenario limit.
+/// The least time a sweep instance gets outside its scenarios (instantiating and
+/// compiling the script, between batches), however short the scenario limit.
 const MIN_STRETCH_LIMIT: Duration = Duration::from_secs(2);
 
-/// Per-run store data.
-struct RunState {
-    wasi: WasiP1Ctx,
-    limiter: MemoryLimiter,
-}
-
-/// A compiled interpreter with its linker applied, ready to instantiate per run.
+/// A compiled runtime with its linker applied, ready to instantiate per run.
 struct Prepared {
     engine: wasmtime::Engine,
-    pre: InstancePre<RunState>,
-    /// The unpacked standard library, mounted as `PYTHONHOME`; `None` while it is being
-    /// unpacked (the interpreter then reads its embedded zip).
-    stdlib: Option<PathBuf>,
+    pre: SandboxPre<RunState>,
+    /// The standard library, mounted read-only at `/python`.
+    stdlib: PathBuf,
     /// Whether the engine meters fuel; a metered engine runs out at once without any.
     metered: bool,
 }
@@ -77,9 +73,9 @@ struct Prepared {
 pub struct SandboxOptions {
     /// The cache root (see `crate::cache`).
     pub cache_root: PathBuf,
-    /// Fetch the runtime when it is missing (once per process).
+    /// Build the runtime when it is missing (once per process).
     pub auto_fetch: bool,
-    /// Progress lines for the person waiting (fetching, compiling).
+    /// Progress lines for the person waiting (fetching, building, compiling).
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
     /// Where `metaexec.log` lines go as they arrive.
     pub on_log: Option<LogSink>,
@@ -100,14 +96,14 @@ impl SandboxOptions {
 /// Why the sandbox could not be made ready.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    /// The runtime is missing or broken and was not (or could not be) fetched.
+    /// The runtime is missing or broken and was not (or could not be) built.
     #[error("{source}")]
     RuntimeMissing {
         /// What is wrong with it.
         #[source]
         source: EngineError,
-        /// Why fetching did not help, if it was tried.
-        fetch_error: Option<String>,
+        /// Why building it did not help, if it was tried, with what to do.
+        fetch_error: Option<(String, String)>,
     },
     /// The engine or the linker failed.
     #[error("{0}")]
@@ -120,11 +116,12 @@ impl PrepareError {
         match self {
             Self::RuntimeMissing { fetch_error, .. } => {
                 let mut message = self.to_string();
-                if let Some(fetch_error) = fetch_error {
-                    message.push_str(&format!("\n{fetch_error}"));
+                let mut hint = "run `metaexec runtime fetch` (it needs Python 3 with pip, once)".to_owned();
+                if let Some((error, fetch_hint)) = fetch_error {
+                    message.push_str(&format!("\n{error}"));
+                    hint = fetch_hint.clone();
                 }
-                OutcomeError::new(ErrorKind::RuntimeMissing, message)
-                    .with_hint("run `metaexec runtime fetch` (it needs pip, or HTTPS access to the release URL)")
+                OutcomeError::new(ErrorKind::RuntimeMissing, message).with_hint(hint)
             }
             Self::Engine(message) => OutcomeError::new(ErrorKind::Internal, message.clone()),
         }
@@ -135,7 +132,6 @@ struct Inner {
     options: SandboxOptions,
     /// `[unmetered, metered]`, prepared on first use.
     prepared: [Mutex<Option<Arc<Prepared>>>; 2],
-    guest_lib: Mutex<Option<PathBuf>>,
     fetch_tried: Mutex<bool>,
 }
 
@@ -152,19 +148,18 @@ impl WasiSandbox {
             inner: Arc::new(Inner {
                 options,
                 prepared: [Mutex::new(None), Mutex::new(None)],
-                guest_lib: Mutex::new(None),
                 fetch_tried: Mutex::new(false),
             }),
         }
     }
 
-    /// Loads (or fetches, verifies and compiles) the interpreter for metered or unmetered
+    /// Loads (or builds, verifies and compiles) the runtime for metered or unmetered
     /// runs. Blocking; the first call may take seconds, later calls are free.
     pub fn prepare(&self, metered: bool) -> Result<(), PrepareError> {
         self.inner.prepare(metered).map(|_| ())
     }
 
-    /// The label of the interpreter (`CPython 3.12.0 (wasm32-wasi)`).
+    /// The label of the runtime (`CPython 3.14 (wasm32-wasip2 component)`).
     pub fn runtime_label(&self) -> String {
         MANIFEST.label()
     }
@@ -181,52 +176,45 @@ impl WasiSandbox {
     /// where walking the folder after every scenario would cost more than the scenario).
     pub async fn run_uncleaned(&self, job: &Job) -> Outcome {
         match self.ready(job).await {
-            Ok((prepared, guest_lib)) => {
-                run_prepared(&prepared, &guest_lib, self.inner.options.on_log.clone(), job).await
-            }
+            Ok(prepared) => run_instance(&prepared, self.inner.options.on_log.clone(), job, None).await.0,
             Err(outcome) => outcome,
         }
     }
 
-    /// The prepared interpreter (metered or not, as `job` needs) and the guest library,
-    /// preparing them on first use off the async threads; the outcome of a run that could
-    /// not start otherwise.
-    async fn ready(&self, job: &Job) -> Result<(Arc<Prepared>, PathBuf), Outcome> {
+    /// The prepared runtime (metered or not, as `job` needs), preparing it on first use
+    /// off the async threads; the outcome of a run that could not start otherwise.
+    async fn ready(&self, job: &Job) -> Result<Arc<Prepared>, Outcome> {
         let metered = job.limits.fuel.is_some();
-        let prepared = match self.inner.cached(metered) {
-            Some(prepared) => prepared,
-            None => {
-                let inner = self.inner.clone();
-                match tokio::task::spawn_blocking(move || inner.prepare(metered)).await {
-                    Ok(Ok(prepared)) => prepared,
-                    Ok(Err(e)) => return Err(not_started(e.to_outcome_error())),
-                    Err(e) => {
-                        let message = format!("preparing the sandbox panicked: {e}");
-                        return Err(not_started(OutcomeError::new(ErrorKind::Internal, message)));
-                    }
-                }
+        if let Some(prepared) = self.inner.cached(metered) {
+            return Ok(prepared);
+        }
+        let inner = self.inner.clone();
+        match tokio::task::spawn_blocking(move || inner.prepare(metered)).await {
+            Ok(Ok(prepared)) => Ok(prepared),
+            Ok(Err(e)) => Err(not_started(e.to_outcome_error())),
+            Err(e) => {
+                let message = format!("preparing the sandbox panicked: {e}");
+                Err(not_started(OutcomeError::new(ErrorKind::Internal, message)))
             }
-        };
-        let guest_lib = self.inner.guest_lib().map_err(|e| not_started(OutcomeError::new(ErrorKind::Internal, e)))?;
-        Ok((prepared, guest_lib))
+        }
     }
 
     /// Runs `job`'s script over every scenario `queue` hands out, in one warm instance
-    /// after another: each scenario runs in a fresh module namespace; one that raises is
-    /// recorded and the next starts at once; one that stops the instance (a limit, a
-    /// trap, a protocol violation) is recorded and a fresh instance takes over the rest.
-    /// `job.limits` hold per scenario, and to every stretch of guest time between
-    /// scenarios too; `metaexec.log` lines are kept per scenario, not sent to `on_log`.
-    /// `Err` when an instance fails outside any scenario (the script does not compile,
-    /// the runtime is missing, it ran past a limit between scenarios): nothing more can
-    /// run. The caller cleans the results folder (`sanitize_results`) once all workers
-    /// are done.
+    /// after another: the script is compiled once per instance and each scenario runs in
+    /// a fresh module namespace; one that raises is recorded and the next starts at once;
+    /// one that stops the instance (a limit, a trap) is recorded and a fresh instance
+    /// takes over the rest. `job.limits` hold per scenario, and to every stretch of guest
+    /// time between scenarios too; `metaexec.log` lines are kept per scenario, not sent
+    /// to `on_log`. `Err` when an instance fails outside any scenario (the script does
+    /// not compile, the runtime is missing, it ran past a limit while starting): nothing
+    /// more can run. The caller cleans the results folder (`sanitize_results`) once all
+    /// workers are done.
     pub async fn run_sweep(&self, job: &Job, queue: Arc<dyn ScenarioQueue>) -> Result<(), Box<Outcome>> {
-        let (prepared, guest_lib) = self.ready(job).await.map_err(Box::new)?;
+        let prepared = self.ready(job).await.map_err(Box::new)?;
         loop {
             // Log lines stay with their scenario's outcome: thousands of scenarios a second
             // would drown a live log.
-            let (outcome, end) = run_instance(&prepared, &guest_lib, None, job, Some(queue.clone())).await;
+            let (outcome, end) = run_instance(&prepared, None, job, Some(queue.clone())).await;
             // Each replacement follows a settled scenario, so this loop ends.
             if end.failed_running {
                 continue;
@@ -244,11 +232,6 @@ fn not_started(error: OutcomeError) -> Outcome {
     let mut outcome = Outcome::failed_before_start(error, "wasi");
     outcome.runtime = MANIFEST.label();
     outcome
-}
-
-/// One run on a prepared interpreter.
-async fn run_prepared(prepared: &Prepared, guest_lib: &Path, on_log: Option<LogSink>, job: &Job) -> Outcome {
-    run_instance(prepared, guest_lib, on_log, job, None).await.0
 }
 
 /// Removes what a guest left in its results folder that the host or the user's tools
@@ -278,11 +261,51 @@ struct InstanceEnd {
     settled: usize,
 }
 
-/// One interpreter instance: a single run, or (with `sweep`) one instance of a sweep,
-/// running scenarios until the queue is empty or something stops it.
+/// The seed of `random` for a sweep scenario: derived from the sweep's base seed and the
+/// scenario's id, so a scenario draws the same numbers whichever instance runs it.
+pub fn scenario_seed(base: u64, scenario_id: &str) -> u64 {
+    // FNV-1a over the id, then a SplitMix64 finaliser over both.
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64;
+    for byte in scenario_id.bytes() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut z = base ^ hash.rotate_left(29);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A fresh seed for a run that asked for none. Its top bit is set: what handing a seed
+/// to Python costs depends on its magnitude, and a run's fuel must not depend on chance.
+fn fresh_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher
+        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    hasher.finish() | 1 << 63
+}
+
+/// The most a guest may hand the host in one call (wasmtime's "hostcall fuel", counted in
+/// bytes): room for a result as large as the results cap allows, and never less than
+/// wasmtime's own default.
+pub(crate) fn hostcall_fuel(limits: &Limits) -> usize {
+    limits.results_bytes.saturating_add(1 << 20).max(128 << 20)
+}
+
+/// The fuel a call starts with: the job's budget for a script's own code (a run, a
+/// scenario), all of it otherwise on a metered engine (instantiating, compiling the
+/// script), none on an unmetered one.
+fn call_fuel(prepared: &Prepared, limits: &Limits, script: bool) -> Option<u64> {
+    if !prepared.metered {
+        return None;
+    }
+    Some(if script { limits.fuel.unwrap_or(u64::MAX) } else { u64::MAX })
+}
+
+/// One instance: a single run, or (with `sweep`) one instance of a sweep, running
+/// scenarios until the queue is empty or something stops it.
 async fn run_instance(
     prepared: &Prepared,
-    guest_lib: &Path,
     on_log: Option<LogSink>,
     job: &Job,
     sweep: Option<Arc<dyn ScenarioQueue>>,
@@ -299,10 +322,7 @@ async fn run_instance(
         )
         .into();
     }
-    let nonce = nonce();
-    let channel = Channel::new(ChannelConfig {
-        nonce: nonce.clone(),
-        params: job.params.clone(),
+    let session = Session::new(SessionConfig {
         stdout_cap: job.limits.stdout_bytes,
         stderr_cap: job.limits.stderr_bytes,
         results_cap: job.limits.results_bytes,
@@ -311,60 +331,63 @@ async fn run_instance(
         sweep: sweep.map(|queue| SweepState::new(queue, job.limits.clone())),
         budget: job.budget.clone(),
     });
-    let wasi = match build_wasi(job, guest_lib, prepared.stdlib.as_deref(), &channel, &nonce, sweeping) {
+    let wasi = match build_wasi(job, &prepared.stdlib, &session) {
         Ok(wasi) => wasi,
         Err(e) => return not_started(e).into(),
     };
-    let mut store =
-        Store::new(&prepared.engine, RunState { wasi, limiter: MemoryLimiter::new(job.limits.memory_bytes) });
+    let state = RunState {
+        wasi,
+        table: ResourceTable::new(),
+        limiter: MemoryLimiter::new(job.limits.memory_bytes),
+        session: session.clone(),
+    };
+    let mut store = Store::new(&prepared.engine, state);
     store.limiter(|state| &mut state.limiter);
-    // Setup runs carry no budget of their own; on a metered engine they get all of it. So
-    // does a sweep instance: its budget is per scenario (`scenario_watch`).
-    let budget = if sweeping { None } else { job.limits.fuel };
-    let fuel = budget.or(prepared.metered.then_some(u64::MAX));
-    if let Some(fuel) = fuel
+    store.set_hostcall_fuel(hostcall_fuel(&job.limits));
+    if let Some(fuel) = call_fuel(prepared, &job.limits, false)
         && let Err(e) = store.set_fuel(fuel)
     {
         return not_started(OutcomeError::new(ErrorKind::Internal, format!("setting fuel: {e}"))).into();
     }
     if sweeping {
         // Limits hold per scenario and per stretch between scenarios: every tick, check
-        // the current stretch's clock and the fuel the running scenario has used.
+        // the current stretch's clock.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(scenario_watch(channel.clone(), &job.limits));
+        store.epoch_deadline_callback(scenario_watch(session.clone(), &job.limits));
     } else {
         let ticks = job.limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()) as u64 + 1;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
     }
 
-    let run = async {
+    let drive = async {
         let t0 = Instant::now();
         let instance = prepared.pre.instantiate_async(&mut store).await?;
         tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "instantiated");
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-        let result = start.call_async(&mut store, ()).await;
+        let outcome = drive_instance(prepared, &instance, &mut store, job, &session).await;
         tracing::debug!(elapsed_us = t0.elapsed().as_micros() as u64, "guest finished");
-        result
+        outcome
     };
     let deadline = async {
         if sweeping {
-            scenario_deadline(&channel, &job.limits).await;
+            scenario_deadline(&session, &job.limits).await;
         } else {
             tokio::time::sleep(job.limits.timeout + OUTER_DEADLINE_SLACK).await;
         }
     };
     let ending = tokio::select! {
-        result = run => match result {
+        result = drive => match result {
             Ok(()) => Ending::Returned,
             Err(error) => Ending::from_error(&error),
         },
         () = deadline => Ending::Deadline,
     };
-    let fuel_used = job.limits.fuel.map(|fuel| fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+    let fuel_used = match (job.limits.fuel, sweeping) {
+        (Some(fuel), false) => Some(fuel.saturating_sub(store.get_fuel().unwrap_or(0))),
+        _ => None,
+    };
     let limiter = &store.data().limiter;
-    let mut state = channel.lock();
-    state.finish();
+    let mut state = session.lock();
     let report = classify::RunReport {
         ending,
         state: &mut state,
@@ -391,37 +414,73 @@ async fn run_instance(
     (classify::outcome(report), end)
 }
 
+/// Loads the script into a fresh instance and runs it: once, or (in a sweep) once per
+/// scenario the queue hands out. A script's exception is recorded in the session and
+/// ends the call normally; `Err` is a trap, after which the instance is never used again.
+async fn drive_instance(
+    prepared: &Prepared,
+    instance: &Sandbox,
+    store: &mut Store<RunState>,
+    job: &Job,
+    session: &Session,
+) -> wasmtime::Result<()> {
+    let runner = instance.metaexec_sandbox_runner();
+    let sweeping = session.lock().sweep_clock().is_some();
+    let mode = if sweeping { Mode::Sweep } else { Mode::Single };
+    if let Err(error) = runner.call_load(&mut *store, &job.script_name, &job.source, mode).await? {
+        // The script does not compile: nothing can run, in a sweep either.
+        session.lock().exception = Some(error);
+        return Ok(());
+    }
+    if !sweeping {
+        if let Some(fuel) = call_fuel(prepared, &job.limits, true) {
+            store.set_fuel(fuel)?;
+        }
+        let params = serde_json::to_string(&job.params)?;
+        let seed = job.seed.unwrap_or_else(fresh_seed);
+        if let Err(error) = runner.call_run(&mut *store, &params, seed).await? {
+            session.lock().exception = Some(error);
+        }
+        return Ok(());
+    }
+    let base_seed = job.seed.unwrap_or(0);
+    while session.lock().next_batch() {
+        loop {
+            let next = session.lock().start_next();
+            let Some((params, id)) = next else { break };
+            if let Some(fuel) = call_fuel(prepared, &job.limits, true) {
+                store.set_fuel(fuel)?;
+            }
+            let params = serde_json::to_string(&params)?;
+            let result = runner.call_run(&mut *store, &params, scenario_seed(base_seed, &id)).await?;
+            session.lock().settle(result.err());
+            if let Some(fuel) = call_fuel(prepared, &job.limits, false) {
+                store.set_fuel(fuel)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The wall-clock limit of a sweep instance's current stretch: the scenario limit, but
 /// never less than `MIN_STRETCH_LIMIT` outside scenarios.
 fn stretch_limit(clock: &SweepClock, limits: &Limits) -> Duration {
     if clock.running { limits.timeout } else { limits.timeout.max(MIN_STRETCH_LIMIT) }
 }
 
-/// The epoch callback of a sweep instance: stops a scenario past its wall-clock limit or
-/// its fuel budget. Fuel is measured from the first tick that sees the scenario, and
-/// checked every tick, so a budget holds to within one tick's worth of work. (Refilling
-/// the store's fuel from here would not do: running code keeps its own count and writes
-/// it back.)
+/// The epoch callback of a sweep instance: stops the instance once the current stretch
+/// (a scenario, or the time outside scenarios) runs past its wall-clock limit. (Fuel is
+/// set per call: a scenario starts with its whole budget.)
 fn scenario_watch(
-    channel: Channel,
+    session: Session,
     limits: &Limits,
 ) -> impl FnMut(wasmtime::StoreContextMut<'_, RunState>) -> wasmtime::Result<wasmtime::UpdateDeadline> + Send + Sync + 'static
 {
     let limits = limits.clone();
-    let mut seen = u64::MAX;
-    let mut baseline = 0;
-    move |store| {
-        let Some(clock) = channel.lock().sweep_clock() else {
+    move |_store| {
+        let Some(clock) = session.lock().sweep_clock() else {
             return Err(wasmtime::Trap::Interrupt.into());
         };
-        let remaining = store.get_fuel().unwrap_or(0);
-        if clock.generation != seen {
-            seen = clock.generation;
-            baseline = remaining;
-        }
-        if clock.running && limits.fuel.is_some_and(|budget| baseline.saturating_sub(remaining) > budget) {
-            return Err(wasmtime::Trap::OutOfFuel.into());
-        }
         if clock.since.elapsed() > stretch_limit(&clock, &limits) {
             return Err(wasmtime::Trap::Interrupt.into());
         }
@@ -434,10 +493,10 @@ fn scenario_watch(
 
 /// Resolves once the current stretch of a sweep instance has run past its limit (the
 /// guest is blocked in a host call, where the epoch callback cannot see it).
-async fn scenario_deadline(channel: &Channel, limits: &Limits) {
+async fn scenario_deadline(session: &Session, limits: &Limits) {
     loop {
         tokio::time::sleep(engine::EPOCH_TICK * 5).await;
-        let Some(clock) = channel.lock().sweep_clock() else { return };
+        let Some(clock) = session.lock().sweep_clock() else { return };
         if clock.since.elapsed() > stretch_limit(&clock, limits) + OUTER_DEADLINE_SLACK {
             return;
         }
@@ -476,164 +535,77 @@ impl Inner {
         let on_compile = |notice: engine::CompileNotice| progress(&notice.to_string());
         let compiled = match engine::load_or_compile(cache_root, metered, &on_compile) {
             Ok(compiled) => compiled,
-            Err(EngineError::Runtime(verify)) => {
-                let fetch_error = self.fetch_once(&verify);
-                match fetch_error {
-                    None => engine::load_or_compile(cache_root, metered, &on_compile)
-                        .map_err(|source| PrepareError::RuntimeMissing { source, fetch_error: None })?,
-                    Some(fetch_error) => {
-                        return Err(PrepareError::RuntimeMissing {
-                            source: EngineError::Runtime(verify),
-                            fetch_error: Some(fetch_error),
-                        });
-                    }
+            Err(EngineError::Runtime(verify)) => match self.fetch_once(&verify) {
+                None => engine::load_or_compile(cache_root, metered, &on_compile)
+                    .map_err(|source| PrepareError::RuntimeMissing { source, fetch_error: None })?,
+                Some(fetch_error) => {
+                    return Err(PrepareError::RuntimeMissing {
+                        source: EngineError::Runtime(verify),
+                        fetch_error: Some(fetch_error),
+                    });
                 }
-            }
+            },
             Err(e) => return Err(PrepareError::Engine(e.to_string())),
         };
-        tracing::debug!(metered, from_cache = compiled.from_cache, "interpreter ready");
+        tracing::debug!(metered, from_cache = compiled.from_cache, "runtime ready");
         let mut linker: Linker<RunState> = Linker::new(&compiled.engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PrepareError::Engine(format!("linking WASI: {e}")))?;
+        host::add_to_linker(&mut linker)
+            .map_err(|e| PrepareError::Engine(format!("linking the host interface: {e}")))?;
         let pre = linker
-            .instantiate_pre(&compiled.module)
-            .map_err(|e| PrepareError::Engine(format!("pre-instantiating the interpreter: {e}")))?;
-        let mut prepared = Prepared { engine: compiled.engine, pre, stdlib: None, metered };
-        prepared.stdlib = self.unpack_stdlib(&prepared);
-        self.compile_guest_lib(&prepared);
-        let prepared = Arc::new(prepared);
+            .instantiate_pre(&compiled.component)
+            .and_then(SandboxPre::new)
+            .map_err(|e| PrepareError::Engine(format!("pre-instantiating the runtime: {e:#}")))?;
+        let prepared = Arc::new(Prepared { engine: compiled.engine, pre, stdlib: compiled.installed.stdlib, metered });
         *slot = Some(prepared.clone());
         Ok(prepared)
     }
 
-    /// Fetches the runtime if that has not been tried yet in this process; the error
-    /// text if it failed or was not allowed.
-    fn fetch_once(&self, problem: &python_wasm::VerifyError) -> Option<String> {
+    /// Builds the runtime if that has not been tried yet in this process; the error and
+    /// what to do about it if it failed or was not allowed.
+    fn fetch_once(&self, problem: &python_wasm::VerifyError) -> Option<(String, String)> {
+        let retry = "run `metaexec runtime fetch` and read what it says".to_owned();
         if !self.options.auto_fetch {
-            return Some("automatic fetching is off".into());
+            return Some(("automatic building is off".into(), retry));
         }
         let mut tried = self.fetch_tried.lock().unwrap_or_else(|e| e.into_inner());
         if *tried {
-            return Some("fetching was already tried in this process".into());
+            return Some(("building it was already tried in this process".into(), retry));
         }
         *tried = true;
         let progress = &self.options.progress;
-        progress(&format!("{problem}; fetching it once"));
-        match python_wasm::fetch(&self.options.cache_root, FetchSource::Auto, &|line| progress(line)) {
+        progress(&format!("{problem}; building it once"));
+        match python_wasm::fetch(&self.options.cache_root, false, &|line| progress(line)) {
             Ok(_) => None,
-            Err(e) => Some(e.to_string()),
+            Err(e) => Some((e.to_string(), e.hint())),
         }
-    }
-
-    /// The unpacked standard library, unpacking it on first use by running a setup
-    /// script in the sandbox itself. `None` (with a warning) if that fails: runs still
-    /// work, only slower, from the embedded zip.
-    fn unpack_stdlib(&self, prepared: &Prepared) -> Option<PathBuf> {
-        let cache_root = &self.options.cache_root;
-        if let Some(dir) = stdlib::ready(cache_root) {
-            return Some(dir);
-        }
-        (self.options.progress)("unpacking the standard library once (under a second)");
-        let result = stdlib::unpack(cache_root, |job| self.setup_run(prepared, &job));
-        match result {
-            Ok(dir) => Some(dir),
-            Err(e) => {
-                tracing::warn!("could not unpack the standard library, using the embedded zip: {e}");
-                None
-            }
-        }
-    }
-
-    /// Compiles the guest library's bytecode once; a failure only costs speed.
-    fn compile_guest_lib(&self, prepared: &Prepared) {
-        let Ok(dir) = self.guest_lib() else { return };
-        if let Err(e) = guest_lib::compile(&dir, |job| self.setup_run(prepared, &job)) {
-            tracing::warn!("could not precompile the guest library: {e}");
-        }
-    }
-
-    /// Runs one of the sandbox's own setup scripts. Blocking: `prepare` runs outside any
-    /// async runtime (on a blocking thread), so it may start its own.
-    fn setup_run(&self, prepared: &Prepared, job: &Job) -> Result<Outcome, String> {
-        let guest_lib = self.guest_lib()?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-        Ok(runtime.block_on(run_prepared(prepared, &guest_lib, None, job)))
-    }
-
-    fn guest_lib(&self) -> Result<PathBuf, String> {
-        let mut slot = self.guest_lib.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(dir) = &*slot {
-            return Ok(dir.clone());
-        }
-        let dir = guest_lib::ensure(&self.options.cache_root).map_err(|e| {
-            format!("Failed to unpack the guest library into `{}`: {e}", self.options.cache_root.display())
-        })?;
-        *slot = Some(dir.clone());
-        Ok(dir)
     }
 }
 
 /// The WASI context of one run: deny by default, grant exactly what the design lists.
-fn build_wasi(
-    job: &Job,
-    guest_lib: &Path,
-    stdlib: Option<&Path>,
-    channel: &Channel,
-    nonce: &str,
-    sweeping: bool,
-) -> Result<WasiP1Ctx, OutcomeError> {
+fn build_wasi(job: &Job, stdlib: &Path, session: &Session) -> Result<WasiCtx, OutcomeError> {
     let mut builder = WasiCtxBuilder::new();
     // Must precede the preopens: each preopen captures it. File operations then run on
     // this thread instead of bouncing through a blocking pool.
     builder.allow_blocking_current_thread(true);
     builder
-        .args(&["python", "-S", "-c", guest_lib::BOOT, &job.script_name, &job.source])
-        .env("METAEXEC_CHANNEL", nonce)
-        .env("PYTHONPATH", GUEST_LIBRARY)
-        // A fixed hash seed makes runs reproducible (set and dict-of-str iteration order,
-        // and so fuel use); hash flooding is bounded by the run's own limits.
-        .env("PYTHONHASHSEED", "0")
-        .stdin(GuestInput::new(channel.clone()))
-        .stdout(GuestOutput::stdout(channel.clone()))
-        .stderr(GuestOutput::stderr(channel.clone()))
+        .stdout(GuestOutput::stdout(session.clone()))
+        .stderr(GuestOutput::stderr(session.clone()))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    if sweeping {
-        builder.env("METAEXEC_MODE", "sweep");
-    }
     builder.preopened_dir(&job.results_dir, GUEST_RESULTS, FsPerms::ReadWrite).map_err(|e| {
         OutcomeError::new(
             ErrorKind::Usage,
             format!("Failed to open the results folder `{}`: {e}", job.results_dir.display()),
         )
     })?;
-    if let Some(stdlib) = stdlib {
-        builder.env("PYTHONHOME", GUEST_PYTHON_HOME);
-        builder.preopened_dir(stdlib, GUEST_PYTHON_HOME, FsPerms::ReadOnly).map_err(|e| {
-            OutcomeError::new(
-                ErrorKind::Internal,
-                format!("Failed to open the unpacked standard library `{}`: {e}", stdlib.display()),
-            )
-        })?;
-    }
-    builder.preopened_dir(guest_lib, GUEST_LIBRARY, FsPerms::ReadOnly).map_err(|e| {
+    builder.preopened_dir(stdlib, GUEST_PYTHON_HOME, FsPerms::ReadOnly).map_err(|e| {
         OutcomeError::new(
             ErrorKind::Internal,
-            format!("Failed to open the guest library `{}`: {e}", guest_lib.display()),
+            format!("Failed to open the standard library `{}`: {e}", stdlib.display()),
         )
     })?;
-    Ok(builder.build_p1())
-}
-
-/// A per-run token that marks the channel's frames.
-fn nonce() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    hasher
-        .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    format!("{:016x}", hasher.finish())
+    Ok(builder.build())
 }

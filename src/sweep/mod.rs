@@ -230,7 +230,8 @@ pub async fn run(
 /// About what an outcome costs the host while it is kept.
 fn outcome_cost(outcome: &ScenarioOutcome) -> usize {
     let texts = outcome.id.len() + outcome.stdout.len() + outcome.logs.iter().map(String::len).sum::<usize>();
-    let values = outcome.params.values().chain(outcome.results.values()).map(crate::frame::value_cost).sum::<usize>();
+    let values =
+        outcome.params.values().chain(outcome.results.values()).map(crate::guest_value::value_cost).sum::<usize>();
     std::mem::size_of::<ScenarioOutcome>() + texts + values
 }
 
@@ -239,6 +240,8 @@ async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result
     while let Some(scenario) = queue.next_batch().pop() {
         let mut job = job.clone();
         job.params = scenario.params.clone();
+        // The seed a warm instance would give the scenario: the same draws either way.
+        job.seed = Some(crate::sandbox::scenario_seed(job.seed.unwrap_or(0), &scenario.id));
         // The sweep cleans the shared results folder once, at its end.
         let outcome = sandbox.run_uncleaned(&job).await;
         queue.finish(ScenarioOutcome {

@@ -9,7 +9,7 @@
 //! threshold, rejects; warnings alone warn.
 //!
 //! Syntax newer than the parser knows is not held against a script: when the parser fails
-//! and CPython 3.12 itself (asked through a [`SyntaxOracle`], the sandboxed interpreter)
+//! and CPython 3.14 itself (asked through a [`SyntaxOracle`], the sandboxed interpreter)
 //! compiles the script, the failure becomes a warning, the lines the parser cannot read
 //! are set aside, and the rules run on the rest.
 
@@ -286,14 +286,14 @@ fn set_aside(source: &str, index: &LineIndex<'_>, first: parse::SyntaxError) -> 
         Some(module) => (
             module,
             format!(
-                "CPython 3.12 accepts syntax the validator's parser does not know; line{} {listed} {} not checked",
+                "CPython 3.14 accepts syntax the validator's parser does not know; line{} {listed} {} not checked",
                 if lines.len() == 1 { "" } else { "s" },
                 if lines.len() == 1 { "was" } else { "were" }
             ),
         ),
         None => (
             ast::Module::default(),
-            "CPython 3.12 accepts syntax the validator's parser does not know; the script was not checked".to_string(),
+            "CPython 3.14 accepts syntax the validator's parser does not know; the script was not checked".to_string(),
         ),
     };
     let offset = index.offset(lines.first().copied().unwrap_or(1), 1);

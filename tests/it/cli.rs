@@ -78,7 +78,7 @@ fn exec_human_output_shows_tables_and_metrics() {
     assert!(stdout.contains("Riverside Galleria") && stdout.contains("0.89"), "{stdout}");
     assert!(stdout.contains("portfolio_dscr"), "{stdout}");
     assert!(stderr.contains("[log] computing DSCR"), "{stderr}");
-    assert!(stderr.contains("ok in") && stderr.contains("CPython 3.12.0"), "{stderr}");
+    assert!(stderr.contains("ok in") && stderr.contains("CPython 3.14"), "{stderr}");
 }
 
 #[test]
@@ -175,7 +175,16 @@ fn runtime_info_reports_a_verified_runtime() {
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stdout));
     let info = json_of(&output);
     assert_eq!(info["verified"], true);
-    assert_eq!(info["sha256"], "e5dc5a398b07b54ea8fdb503bf68fb583d533f10ec3f930963e02b9505f7a763");
+    assert_eq!(info["tool_sha256"], "8623cd8cab8453cb0cd8bf03f3c7103420d06f2f3d360186a280a70a1ca5e89f");
+    let component = info["component_sha256"].as_str().unwrap();
+    assert_eq!(component.len(), 64);
+    let path = std::path::Path::new(info["component"].as_str().unwrap());
+    assert_eq!(
+        metaexec::cache::sha256_hex(&std::fs::read(path).unwrap()),
+        component,
+        "the recorded hash is the file's"
+    );
+    assert!(info["compiled"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains(&component[..16])));
 }
 
 #[test]
@@ -184,7 +193,7 @@ fn runtime_info_on_an_empty_cache_says_how_to_fetch() {
     let output = metaexec(&ctx, &["--cache-dir", ctx.path().join("empty").to_str().unwrap(), "runtime", "info"]);
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("not installed") && stdout.contains("metaexec runtime fetch"), "{stdout}");
+    assert!(stdout.contains("not built yet") && stdout.contains("metaexec runtime fetch"), "{stdout}");
 }
 
 #[test]

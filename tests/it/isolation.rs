@@ -33,8 +33,8 @@ fn writes_outside_results_fail() {
     assert_eq!(attempt(&ctx, "", "open('../escape.txt', 'w').write('x')"), "PermissionError");
     assert_eq!(attempt(&ctx, "", "open('/results/../escape.txt', 'w').write('x')"), "PermissionError");
     assert_eq!(attempt(&ctx, "", "open('/tmp/escape.txt', 'w').write('x')"), "FileNotFoundError");
-    assert_eq!(attempt(&ctx, "", "open('/guestlib/metaexec/evil.py', 'w').write('x')"), "PermissionError");
-    assert_eq!(attempt(&ctx, "", "open('/python/lib/python3.12/os.py', 'w').write('x')"), "PermissionError");
+    assert_eq!(attempt(&ctx, "", "open('/python/os.py', 'w').write('x')"), "PermissionError");
+    assert_eq!(attempt(&ctx, "", "open('/python/evil.py', 'w').write('x')"), "PermissionError");
     assert!(!ctx.path().join("escape.txt").exists());
 }
 
@@ -75,10 +75,11 @@ fn writes_inside_results_land_on_the_host() {
 #[test]
 fn no_sockets_and_no_processes() {
     let ctx = TestContext::new();
-    assert_eq!(attempt(&ctx, "import socket", "socket.socket()"), "OSError");
+    let socket = attempt(&ctx, "import socket", "socket.socket()");
+    assert!(matches!(socket.as_str(), "OSError" | "PermissionError"), "{socket}");
     // The WASI build lacks most of the socket API; any refusal will do, success will not.
     let connect = attempt(&ctx, "import socket", "socket.create_connection(('127.0.0.1', 22), 1)");
-    assert!(matches!(connect.as_str(), "OSError" | "AttributeError"), "{connect}");
+    assert!(matches!(connect.as_str(), "OSError" | "PermissionError" | "gaierror" | "AttributeError"), "{connect}");
     assert_eq!(attempt(&ctx, "", "os.system('ls')"), "AttributeError");
     assert_eq!(attempt(&ctx, "import subprocess", "subprocess.run(['ls'])"), "OSError");
     assert_eq!(attempt(&ctx, "", "os.fork()"), "AttributeError");
@@ -92,11 +93,7 @@ fn environment_holds_no_host_variables() {
     let Value::Object(env) = &outcome.results["env"] else { panic!("{outcome:#?}") };
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
     keys.sort_unstable();
-    assert_eq!(
-        keys,
-        ["METAEXEC_CHANNEL", "PYTHONHASHSEED", "PYTHONHOME", "PYTHONPATH"],
-        "the host's PATH/HOME/... must not leak"
-    );
+    assert!(keys.is_empty(), "the host's PATH/HOME/... must not leak: {keys:?}");
 }
 
 #[test]

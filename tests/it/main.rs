@@ -1,13 +1,13 @@
-//! Integration tests: the real wasmtime sandbox running the real WASI CPython, real SQLite
+//! Integration tests: the real wasmtime sandbox running the real CPython component, real SQLite
 //! files and a throwaway PostgreSQL cluster (`pg`), and the real `metaexec` binary. One
 //! test binary, shared helpers in `common`.
 
-mod channel;
 mod cli;
 mod common;
 mod db_demo;
 mod db_proxy;
 mod fetch;
+mod host_interface;
 mod isolation;
 mod library;
 mod limits;

@@ -1,6 +1,7 @@
 //! The red-team corpus: every script in `tests/redteam/` is an attack of one class the
 //! host must contain (links planted for the host to follow, deadlines switched off,
-//! unbounded host memory, panics, SQL side effects and secrets, forged protocol frames).
+//! unbounded host memory, panics, SQL side effects and secrets, misuse of the host
+//! interface).
 //! Each runs through the real binary, as a user would run it, and must:
 //!
 //! - end with the outcome its header names (`ok` or an error kind), never a crash (exit

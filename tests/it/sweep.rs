@@ -279,6 +279,62 @@ fn an_instance_stopped_mid_batch_loses_no_scenario() {
     assert_eq!((report.summary.ok, report.summary.failed), (197, 3));
 }
 
+/// An instance that trapped is never used again: the scenarios after the trap run in a
+/// fresh one (the script counts its runs in the interpreter's builtins, which outlive a
+/// scenario's namespace but not its instance). And each scenario draws from its own seed,
+/// derived from the sweep's seed and the scenario's id: the same numbers whichever
+/// instance, or isolation, runs it.
+#[test]
+fn a_trapped_instance_is_never_reused_and_scenario_seeds_are_reproducible() {
+    let ctx = TestContext::new();
+    let mut job = Job::new(
+        "trap.py",
+        dedent(
+            r#"
+            import builtins, random
+            from metaexec import params, result
+            builtins.runs_in_instance = getattr(builtins, "runs_in_instance", 0) + 1
+            x = int(params["x"])
+            if x == 3 and params.get("trap"):
+                print("y" * 5000)
+            result({"x": x, "run": builtins.runs_in_instance, "r": random.random()})
+            "#,
+        ),
+        ctx.results(),
+    );
+    job.limits.stdout_bytes = 1000;
+    job.seed = Some(5);
+    let with_trap = |trap: bool| {
+        let mut scenarios = grid(&["x=0..7:1"]);
+        for scenario in &mut scenarios {
+            scenario.params.insert("trap".into(), json!(trap));
+        }
+        scenarios
+    };
+    let report = run_sweep(&job, with_trap(true), 1, Isolation::Namespace);
+    let runs: Vec<Value> =
+        report.scenarios.iter().map(|s| s.results.get("result").map_or(Value::Null, |r| r["run"].clone())).collect();
+    assert_eq!(runs, [json!(1), json!(2), json!(3), Value::Null, json!(1), json!(2), json!(3), json!(4)]);
+    assert_eq!(report.scenarios[3].error.as_ref().unwrap().kind.to_string(), "output_limit");
+
+    let draws = |report: &SweepReport| -> Vec<Value> {
+        report
+            .scenarios
+            .iter()
+            .filter(|s| s.params["x"] != json!(3.0))
+            .map(|s| s.results["result"]["r"].clone())
+            .collect()
+    };
+    let first = draws(&report);
+    assert_eq!(draws(&run_sweep(&job, with_trap(false), 2, Isolation::Namespace)), first, "same seed, same draws");
+    assert_eq!(draws(&run_sweep(&job, with_trap(false), 1, Isolation::Instance)), first, "whatever runs them");
+    let distinct: std::collections::BTreeSet<String> = first.iter().map(Value::to_string).collect();
+    assert_eq!(distinct.len(), first.len(), "each scenario has its own seed");
+    job.seed = Some(6);
+    let other = draws(&run_sweep(&job, with_trap(false), 1, Isolation::Namespace));
+    assert!(other.iter().zip(&first).all(|(a, b)| a != b), "another sweep seed, other draws");
+}
+
 #[test]
 fn a_script_that_does_not_compile_fails_the_sweep_once() {
     let ctx = TestContext::new();

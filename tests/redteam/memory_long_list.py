@@ -1,4 +1,4 @@
-# redteam: 3 host memory: a 60 MB frame (under the results cap) of 60 million values
+# redteam: 3 host memory: a 60 MB result (under the results cap) of 30 million values
 # command: exec --memory 1536
 # command: exec --memory 1536 --host-memory 64
 # db: none
@@ -6,4 +6,4 @@
 # rss-mib: 2600
 from metaexec import result
 
-result([None] * 60_000_000)
+result([0] * 30_000_000)

@@ -1,8 +1,9 @@
-# redteam: 3 host memory: a 410-byte frame whose shared references expand to 2**40 values
-# command: exec
-# command: exec --host-memory 64
+# redteam: 3 host memory: a value whose shared references expand to 2**40 items (the expansion happens in the guest's encoder, under the guest's own memory cap; the host never sees more than the text)
+# command: exec --timeout 5
+# command: exec --timeout 5 --host-memory 64
 # db: none
-# expect: host_memory
+# expect: timeout
+# seconds: 20
 # rss-mib: 1700
 from metaexec import result
 

@@ -1,5 +1,6 @@
-//! The guest channel: params in, results out, exceptions with the user's line numbers,
-//! and `print()` output kept apart from results.
+//! The host interface (`runtime/wit/metaexec.wit`): params in, results out, exceptions
+//! with the user's line numbers and every kind classified, `print()` output kept apart
+//! from results, the snapshot, and `random` seeded per run.
 
 use metaexec::outcome::ErrorKind;
 use serde_json::{Value, json};
@@ -69,14 +70,14 @@ fn results_round_trip() {
     assert_eq!(r["overwritten"], 2);
 }
 
-/// Frames travel in `marshal` format where the value allows and as JSON otherwise: each
-/// value here arrives as the guest's JSON encoder would have written it.
+/// Every value arrives as the guest library's JSON encoder writes it, including what
+/// the strict encoder refuses (odd keys, NaN, objects).
 #[test]
-fn binary_frames_carry_what_json_frames_would() {
+fn values_of_every_shape_arrive_as_the_encoder_writes_them() {
     let ctx = TestContext::new();
     let outcome = run_job(&ctx.job(
         r#"
-        from metaexec import emit, _channel
+        from metaexec import emit, _host
         class Odd:
             __slots__ = ()
 
@@ -97,21 +98,23 @@ fn binary_frames_carry_what_json_frames_would() {
             "shared": [shared, shared, shared],
             "deep": deep,
             "table": [{"name": "P%d" % i, "noi": i * 1234.5678, "dscr": i / 7} for i in range(50)],
+            "special": [float("inf"), float("-inf"), float("nan"), 1.0],
         }
         for name, value in cases.items():
             emit(name, value)
-            emit(name + " as json", _channel.dumps(value))
+            emit(name + " as json", _host.dumps(value))
         emit("fallback", {"odd": Odd()})
         "#,
     ));
     assert_ok(&outcome);
     let r = &outcome.results;
-    for name in ["floats", "ints", "bools", "text", "keys", "containers", "shared", "deep", "table"] {
+    for name in ["floats", "ints", "bools", "text", "keys", "containers", "shared", "deep", "table", "special"] {
         let json: Value = serde_json::from_str(r[&format!("{name} as json")].as_str().unwrap()).unwrap();
         assert_eq!(r[name], json, "{name}");
     }
     assert_eq!(r["ints"][6], json!(18446744073709551617u128 as f64), "past 64 bits: a float, as JSON reads it");
-    assert_eq!(r["fallback"], json!({"odd": "odd"}), "what marshal refuses goes as JSON");
+    assert_eq!(r["special"], json!([null, null, null, 1.0]), "JSON has no such numbers");
+    assert_eq!(r["fallback"], json!({"odd": "odd"}));
 }
 
 #[test]
@@ -152,13 +155,13 @@ fn exceptions_carry_the_users_traceback_and_line() {
     assert_kind(&outcome, ErrorKind::GuestException);
     assert_eq!(outcome.exit_code, 1);
     let error = outcome.error.as_ref().unwrap();
-    assert_eq!(error.message, "ZeroDivisionError: float division by zero");
+    assert_eq!(error.message, "ZeroDivisionError: division by zero");
     assert_eq!(error.line, Some(5), "the innermost frame of the user's file");
     let traceback = error.traceback.as_deref().unwrap();
     assert!(traceback.contains("File \"dscr_check.py\", line 7, in <module>"), "{traceback}");
     assert!(traceback.contains("File \"dscr_check.py\", line 5, in ratio"), "{traceback}");
     assert!(traceback.contains("return noi / debt_service"), "source lines shown: {traceback}");
-    assert!(!traceback.contains("<string>"), "boot frames hidden: {traceback}");
+    assert!(!traceback.contains("metaexec_app"), "the runtime's own frames hidden: {traceback}");
     assert_eq!(outcome.results["partial"], "kept", "results before the failure are kept");
     assert!(outcome.stderr.contains("ZeroDivisionError"));
 }
@@ -190,4 +193,79 @@ fn a_script_that_ignores_metaexec_still_runs() {
     assert_ok(&outcome);
     assert_eq!(outcome.stdout, "45\n");
     assert!(outcome.results.is_empty());
+}
+
+/// The snapshot holds the guest library and the common standard-library modules: a run
+/// that imports all of them does no import work (the guest counts every import that has
+/// to look for a module). A module outside the snapshot imports from the standard
+/// library folder, and is counted.
+#[test]
+fn the_snapshot_holds_the_guest_library_and_other_modules_import() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job(
+        r#"
+        import metaexec
+        from metaexec import db, finance, scenarios, portfolio, report, runtime_info
+        import json, math, statistics, datetime, decimal, re, csv, random, collections, itertools, functools
+        from metaexec import emit
+        emit("before", runtime_info()["imports_since_snapshot"])
+        import difflib, zoneinfo
+        emit("diff", "".join(difflib.ndiff(["a\n"], ["b\n"])))
+        emit("after", runtime_info()["imports_since_snapshot"])
+        emit("python", runtime_info()["python"])
+        "#,
+    ));
+    assert_ok(&outcome);
+    let r = &outcome.results;
+    assert_eq!(r["before"], 0, "everything imported so far came from the snapshot");
+    assert_eq!(r["diff"], "- a\n+ b\n");
+    assert!(r["after"].as_u64().unwrap() >= 2, "difflib and zoneinfo were looked for: {}", r["after"]);
+    assert!(r["python"].as_str().unwrap().starts_with("3.14."), "{}", r["python"]);
+}
+
+/// `random` starts every run from the run's seed: the same seed draws the same numbers,
+/// another seed other numbers, and no seed a fresh one each time.
+#[test]
+fn random_is_seeded_per_run() {
+    let ctx = TestContext::new();
+    let draw = |seed: Option<u64>| {
+        let mut job =
+            ctx.job("import random\nfrom metaexec import emit\nemit('x', [random.random() for _ in range(3)])");
+        job.seed = seed;
+        let outcome = run_job(&job);
+        assert_ok(&outcome);
+        outcome.results["x"].clone()
+    };
+    assert_eq!(draw(Some(7)), draw(Some(7)));
+    assert_ne!(draw(Some(7)), draw(Some(8)));
+    assert_ne!(draw(None), draw(None), "a run without a seed gets a fresh one");
+}
+
+/// Whatever the script raises, `BaseException` subclasses and `SystemExit` included,
+/// comes back classified (an uncaught exception in the runtime's export would trap the
+/// instance instead).
+#[test]
+fn every_kind_of_exception_comes_back_classified() {
+    let ctx = TestContext::new();
+    let cases = [
+        ("raise KeyboardInterrupt('stop')", "KeyboardInterrupt: stop", 1),
+        ("raise GeneratorExit()", "GeneratorExit", 1),
+        ("class Custom(BaseException):\n    pass\nraise Custom('mine')", "Custom: mine", 1),
+        ("class Loud(Exception):\n    def __str__(self):\n        raise ValueError('no')\nraise Loud()", "Loud", 1),
+        ("import sys\nsys.exit(3)", "The script exited with status 3", 3),
+        ("import sys\nsys.exit('gave up')", "The script exited with status 1: gave up", 1),
+        ("raise SystemExit(None)", "", 0),
+        ("import sys\nsys.stdout = None\nsys.stderr = None\n1 / 0", "ZeroDivisionError: division by zero", 1),
+    ];
+    for (source, message, exit_code) in cases {
+        let outcome = run_job(&ctx.job(source));
+        assert_eq!(outcome.exit_code, exit_code, "{source}: {outcome:#?}");
+        if exit_code == 0 {
+            assert_ok(&outcome);
+            continue;
+        }
+        assert_kind(&outcome, ErrorKind::GuestException);
+        let error = outcome.error.unwrap();
+        assert!(error.message.starts_with(message), "{source}: {}", error.message);
+    }
 }

@@ -1,4 +1,4 @@
-# redteam: 3 host memory: a JSON frame (a value marshal refuses) of millions of tiny values
+# redteam: 3 host memory: a result of millions of tiny values (8 million and a date)
 # command: exec --memory 1536 --host-memory 64
 # db: none
 # expect: host_memory
@@ -7,5 +7,5 @@ import datetime
 
 from metaexec import result
 
-# The date makes the frame JSON; the list makes it 8 million values.
+# The date takes the encoder's slow path; the list makes it 8 million values.
 result([datetime.date(2024, 1, 1)] + [0] * 8_000_000)
