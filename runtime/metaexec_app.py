@@ -36,6 +36,9 @@ _scan = json.decoder.JSONDecoder().scan_once
 _set_params = metaexec._set_params
 _seed = random.seed
 _chdir = __import__("os").chdir
+_marshal = __import__("marshal").dumps
+_unmarshal = __import__("marshal").loads
+_CodeType = type(compile("", "", "exec"))
 
 # The loaded script: (name, source, code).
 _script = None
@@ -105,7 +108,7 @@ def _flush():
 
 
 class Runner(exports.Runner):
-    def load(self, name, source, mode):
+    def load(self, name, source, mode, compiled):
         global _script
         # The results folder is the working directory, so that `open("out.csv", "w")`
         # lands where the host collects files. (Not at import: the snapshot is taken
@@ -114,12 +117,24 @@ class Runner(exports.Runner):
             _chdir("/results")
         except OSError:
             pass
-        try:
-            code = compile(source, name, "exec")
-        except BaseException as exc:  # noqa: BLE001 - a syntax error is the script's
-            raise Err(_describe(exc, name, source))
+        code = None
+        if compiled is not None:
+            try:
+                code = _unmarshal(compiled)
+            except Exception:  # noqa: BLE001 - then it is compiled afresh
+                code = None
+            if type(code) is not _CodeType or code.co_filename != name:
+                code = None
+        fresh = code is None
+        if fresh:
+            try:
+                code = compile(source, name, "exec")
+            except BaseException as exc:  # noqa: BLE001 - a syntax error is the script's
+                raise Err(_describe(exc, name, source))
         db._remember_reads(mode == Mode.SWEEP)
         _script = (name, source, code)
+        # Serialized here, before any of the script's own code has run in this instance.
+        return _marshal(code) if fresh else None
 
     def run(self, params, seed):
         name, source, code = _script

@@ -105,7 +105,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = crate::budget::DEFAULT_HOST_MEMORY_BYTES / (1024 * 1024))]
     pub host_memory: usize,
 
-    /// Do not download the runtime if it is missing.
+    /// Do not build the runtime if it is missing (or does not verify).
     #[arg(long)]
     pub no_fetch: bool,
 

@@ -71,7 +71,8 @@ pub struct ScriptArgs {
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub results: PathBuf,
 
-    /// Do not download the runtime if it is missing; fail with `runtime_missing`.
+    /// Do not build the runtime if it is missing (or does not verify); fail with
+    /// `runtime_missing`.
     #[arg(long)]
     pub no_fetch: bool,
 

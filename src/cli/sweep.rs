@@ -54,7 +54,8 @@ pub struct SweepArgs {
     pub workers: Option<usize>,
 
     /// `namespace`: warm instances, a fresh module namespace per scenario (fast);
-    /// `instance`: a fresh interpreter per scenario (nothing shared, ~50 ms each).
+    /// `instance`: a fresh instance of the runtime per scenario (nothing shared; a few
+    /// milliseconds each).
     #[arg(long, value_enum, default_value_t = Isolation::Namespace)]
     pub isolation: Isolation,
 

@@ -58,10 +58,21 @@ const OUTER_DEADLINE_SLACK: Duration = Duration::from_millis(50);
 /// compiling the script, between batches), however short the scenario limit.
 const MIN_STRETCH_LIMIT: Duration = Duration::from_secs(2);
 
+/// Scripts compiled by the runtime, kept so that the next instance running the same
+/// script loads its code instead of compiling it again (`--isolation instance` sweeps,
+/// repeated runs): keyed by the SHA-256 of name and source, at most this many.
+const COMPILED_SCRIPTS: usize = 32;
+/// The largest compiled script kept.
+const MAX_COMPILED_SCRIPT: usize = 8 << 20;
+
 /// A compiled runtime with its linker applied, ready to instantiate per run.
 struct Prepared {
     engine: wasmtime::Engine,
     pre: SandboxPre<RunState>,
+    /// Compiled scripts (see `COMPILED_SCRIPTS`). The bytes are what the runtime's `load`
+    /// returned before any of the script's own code ran in that instance, so no script
+    /// can put something of its own here.
+    compiled: Mutex<std::collections::HashMap<[u8; 32], Arc<[u8]>>>,
     /// The standard library, mounted read-only at `/python`.
     stdlib: PathBuf,
     /// Whether the engine meters fuel; a metered engine runs out at once without any.
@@ -275,6 +286,16 @@ pub fn scenario_seed(base: u64, scenario_id: &str) -> u64 {
     z ^ (z >> 31)
 }
 
+/// What a compiled script is kept under: its name (tracebacks carry it) and source.
+fn script_key(job: &Job) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(job.script_name.as_bytes());
+    hasher.update([0]);
+    hasher.update(job.source.as_bytes());
+    hasher.finalize().into()
+}
+
 /// A fresh seed for a run that asked for none. Its top bit is set: what handing a seed
 /// to Python costs depends on its magnitude, and a run's fuel must not depend on chance.
 fn fresh_seed() -> u64 {
@@ -427,10 +448,22 @@ async fn drive_instance(
     let runner = instance.metaexec_sandbox_runner();
     let sweeping = session.lock().sweep_clock().is_some();
     let mode = if sweeping { Mode::Sweep } else { Mode::Single };
-    if let Err(error) = runner.call_load(&mut *store, &job.script_name, &job.source, mode).await? {
-        // The script does not compile: nothing can run, in a sweep either.
-        session.lock().exception = Some(error);
-        return Ok(());
+    let key = script_key(job);
+    let known = prepared.compiled.lock().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+    match runner.call_load(&mut *store, &job.script_name, &job.source, mode, known.as_deref()).await? {
+        Ok(Some(code)) if code.len() <= MAX_COMPILED_SCRIPT => {
+            let mut compiled = prepared.compiled.lock().unwrap_or_else(|e| e.into_inner());
+            if compiled.len() >= COMPILED_SCRIPTS {
+                compiled.clear();
+            }
+            compiled.insert(key, code.into());
+        }
+        Ok(_) => {}
+        Err(error) => {
+            // The script does not compile: nothing can run, in a sweep either.
+            session.lock().exception = Some(error);
+            return Ok(());
+        }
     }
     if !sweeping {
         if let Some(fuel) = call_fuel(prepared, &job.limits, true) {
@@ -557,7 +590,13 @@ impl Inner {
             .instantiate_pre(&compiled.component)
             .and_then(SandboxPre::new)
             .map_err(|e| PrepareError::Engine(format!("pre-instantiating the runtime: {e:#}")))?;
-        let prepared = Arc::new(Prepared { engine: compiled.engine, pre, stdlib: compiled.installed.stdlib, metered });
+        let prepared = Arc::new(Prepared {
+            engine: compiled.engine,
+            pre,
+            compiled: Mutex::default(),
+            stdlib: compiled.installed.stdlib,
+            metered,
+        });
         *slot = Some(prepared.clone());
         Ok(prepared)
     }

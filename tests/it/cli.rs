@@ -286,3 +286,17 @@ fn guest_text_is_escaped_for_people_and_exact_in_json() {
         }
     }
 }
+
+#[test]
+fn exec_seed_repeats_a_run_exactly() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("draw.py"), "import random\nprint(random.random())\n").unwrap();
+    let draw = |seed: &str| {
+        let output = metaexec(&ctx, &["exec", "draw.py", "--json", "--fuel", "1000000000", "--seed", seed]);
+        assert_eq!(output.status.code(), Some(0));
+        let outcome = json_of(&output);
+        (outcome["stdout"].as_str().unwrap().to_owned(), outcome["metrics"]["fuel_used"].as_u64().unwrap())
+    };
+    assert_eq!(draw("3"), draw("3"), "the same draw and the same fuel");
+    assert_ne!(draw("3").0, draw("4").0);
+}
