@@ -10,4 +10,5 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::metaexec::sandbox::runner::{Mode, ScriptError};
-pub use metaexec::sandbox::host::{Column, Failure, Table};
+// `self::`: the generated module shares its name (the WIT namespace) with this crate.
+pub use self::metaexec::sandbox::host::{Column, Failure, Table};
