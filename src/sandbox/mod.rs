@@ -487,9 +487,6 @@ async fn drive_instance(
             let params = serde_json::to_string(&params)?;
             let result = runner.call_run(&mut *store, &params, scenario_seed(base_seed, &id)).await?;
             session.lock().settle(result.err());
-            if let Some(fuel) = call_fuel(prepared, &job.limits, false) {
-                store.set_fuel(fuel)?;
-            }
         }
     }
     Ok(())
