@@ -77,6 +77,9 @@ struct Prepared {
     stdlib: PathBuf,
     /// Whether the engine meters fuel; a metered engine runs out at once without any.
     metered: bool,
+    /// One permit per slot of the engine's instance pool: a run past the pool's size
+    /// waits for a slot instead of failing to instantiate.
+    slots: tokio::sync::Semaphore,
 }
 
 /// Options of a sandbox.
@@ -356,6 +359,11 @@ async fn run_instance(
         Ok(wasi) => wasi,
         Err(e) => return not_started(e).into(),
     };
+    // Declared before the store, so dropped after it: the slot is free once the
+    // instance is gone. (The semaphore is never closed.)
+    let Ok(_slot) = prepared.slots.acquire().await else {
+        return not_started(OutcomeError::new(ErrorKind::Internal, "the instance pool was closed")).into();
+    };
     let state = RunState {
         wasi,
         table: ResourceTable::new(),
@@ -376,9 +384,8 @@ async fn run_instance(
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(scenario_watch(session.clone(), &job.limits));
     } else {
-        let ticks = job.limits.timeout.as_millis().div_ceil(engine::EPOCH_TICK.as_millis()) as u64 + 1;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(run_watch(started, job.limits.timeout));
     }
 
     let drive = async {
@@ -521,6 +528,23 @@ fn scenario_watch(
     }
 }
 
+/// The epoch callback of a single run: stops it once it runs past `timeout`, and yields
+/// to the async runtime every tick until then, so that runs sharing a thread (a sweep's
+/// isolated scenarios, concurrent runs of a server) all make progress and an idle thread
+/// can take one over.
+fn run_watch(
+    started: Instant,
+    timeout: Duration,
+) -> impl FnMut(wasmtime::StoreContextMut<'_, RunState>) -> wasmtime::Result<wasmtime::UpdateDeadline> + Send + Sync + 'static
+{
+    move |_store| {
+        if started.elapsed() > timeout {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Yield(1))
+    }
+}
+
 /// Resolves once the current stretch of a sweep instance has run past its limit (the
 /// guest is blocked in a host call, where the epoch callback cannot see it).
 async fn scenario_deadline(session: &Session, limits: &Limits) {
@@ -593,6 +617,7 @@ impl Inner {
             compiled: Mutex::default(),
             stdlib: compiled.installed.stdlib,
             metered,
+            slots: tokio::sync::Semaphore::new(engine::POOL_INSTANCES as usize),
         });
         *slot = Some(prepared.clone());
         Ok(prepared)

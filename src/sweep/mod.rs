@@ -254,6 +254,9 @@ async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result
             logs: outcome.logs,
             wall_ms: outcome.metrics.wall_ms,
         });
+        // A scenario rarely waits on anything, so without this the worker that runs this
+        // loop would never let another take over the sweep's other loops queued behind it.
+        tokio::task::yield_now().await;
     }
     Ok(())
 }
