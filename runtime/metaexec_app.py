@@ -27,7 +27,7 @@ import metaexec
 from metaexec import db, finance, portfolio, report, scenarios  # noqa: F401
 from componentize_py_types import Err
 from wit_world import exports
-from wit_world.exports.runner import Mode, ScriptError
+from wit_world.exports.runner import Mode, ParamsRead, ScriptError
 
 _module = type(sys)
 _builtins = __builtins__
@@ -138,7 +138,7 @@ class Runner(exports.Runner):
 
     def run(self, params, seed):
         name, source, code = _script
-        _set_params(_scan(params, 0)[0])
+        given = _set_params(_scan(params, 0)[0])
         # The snapshot froze `random`'s state: every run starts from its own seed. As
         # bytes, the seed is hashed to a fixed length: seeding costs the same whatever the
         # value, so a run's fuel does not depend on it.
@@ -158,6 +158,19 @@ class Runner(exports.Runner):
         _flush()
         if error is not None:
             raise Err(error)
+        return _params_read(given)
+
+
+def _params_read(given):
+    """What the script read of `given` (a `metaexec.Params`), for the host."""
+    names = []
+    for name, default in given._read.items():
+        if type(name) is str:
+            try:
+                names.append((name, None if default is None else float(default)))
+            except OverflowError:  # an integer too large for a float: no fallback known
+                names.append((name, None))
+    return ParamsRead(names=names, listed=given._listed)
 
 
 def _warm():

@@ -196,6 +196,52 @@ pub struct Outcome {
     pub backend: String,
     /// The interpreter that ran the script.
     pub runtime: String,
+    /// What the script read of its parameters, when it finished (the runtime reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_read: Option<ParamsRead>,
+}
+
+/// What a script read of its parameters (`metaexec.params`): which names, and the number
+/// it falls back to when one is absent. A parameter it never reads cannot change its
+/// answer, so a sweep over one answers a different question than the one asked.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ParamsRead {
+    /// Each name read, with the number the script falls back to when it is absent
+    /// (`params.get("rate_change", 0.0)`): `None` when it gave none, or not always the same.
+    pub names: std::collections::BTreeMap<String, Option<f64>>,
+    /// The script listed the parameters (iterated them, `items()`, `dict(params)`), so
+    /// it may use any of them.
+    pub listed: bool,
+}
+
+impl ParamsRead {
+    /// Adds what another run of the same script read: a fallback stays only where both
+    /// agree on it.
+    pub fn merge(&mut self, other: ParamsRead) {
+        self.listed |= other.listed;
+        for (name, default) in other.names {
+            match self.names.entry(name) {
+                std::collections::btree_map::Entry::Vacant(entry) => {
+                    entry.insert(default);
+                }
+                std::collections::btree_map::Entry::Occupied(mut entry) => {
+                    if *entry.get() != default {
+                        entry.insert(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the script may have used `name`.
+    pub fn reads(&self, name: &str) -> bool {
+        self.listed || self.names.contains_key(name)
+    }
+
+    /// The numbers the script falls back to, by parameter name.
+    pub fn defaults(&self) -> std::collections::BTreeMap<String, f64> {
+        self.names.iter().filter_map(|(name, default)| Some((name.clone(), (*default)?))).collect()
+    }
 }
 
 impl Outcome {
@@ -215,6 +261,7 @@ impl Outcome {
             sanitized: Vec::new(),
             backend: backend.to_owned(),
             runtime: String::new(),
+            params_read: None,
         }
     }
 

@@ -50,6 +50,10 @@ pub struct ScenarioOutcome {
     pub logs: Vec<String>,
     /// Time from hand-out to the end, in milliseconds.
     pub wall_ms: f64,
+    /// What the script read of its parameters (a finished scenario). The sweep adds these
+    /// up as scenarios finish and keeps the sum only.
+    #[serde(skip)]
+    pub params_read: Option<crate::outcome::ParamsRead>,
 }
 
 /// Hands out scenarios to the instances of a sweep and collects their outcomes. Shared

@@ -17,17 +17,93 @@ from metaexec import _host
 
 __all__ = ["params", "result", "emit", "log", "runtime_info"]
 
-_mappingproxy = type(type.__dict__)
+_NUMBERS = (int, float)
+
+
+class Params:
+    """The run's parameters: a read-only mapping (`params.get("noi_change", 0.0)`,
+    `params["noi_change"]`, `"noi_change" in params`, `dict(params)`).
+
+    It notes which names the script reads, and the number it falls back to when one is
+    absent, so that the host can tell a sweep over a name the script never reads (a typo)
+    from a real one, and knows where a scenario without the name sits."""
+
+    __slots__ = ("_values", "_read", "_listed")
+
+    def __init__(self, values):
+        self._values = values
+        self._read = {}
+        self._listed = False
+
+    def _note(self, name, default):
+        # The fallback is kept only while every read of the name gives the same number.
+        if type(default) not in _NUMBERS or default != default:
+            default = None
+        read = self._read
+        if name not in read:
+            read[name] = default
+        elif read[name] != default:
+            read[name] = None
+
+    def get(self, name, default=None):
+        self._note(name, default)
+        return self._values.get(name, default)
+
+    def __getitem__(self, name):
+        self._note(name, None)
+        return self._values[name]
+
+    def __contains__(self, name):
+        self._note(name, None)
+        return name in self._values
+
+    def __iter__(self):
+        self._listed = True
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def keys(self):
+        self._listed = True
+        return self._values.keys()
+
+    def values(self):
+        self._listed = True
+        return self._values.values()
+
+    def items(self):
+        self._listed = True
+        return self._values.items()
+
+    def copy(self):
+        """The parameters as a plain dict."""
+        self._listed = True
+        return dict(self._values)
+
+    def __eq__(self, other):
+        self._listed = True
+        return self._values == (other._values if isinstance(other, Params) else other)
+
+    __hash__ = None
+
+    def __repr__(self):
+        self._listed = True
+        return "params(%r)" % (self._values,)
+
+
+__import__("collections.abc").abc.Mapping.register(Params)
 
 #: The run's parameters (read-only).
-params = _mappingproxy({})
+params = Params({})
 
 
 def _set_params(values):
     # Each run (and each scenario of a sweep) sets its own before the script starts, so
-    # `from metaexec import params` sees them.
+    # `from metaexec import params` sees them. The runtime reads back what it noted.
     global params
-    params = _mappingproxy(dict(values))
+    params = Params(dict(values))
+    return params
 
 
 # Set by the runtime's entry module once the snapshot is taken: counts imports that had to

@@ -1,4 +1,4 @@
-"""The guest side of the host interface (`runtime/wit/metaexec.wit`, version 1.0.0).
+"""The guest side of the host interface (`runtime/wit/metaexec.wit`, version 1.1.0).
 
 Every request is a call into the host through the component's imports: no framing, no
 shared file descriptors, nothing a script's `print()` could be mistaken for. Structured

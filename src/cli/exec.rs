@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::render;
 use super::script::ScriptArgs;
-use crate::outcome::{ErrorKind, Outcome, OutcomeError};
+use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead};
 
 /// Arguments of `metaexec exec`.
 #[derive(Debug, Args)]
@@ -26,9 +26,11 @@ pub struct ExecArgs {
 
 /// Runs the command; returns the exit code.
 pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
+    let mut given = Vec::new();
     let outcome = match args.script.job(&cache_root) {
         Ok(mut job) => {
             job.seed = args.seed;
+            given = job.params.keys().cloned().collect();
             let sandbox = args.script.sandbox(cache_root, args.json);
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime.block_on(sandbox.run(&job)),
@@ -45,5 +47,24 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
     } else {
         render::human(&outcome);
     }
+    if let Some(warning) = unread_warning(&given, outcome.params_read.as_ref()) {
+        super::note(&warning);
+    }
     outcome.process_exit_code()
+}
+
+/// A warning naming the parameters given that the script never read: they did not
+/// change its answer.
+fn unread_warning(given: &[String], read: Option<&ParamsRead>) -> Option<String> {
+    let read = read?;
+    let unread: Vec<String> = given.iter().filter(|name| !read.reads(name)).map(|n| format!("`{n}`")).collect();
+    if unread.is_empty() {
+        return None;
+    }
+    let reads: Vec<String> = read.names.keys().map(|n| format!("`{n}`")).collect();
+    let reads = if reads.is_empty() { "no parameters".to_owned() } else { reads.join(", ") };
+    Some(format!(
+        "warning: the script never read the parameter(s) {} it was given, so they did not change its answer (it reads {reads})",
+        unread.join(", ")
+    ))
 }

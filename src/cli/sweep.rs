@@ -241,18 +241,22 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
             .sensitivity
             .iter()
             .map(|t| {
+                let base = match (t.base_value, t.dscr_at_base) {
+                    (Some(x), Some(d)) => format!(", {d:.2} at base {x}"),
+                    _ => String::new(),
+                };
                 format!(
-                    "{} {}..{}: portfolio DSCR {:.2}..{:.2} (swing {:.2})",
+                    "{}: portfolio DSCR {:.2} at {}{base}, {:.2} at {} (swing {:.2})",
                     line(&t.param),
-                    t.low_value,
-                    t.high_value,
                     t.dscr_at_low,
+                    t.low_value,
                     t.dscr_at_high,
+                    t.high_value,
                     t.swing
                 )
             })
             .collect();
-        out.push_str(&format!("Sensitivity, widest first:\n  {}\n", lines.join("\n  ")));
+        out.push_str(&format!("Sensitivity, one parameter at a time, widest first:\n  {}\n", lines.join("\n  ")));
     }
     if !s.verdicts.is_empty() {
         let verdicts: Vec<String> = s.verdicts.iter().map(|(k, v)| format!("{} {v}", line(k))).collect();
@@ -284,7 +288,7 @@ fn print_human(report: &SweepReport, results: &Path) {
     render::print_removed(&report.sanitized);
     let bisection = match m.bisection_runs {
         0 => String::new(),
-        n => format!(" · break-even bisection: {n} runs in {:.0} ms", m.bisection_ms),
+        n => format!(" · analysis: {n} more runs in {:.0} ms", m.bisection_ms),
     };
     render::err_line(&format!(
         "{} scenarios ({} ok, {} failed) in {:.0} ms · {:.0} scenarios/s · {} workers · {} db queries{bisection} · {}",

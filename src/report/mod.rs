@@ -12,7 +12,7 @@ pub mod xlsx;
 
 use std::fmt::Write;
 
-pub use svg::{Bar, bar_chart, histogram, tornado};
+pub use svg::{Bar, TornadoBar, bar_chart, histogram, tornado};
 pub use table::{Tabular, tabular};
 pub use xlsx::DscrFormats;
 

@@ -132,33 +132,51 @@ pub fn histogram(
     out
 }
 
-/// A tornado: for each item `(label, value at low, value at high)`, a bar between the two
-/// around `base`, widest first as given.
-pub fn tornado(title: &str, base: f64, items: &[(String, f64, f64)]) -> String {
-    let height = 40.0 + items.len() as f64 * ROW + 20.0;
+/// One bar of a tornado: the chart's measure at the two ends of one parameter's range.
+pub struct TornadoBar {
+    /// The parameter.
+    pub label: String,
+    /// At each end of the range: the parameter's value as shown, and the measure there.
+    pub ends: [(String, f64); 2],
+}
+
+/// A tornado: per parameter, a bar between the measure at the two ends of its range,
+/// each end labelled with its own value and the parameter value that gives it, around a
+/// line at the base value.
+pub fn tornado(title: &str, base: f64, bars: &[TornadoBar]) -> String {
+    let height = 40.0 + bars.len() as f64 * ROW + 20.0;
     let mut out = open(height, title);
-    let lo = items.iter().flat_map(|(_, a, b)| [*a, *b]).fold(base, f64::min);
-    let hi = items.iter().flat_map(|(_, a, b)| [*a, *b]).fold(base, f64::max);
+    let values = || bars.iter().flat_map(|b| b.ends.iter().map(|(_, v)| *v));
+    let lo = values().fold(base, f64::min);
+    let hi = values().fold(base, f64::max);
     let span = (hi - lo).max(1e-9);
-    let x_of = |v: f64| LEFT + (v - lo) / span * (WIDTH - LEFT - RIGHT);
-    for (i, (label, a, b)) in items.iter().enumerate() {
+    // Room either side of the bars for the ends' labels.
+    let (left, right) = (LEFT + 60.0, WIDTH - RIGHT - 90.0);
+    let x_of = |v: f64| left + (v - lo) / span * (right - left);
+    for (i, bar) in bars.iter().enumerate() {
         let y = 24.0 + i as f64 * ROW;
-        let (x1, x2) = (x_of(a.min(*b)), x_of(a.max(*b)));
+        let [a, b] = &bar.ends;
+        let (low, high) = if a.1 <= b.1 { (a, b) } else { (b, a) };
+        let (x1, x2) = (x_of(low.1), x_of(high.1));
         let _ = write!(
             out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
+            "<text x=\"8\" y=\"{:.1}\">{}</text>\
              <rect x=\"{x1:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#1565c0\" />\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{a:.2}</text><text x=\"{:.1}\" y=\"{:.1}\">{b:.2}</text>",
-            LEFT - 40.0,
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.2} at {}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\">{:.2} at {}</text>",
             y + 14.0,
-            escape(label),
+            escape(&bar.label),
             y + 3.0,
             (x2 - x1).max(0.5),
             ROW - 6.0,
             x1 - 3.0,
             y + 14.0,
+            low.1,
+            escape(&low.0),
             x2 + 3.0,
-            y + 14.0
+            y + 14.0,
+            high.1,
+            escape(&high.0),
         );
     }
     let x = x_of(base);

@@ -12,3 +12,20 @@ wasmtime::component::bindgen!({
 pub use exports::metaexec::sandbox::runner::{Mode, ScriptError};
 // `self::`: the generated module shares its name (the WIT namespace) with this crate.
 pub use self::metaexec::sandbox::host::{Column, Failure, Table};
+
+/// The most parameter names a run's report keeps: more than any script reads, unless it
+/// makes them up. Past it the script counts as having listed them all.
+const MAX_PARAMS_READ: usize = 10_000;
+
+impl From<exports::metaexec::sandbox::runner::ParamsRead> for crate::outcome::ParamsRead {
+    fn from(read: exports::metaexec::sandbox::runner::ParamsRead) -> Self {
+        let listed = read.listed || read.names.len() > MAX_PARAMS_READ;
+        let names = read
+            .names
+            .into_iter()
+            .take(MAX_PARAMS_READ)
+            .map(|(name, default)| (name, default.filter(|d| d.is_finite())))
+            .collect();
+        Self { names, listed }
+    }
+}

@@ -240,5 +240,6 @@ pub fn outcome(report: RunReport<'_>) -> Outcome {
         sanitized: Vec::new(),
         backend: "wasi".into(),
         runtime: report.runtime,
+        params_read: state.params_read.take(),
     }
 }

@@ -22,7 +22,7 @@ use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbRequest, DbRespons
 use crate::guest_value::DecodeError;
 
 /// The instance the imports live in.
-const HOST_INTERFACE: &str = "metaexec:sandbox/host@1.0.0";
+const HOST_INTERFACE: &str = "metaexec:sandbox/host@1.1.0";
 
 /// Per-instance store data.
 pub struct RunState {

@@ -478,8 +478,9 @@ async fn drive_instance(
         }
         let params = serde_json::to_string(&job.params)?;
         let seed = job.seed.unwrap_or_else(fresh_seed);
-        if let Err(error) = runner.call_run(&mut *store, &params, seed).await? {
-            session.lock().exception = Some(error);
+        match runner.call_run(&mut *store, &params, seed).await? {
+            Ok(read) => session.lock().params_read = Some(read.into()),
+            Err(error) => session.lock().exception = Some(error),
         }
         return Ok(());
     }
@@ -492,8 +493,8 @@ async fn drive_instance(
                 store.set_fuel(fuel)?;
             }
             let params = serde_json::to_string(&params)?;
-            let result = runner.call_run(&mut *store, &params, scenario_seed(base_seed, &id)).await?;
-            session.lock().settle(result.err());
+            let ended = runner.call_run(&mut *store, &params, scenario_seed(base_seed, &id)).await?;
+            session.lock().settle(ended.map(Into::into));
         }
     }
     Ok(())

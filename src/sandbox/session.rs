@@ -17,7 +17,7 @@ use crate::budget::{HostBudget, Reservation};
 use crate::guest_db::{AuditEntry, DbFailureKind, DbHandle};
 use crate::guest_value::{DecodeError, ENTRY_BYTES, VALUE_BYTES};
 use crate::job::Limits;
-use crate::outcome::OutcomeError;
+use crate::outcome::{OutcomeError, ParamsRead};
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 
 /// What an audit entry costs the host besides its texts and parameters.
@@ -125,6 +125,9 @@ pub struct SessionState {
     pub logs: Vec<String>,
     /// The exception the script did not catch, if any.
     pub exception: Option<ScriptError>,
+    /// What a single run's script read of its parameters (a sweep's scenarios carry
+    /// their own).
+    pub params_read: Option<ParamsRead>,
     /// The first cap hit, if any.
     pub limit_hit: Option<CapturedStream>,
     /// The first misuse of the host interface, if any: it stopped the instance.
@@ -218,6 +221,7 @@ impl Session {
             results: Map::new(),
             logs: Vec::new(),
             exception: None,
+            params_read: None,
             limit_hit: None,
             protocol_error: None,
             budget_error: None,
@@ -433,17 +437,21 @@ impl SessionState {
         sweep.current.as_ref().map(|s| (s.params.clone(), s.id.clone()))
     }
 
-    /// Sweep mode: closes the running scenario, well or with the script's exception.
-    pub fn settle(&mut self, error: Option<ScriptError>) {
+    /// Sweep mode: closes the running scenario, well (with what it read of its
+    /// parameters) or with the script's exception.
+    pub fn settle(&mut self, ended: Result<ParamsRead, ScriptError>) {
         let Some(mut sweep) = self.sweep.take() else { return };
         if let Some(current) = sweep.current.take() {
-            let (status, error) = match error {
-                None => (ScenarioStatus::Ok, None),
-                Some(report) => {
-                    (ScenarioStatus::Error, Some(classify::exception_error(&report, &self.db_failures, &sweep.limits)))
-                }
+            let (status, error, params_read) = match ended {
+                Ok(read) => (ScenarioStatus::Ok, None, Some(read)),
+                Err(report) => (
+                    ScenarioStatus::Error,
+                    Some(classify::exception_error(&report, &self.db_failures, &sweep.limits)),
+                    None,
+                ),
             };
-            let outcome = self.scenario_outcome(current, sweep.stretch, status, error);
+            let mut outcome = self.scenario_outcome(current, sweep.stretch, status, error);
+            outcome.params_read = params_read;
             sweep.queue.finish(outcome);
             sweep.settled += 1;
             sweep.new_stretch();
@@ -476,6 +484,7 @@ impl SessionState {
             stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
             logs: std::mem::take(&mut self.logs),
             wall_ms: started.elapsed().as_secs_f64() * 1000.0,
+            params_read: None,
         }
     }
 

@@ -1,20 +1,28 @@
 //! What the scenarios say together: where each property (and the portfolio) crosses the
 //! DSCR thresholds as one parameter moves, and which parameter moves the portfolio most.
 //!
-//! Both read one-dimensional slices of the sweep: the scenarios in which every other
-//! numeric parameter sits at its base value (the value nearest zero, since parameters are
-//! shocks). A break-even point is first interpolated linearly between the two scenarios
-//! that straddle the threshold (exact for NOI shocks, where DSCR is linear); [`super::bisect`]
+//! Both read one-dimensional slices of the sweep: for each parameter, the scenarios in
+//! which every other parameter sits at its base (the value nearest zero, since parameters
+//! are shocks), so that a change is credited to the one parameter that made it. A
+//! scenario that leaves a parameter out stands where the script falls back to
+//! (`params.get("rate_change", 0.0)`, as the runtime reports it); where that is not
+//! known, leaving it out is a level of its own. When a slice lacks its ends or its base
+//! (named scenarios that move several parameters at once, Monte Carlo draws of several),
+//! the analysis names the points it needs ([`Analysis::missing`]), [`super::bisect`]
+//! runs them, and the slices are read again with them.
+//!
+//! A break-even point is first interpolated linearly between the two points of a slice
+//! that straddle the threshold (exact for NOI shocks, where DSCR is linear); bisection
 //! then narrows that bracket by running the script at its midpoints, so that curved
 //! responses (rate shocks) are found to 0.1 % whatever the grid's step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::summary::{property_name, rows};
-use crate::scenario::{ScenarioOutcome, ScenarioStatus};
+use crate::scenario::{Scenario, ScenarioOutcome, ScenarioStatus};
 
 /// The thresholds break-even points are reported for: the documents' "DSCR 1.0" (cash
 /// flow covers debt service) and "1.25" (the approval line).
@@ -67,17 +75,22 @@ impl BreakEven {
     }
 }
 
-/// How much one parameter moves the portfolio's DSCR over its swept range.
+/// How much one parameter moves the portfolio's DSCR over its swept range, every other
+/// parameter at its base.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sensitivity {
     /// The parameter.
     pub param: String,
-    /// Its lowest and highest swept values.
+    /// Its lowest swept value.
     pub low_value: f64,
-    /// Highest swept value.
+    /// Its base value (nearest zero), when it has one.
+    pub base_value: Option<f64>,
+    /// Its highest swept value.
     pub high_value: f64,
     /// Portfolio DSCR at the lowest value.
     pub dscr_at_low: f64,
+    /// Portfolio DSCR at the base value.
+    pub dscr_at_base: Option<f64>,
     /// Portfolio DSCR at the highest value.
     pub dscr_at_high: f64,
     /// `|dscr_at_high - dscr_at_low|`; the tornado is sorted by it.
@@ -91,50 +104,134 @@ pub struct Analysis {
     pub break_even: Vec<BreakEven>,
     /// Widest swing first.
     pub sensitivity: Vec<Sensitivity>,
-    /// The params of the slices' base scenario: every numeric param at its base.
+    /// The portfolio DSCR with every parameter at its base, when a scenario stands there.
+    pub base_dscr: Option<f64>,
+    /// The params of the slices' base scenario: every parameter at its base (one whose
+    /// base is to be left out is left out).
     #[serde(skip)]
     pub base_params: serde_json::Map<String, Value>,
+    /// Points the slices lack (an end of a parameter's range or its base, the others at
+    /// base): run them and analyse again with their outcomes.
+    #[serde(skip)]
+    pub missing: Vec<Scenario>,
 }
 
-/// Analyses `outcomes` (in any order).
-pub fn analyze(outcomes: &[ScenarioOutcome]) -> Analysis {
-    let ok: Vec<&ScenarioOutcome> = outcomes.iter().filter(|o| o.status == ScenarioStatus::Ok).collect();
-    let mut values: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for outcome in &ok {
-        for (key, value) in &outcome.params {
-            if let Some(x) = value.as_f64() {
-                values.entry(key.clone()).or_default().push(x);
+/// Where a scenario stands on one parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Level<'a> {
+    /// A number: given, or what the script falls back to without it.
+    Number(f64),
+    /// Something else given (text, a list).
+    Other(&'a Value),
+    /// Left out, and what the script falls back to is not known.
+    Left,
+}
+
+/// The parameters of a sweep as the analysis reads them.
+struct Params<'a> {
+    /// Every parameter name a finished scenario gave.
+    names: BTreeSet<&'a str>,
+    /// What the script falls back to, per name.
+    defaults: &'a BTreeMap<String, f64>,
+    /// Each parameter's base level.
+    base: BTreeMap<&'a str, Level<'a>>,
+}
+
+impl<'a> Params<'a> {
+    fn new(ok: &[&'a ScenarioOutcome], defaults: &'a BTreeMap<String, f64>) -> Self {
+        let names: BTreeSet<&str> = ok.iter().flat_map(|o| o.params.keys().map(String::as_str)).collect();
+        let mut params = Self { names, defaults, base: BTreeMap::new() };
+        let base = params.names.iter().map(|&name| (name, params.base_of(ok, name))).collect();
+        params.base = base;
+        params
+    }
+
+    fn level(&self, outcome: &'a ScenarioOutcome, name: &str) -> Level<'a> {
+        match outcome.params.get(name) {
+            Some(value) => value.as_f64().map_or(Level::Other(value), Level::Number),
+            None => self.defaults.get(name).map_or(Level::Left, |d| Level::Number(*d)),
+        }
+    }
+
+    /// Left out if any scenario leaves it out with no known fallback; otherwise the
+    /// number nearest zero if all are numbers; otherwise the first scenario's.
+    fn base_of(&self, ok: &[&'a ScenarioOutcome], name: &str) -> Level<'a> {
+        let levels: Vec<Level> = ok.iter().map(|o| self.level(o, name)).collect();
+        if levels.contains(&Level::Left) {
+            return Level::Left;
+        }
+        let numbers: Option<Vec<f64>> =
+            levels.iter().map(|l| if let Level::Number(x) = l { Some(*x) } else { None }).collect();
+        match numbers {
+            Some(numbers) => {
+                Level::Number(numbers.into_iter().fold(f64::INFINITY, |b, x| if x.abs() < b.abs() { x } else { b }))
             }
+            None => levels.first().copied().unwrap_or(Level::Left),
         }
     }
-    let bases: BTreeMap<&str, f64> = values
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.iter().copied().fold(f64::INFINITY, |b, x| if x.abs() < b.abs() { x } else { b })))
-        .collect();
-    let mut analysis = Analysis::default();
-    if let Some(first) = ok.first() {
-        analysis.base_params = first.params.clone();
-        for (key, base) in &bases {
-            analysis.base_params.insert((*key).to_owned(), Value::from(*base));
-        }
+
+    /// Whether every parameter but `except` is at its base in `outcome`.
+    fn at_base_except(&self, outcome: &'a ScenarioOutcome, except: Option<&str>) -> bool {
+        self.names.iter().all(|&name| Some(name) == except || self.level(outcome, name) == self.base[name])
     }
-    for (param, swept) in &values {
-        let mut distinct = swept.clone();
-        distinct.sort_by(f64::total_cmp);
-        distinct.dedup();
-        if distinct.len() < 2 {
+
+    /// The params of the base scenario, with `name` set to `value` if given.
+    fn base_params(&self, moved: Option<(&str, f64)>) -> serde_json::Map<String, Value> {
+        let mut params = serde_json::Map::new();
+        for (&name, level) in &self.base {
+            match level {
+                Level::Number(x) => params.insert(name.to_owned(), Value::from(*x)),
+                Level::Other(value) => params.insert(name.to_owned(), (*value).clone()),
+                Level::Left => None,
+            };
+        }
+        if let Some((name, value)) = moved {
+            params.insert(name.to_owned(), Value::from(value));
+        }
+        params
+    }
+}
+
+/// Analyses `outcomes` (in any order), with `extra`: the outcomes of points an earlier
+/// analysis found missing. `defaults` are what the script falls back to when a parameter
+/// is left out (see [`crate::outcome::ParamsRead::defaults`]).
+pub fn analyze(outcomes: &[ScenarioOutcome], extra: &[ScenarioOutcome], defaults: &BTreeMap<String, f64>) -> Analysis {
+    let finished = |o: &&ScenarioOutcome| o.status == ScenarioStatus::Ok;
+    let ok: Vec<&ScenarioOutcome> = outcomes.iter().filter(finished).collect();
+    let params = Params::new(&ok, defaults);
+    // The sweep's own scenarios first: where an extra point repeats one, the sweep's wins.
+    let points: Vec<&ScenarioOutcome> = ok.iter().copied().chain(extra.iter().filter(finished)).collect();
+    let mut analysis = Analysis { base_params: params.base_params(None), ..Analysis::default() };
+    analysis.base_dscr = points.iter().find(|o| params.at_base_except(o, None)).and_then(|o| portfolio_dscr(o));
+    let mut wanted: Vec<(String, f64)> = Vec::new();
+    for &param in &params.names {
+        let mut values: Vec<f64> = ok
+            .iter()
+            .filter_map(|o| if let Level::Number(x) = params.level(o, param) { Some(x) } else { None })
+            .collect();
+        values.sort_by(f64::total_cmp);
+        values.dedup();
+        let (Some(&low), Some(&high)) = (values.first(), values.last()) else { continue };
+        if values.len() < 2 {
             continue;
         }
+        let base = match params.base[param] {
+            Level::Number(x) => Some(x),
+            _ => None,
+        };
         // The slice: every other parameter at its base.
-        let mut slice: Vec<(f64, &ScenarioOutcome)> = ok
+        let mut slice: Vec<(f64, &ScenarioOutcome)> = points
             .iter()
-            .filter(|o| {
-                o.params.iter().all(|(k, v)| k == param || v.as_f64().is_none_or(|x| bases.get(k.as_str()) == Some(&x)))
-            })
-            .filter_map(|o| Some((o.params.get(param)?.as_f64()?, *o)))
+            .filter(|o| params.at_base_except(o, Some(param)))
+            .filter_map(|o| if let Level::Number(x) = params.level(o, param) { Some((x, *o)) } else { None })
             .collect();
         slice.sort_by(|a, b| a.0.total_cmp(&b.0));
         slice.dedup_by(|a, b| a.0 == b.0);
+        for x in [Some(low), base, Some(high)].into_iter().flatten() {
+            if !slice.iter().any(|(at, _)| *at == x) && !wanted.iter().any(|(p, at)| p == param && *at == x) {
+                wanted.push((param.to_owned(), x));
+            }
+        }
         if slice.len() < 2 {
             continue;
         }
@@ -143,20 +240,30 @@ pub fn analyze(outcomes: &[ScenarioOutcome]) -> Analysis {
                 analysis.break_even.push(crossing(&name, param, threshold, &series));
             }
         }
-        if let (Some(low), Some(high)) = (slice.first(), slice.last())
-            && let (Some(dscr_at_low), Some(dscr_at_high)) = (portfolio_dscr(low.1), portfolio_dscr(high.1))
+        let dscr_at = |x: f64| slice.iter().find(|(at, _)| *at == x).and_then(|(_, o)| portfolio_dscr(o));
+        if let (Some(first), Some(last)) = (slice.first(), slice.last())
+            && let (Some(dscr_at_low), Some(dscr_at_high)) = (portfolio_dscr(first.1), portfolio_dscr(last.1))
         {
             analysis.sensitivity.push(Sensitivity {
-                param: param.clone(),
-                low_value: low.0,
-                high_value: high.0,
+                param: param.to_owned(),
+                low_value: first.0,
+                base_value: base,
+                high_value: last.0,
                 dscr_at_low,
+                dscr_at_base: base.and_then(dscr_at),
                 dscr_at_high,
                 swing: (dscr_at_high - dscr_at_low).abs(),
             });
         }
     }
     analysis.sensitivity.sort_by(|a, b| b.swing.total_cmp(&a.swing));
+    // One scenario per distinct point: the base point is every parameter's base.
+    for (param, x) in wanted {
+        let point = params.base_params(Some((&param, x)));
+        if !analysis.missing.iter().any(|s| s.params == point) {
+            analysis.missing.push(Scenario { id: format!("slice-{param}={x}"), params: point });
+        }
+    }
     analysis
 }
 
@@ -247,19 +354,93 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn scenario(noi_change: f64, rate_change: f64) -> ScenarioOutcome {
-        // One property with DSCR 1.5 at base; NOI shocks scale it, rate shocks cut it.
-        let dscr = 1.5 * (1.0 + noi_change) / (1.0 + 10.0 * rate_change);
+    /// One property with DSCR 1.5 at base; NOI shocks scale it, rate shocks cut it.
+    fn dscr(noi_change: f64, rate_change: f64) -> f64 {
+        1.5 * (1.0 + noi_change) / (1.0 + 10.0 * rate_change)
+    }
+
+    fn outcome(id: &str, params: Value, dscr: f64) -> ScenarioOutcome {
         ScenarioOutcome {
-            id: format!("{noi_change};{rate_change}"),
-            params: json!({"noi_change": noi_change, "rate_change": rate_change}).as_object().unwrap().clone(),
+            id: id.to_owned(),
+            params: params.as_object().unwrap().clone(),
             status: ScenarioStatus::Ok,
             error: None,
             results: json!({"result": [{"property_name": "P", "dscr": dscr}]}).as_object().unwrap().clone(),
             stdout: String::new(),
             logs: Vec::new(),
             wall_ms: 0.0,
+            params_read: None,
         }
+    }
+
+    fn scenario(noi_change: f64, rate_change: f64) -> ScenarioOutcome {
+        let params = json!({"noi_change": noi_change, "rate_change": rate_change});
+        outcome(&format!("{noi_change};{rate_change}"), params, dscr(noi_change, rate_change))
+    }
+
+    /// Runs the points `analysis` asks for through the model `dscr`, with the script's
+    /// fallbacks `defaults` for parameters left out.
+    fn run_missing(analysis: &Analysis, defaults: &BTreeMap<String, f64>) -> Vec<ScenarioOutcome> {
+        let value = |s: &Scenario, name: &str| {
+            s.params.get(name).and_then(Value::as_f64).or_else(|| defaults.get(name).copied()).unwrap()
+        };
+        analysis
+            .missing
+            .iter()
+            .map(|s| {
+                let d = dscr(value(s, "noi_change"), value(s, "rate_change"));
+                outcome(&s.id, Value::Object(s.params.clone()), d)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn named_scenarios_moving_several_params_are_not_read_as_one_slice() {
+        // `stress` leaves the rate out (the script falls back to 0.0); `severe` moves both.
+        let outcomes = vec![
+            outcome("stress", json!({"noi_change": -0.1}), dscr(-0.1, 0.0)),
+            outcome("severe", json!({"noi_change": -0.4, "rate_change": 0.02}), dscr(-0.4, 0.02)),
+        ];
+        let defaults: BTreeMap<String, f64> = [("rate_change".to_owned(), 0.0)].into();
+        let first = analyze(&outcomes, &[], &defaults);
+        // NOI from -0.4 to -0.1 at rate 0, and the rate from 0 to 0.02 at NOI -0.1.
+        let mut wanted: Vec<String> =
+            first.missing.iter().map(|s| Value::Object(s.params.clone()).to_string()).collect();
+        wanted.sort();
+        assert_eq!(
+            wanted,
+            [r#"{"noi_change":-0.1,"rate_change":0.02}"#, r#"{"noi_change":-0.4,"rate_change":0.0}"#],
+            "{first:?}"
+        );
+        let analysis = analyze(&outcomes, &run_missing(&first, &defaults), &defaults);
+        assert!(analysis.missing.is_empty(), "{:?}", analysis.missing);
+        let noi = analysis.break_even.iter().find(|b| b.param == "noi_change" && b.threshold == 1.25).unwrap();
+        // Along rate 0: 1.5 (1 + x) = 1.25  =>  x = -1/6; the rate shock of `severe` must
+        // not leak in (with it, the bracket gave about -0.29).
+        assert_eq!(noi.value, Some(-0.167), "{noi:?}");
+        let tornado = &analysis.sensitivity;
+        let noi = tornado.iter().find(|t| t.param == "noi_change").unwrap();
+        assert_eq!((noi.low_value, noi.high_value, noi.base_value), (-0.4, -0.1, Some(-0.1)));
+        assert!((noi.swing - 1.5 * 0.3).abs() < 1e-9, "{noi:?}");
+        let rate = tornado.iter().find(|t| t.param == "rate_change").unwrap();
+        assert_eq!((rate.low_value, rate.high_value, rate.base_value), (0.0, 0.02, Some(0.0)));
+        assert!((rate.dscr_at_low - dscr(-0.1, 0.0)).abs() < 1e-12);
+        assert!((rate.dscr_at_high - dscr(-0.1, 0.02)).abs() < 1e-12);
+        assert_eq!(analysis.base_dscr, Some(dscr(-0.1, 0.0)));
+    }
+
+    #[test]
+    fn a_param_left_out_without_a_known_fallback_is_a_level_of_its_own() {
+        let outcomes = vec![
+            outcome("a", json!({"noi_change": -0.1}), dscr(-0.1, 0.0)),
+            outcome("b", json!({"noi_change": -0.3}), dscr(-0.3, 0.0)),
+            outcome("c", json!({"noi_change": -0.3, "rate_change": 0.01}), dscr(-0.3, 0.01)),
+        ];
+        let analysis = analyze(&outcomes, &[], &BTreeMap::new());
+        // The NOI slice is the scenarios that leave the rate out: `c` is not on it.
+        let noi = analysis.sensitivity.iter().find(|t| t.param == "noi_change").unwrap();
+        assert!((noi.dscr_at_low - dscr(-0.3, 0.0)).abs() < 1e-12, "{noi:?}");
+        assert!(!analysis.base_params.contains_key("rate_change"), "{:?}", analysis.base_params);
     }
 
     #[test]
@@ -270,7 +451,8 @@ mod tests {
                 outcomes.push(scenario(-0.4 + i as f64 * 0.01, rate));
             }
         }
-        let analysis = analyze(&outcomes);
+        let analysis = analyze(&outcomes, &[], &BTreeMap::new());
+        assert!(analysis.missing.is_empty(), "a full grid has every slice");
         let find = |param: &str, threshold: f64| {
             analysis
                 .break_even

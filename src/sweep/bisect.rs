@@ -1,4 +1,9 @@
-//! Break-even points to 0.1 %, by bisection: each crossing the sweep found between two
+//! The extra runs the analysis asks for. First the points its slices lack (see
+//! [`super::analysis`]): the ends and the base of a parameter's range with every other
+//! parameter at its base, when the sweep's own scenarios moved several at once; the
+//! analysis is then read again with them.
+//!
+//! Then break-even points to 0.1 %, by bisection: each crossing the sweep found between two
 //! scenarios is narrowed by running the script inside its bracket (every other param at
 //! its base), round after round, until the bracket is narrower than the reported
 //! precision. A round probes the bracket's midpoint, which at least halves it, and two
@@ -9,7 +14,7 @@
 
 use serde_json::{Map, Value};
 
-use super::analysis::{BreakEven, series_dscr};
+use super::analysis::{BreakEven, analyze, series_dscr};
 use super::{SweepOptions, SweepReport};
 use crate::job::Job;
 use crate::sandbox::WasiSandbox;
@@ -22,13 +27,23 @@ const PRECISION: f64 = 0.001;
 /// 2^12 × 0.001.
 const MAX_ROUNDS: usize = 12;
 
-/// Narrows every crossing in `report` that the sweep's own scenarios bracket more
-/// loosely than [`PRECISION`], and records what that cost in its metrics. A round whose
-/// scenarios cannot run ends the search; the points found so far stay.
+/// Runs the points the analysis's slices lack and analyses again with them, then narrows
+/// every crossing in `report` that the scenarios bracket more loosely than
+/// [`PRECISION`], and records what that cost in its metrics. A round whose scenarios
+/// cannot run ends the search; the points found so far stay.
 pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, options: SweepOptions) {
     let started = std::time::Instant::now();
+    let missing = std::mem::take(&mut report.summary.analysis.missing);
+    let mut ran = missing.len();
+    if !missing.is_empty()
+        && let Ok(extra) = super::run(sandbox, job, missing, options, |_| {}).await
+    {
+        let defaults = report.params_read.defaults();
+        report.summary.analysis = analyze(&report.scenarios, &extra.scenarios, &defaults);
+        // What is still missing failed to run: the analysis stands without it.
+        report.summary.analysis.missing.clear();
+    }
     let base = report.summary.analysis.base_params.clone();
-    let mut ran = 0;
     for round in 0..MAX_ROUNDS {
         let wanted: Vec<usize> = report
             .summary

@@ -86,17 +86,25 @@ pub fn render(report: &SweepReport, title: &str) -> String {
         sections.push(("Portfolio DSCR distribution".to_owned(), format!("{chart}{caption}")));
     }
     if !s.analysis.sensitivity.is_empty() {
-        let items: Vec<(String, f64, f64)> = s
+        let bars: Vec<report::TornadoBar> = s
             .analysis
             .sensitivity
             .iter()
-            .map(|t| (format!("{} {}..{}", t.param, t.low_value, t.high_value), t.dscr_at_low, t.dscr_at_high))
+            .map(|t| report::TornadoBar {
+                label: t.param.clone(),
+                ends: [(format!("{}", t.low_value), t.dscr_at_low), (format!("{}", t.high_value), t.dscr_at_high)],
+            })
             .collect();
-        let base = portfolio_base(report).unwrap_or(items[0].1);
-        sections.push((
-            "Sensitivity (tornado)".to_owned(),
-            report::tornado("Portfolio DSCR swing per parameter", base, &items),
-        ));
+        // The line is the portfolio with every parameter at its base: a scenario at
+        // the base, or failing that the base of the widest bar's own slice.
+        let base = s.analysis.base_dscr.or_else(|| s.analysis.sensitivity.iter().find_map(|t| t.dscr_at_base));
+        let chart = match base {
+            Some(base) => report::tornado("Portfolio DSCR swing per parameter, the others at base", base, &bars),
+            None => String::new(),
+        };
+        if !chart.is_empty() {
+            sections.push(("Sensitivity (tornado)".to_owned(), chart));
+        }
     }
     if !s.analysis.break_even.is_empty() {
         let table = HtmlTable {
@@ -134,17 +142,4 @@ pub fn render(report: &SweepReport, title: &str) -> String {
         sections.push((format!("Failed scenarios ({})", s.failed), table.render()));
     }
     report::page("Scenario sweep", &subtitle, &sections)
-}
-
-/// The portfolio DSCR of the scenario with every parameter nearest zero.
-fn portfolio_base(report: &SweepReport) -> Option<f64> {
-    let distance = |o: &crate::scenario::ScenarioOutcome| -> f64 {
-        o.params.values().filter_map(serde_json::Value::as_f64).map(f64::abs).sum()
-    };
-    report
-        .scenarios
-        .iter()
-        .filter(|o| o.status == ScenarioStatus::Ok)
-        .min_by(|a, b| distance(a).total_cmp(&distance(b)))
-        .and_then(portfolio_dscr)
 }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::budget::Reservation;
 use crate::job::Job;
-use crate::outcome::{ErrorKind, Outcome, OutcomeError, Sanitized};
+use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, Sanitized};
 use crate::sandbox::WasiSandbox;
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 pub use summary::Summary;
@@ -60,7 +60,8 @@ pub struct SweepMetrics {
     pub db_queries: u64,
     /// Instances started.
     pub workers: usize,
-    /// Scenarios run afterwards to narrow break-even points by bisection.
+    /// Scenarios run afterwards for the analysis: points its one-parameter slices lacked,
+    /// and bisection of break-even points.
     pub bisection_runs: usize,
     /// The time they took, in milliseconds.
     pub bisection_ms: f64,
@@ -83,6 +84,8 @@ pub struct SweepReport {
     /// and replaced; the sweep went on, but the script misbehaved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub instance_errors: Vec<OutcomeError>,
+    /// What the script read of its parameters, over every scenario that finished.
+    pub params_read: ParamsRead,
 }
 
 /// The queue the instances share.
@@ -95,6 +98,8 @@ struct Queue {
     /// Host memory held for the outcomes in `done`.
     held: Mutex<Reservation>,
     instance_errors: Mutex<Vec<OutcomeError>>,
+    /// What the finished scenarios read of their parameters, added up.
+    params_read: Mutex<ParamsRead>,
     finished: AtomicUsize,
     progress: Box<dyn Fn(usize) + Send + Sync>,
 }
@@ -121,6 +126,9 @@ impl ScenarioQueue for Queue {
     }
 
     fn finish(&self, mut outcome: ScenarioOutcome) {
+        if let Some(read) = outcome.params_read.take() {
+            self.params_read.lock().unwrap_or_else(|e| e.into_inner()).merge(read);
+        }
         // Every outcome is kept until the sweep ends: charge it to the budget, and keep
         // only its failure when it does not fit.
         let cost = outcome_cost(&outcome);
@@ -168,6 +176,7 @@ pub async fn run(
         done: Mutex::new(Vec::with_capacity(total)),
         held: Mutex::new(job.budget.empty()),
         instance_errors: Mutex::new(Vec::new()),
+        params_read: Mutex::default(),
         finished: AtomicUsize::new(0),
         progress: Box::new(progress),
     });
@@ -208,9 +217,15 @@ pub async fn run(
     }
     let mut outcomes = std::mem::take(&mut *queue.done.lock().unwrap_or_else(|e| e.into_inner()));
     outcomes.sort_by_key(|o| order.get(&o.id).copied().unwrap_or(usize::MAX));
+    let params_read = std::mem::take(&mut *queue.params_read.lock().unwrap_or_else(|e| e.into_inner()));
+    if let Some(error) = unread_params(&outcomes, &params_read) {
+        let mut outcome = Outcome::failed_before_start(error, "wasi");
+        outcome.sanitized = sanitized;
+        return Err(Box::new(outcome));
+    }
     let wall = started.elapsed().as_secs_f64();
     let db_queries = job.db.as_ref().map_or(0, |db| db.0.queries_executed());
-    let summary = summary::summarize(&outcomes);
+    let summary = summary::summarize(&outcomes, &params_read.defaults());
     Ok(SweepReport {
         metrics: SweepMetrics {
             wall_ms: wall * 1000.0,
@@ -224,7 +239,44 @@ pub async fn run(
         scenarios: outcomes,
         sanitized,
         instance_errors: std::mem::take(&mut *queue.instance_errors.lock().unwrap_or_else(|e| e.into_inner())),
+        params_read,
     })
+}
+
+/// The usage error for a sweep over parameters the script never read, in any scenario
+/// that finished: a parameter that varies between scenarios but is never read makes them
+/// all answer the same question, not the one asked. `None` when it read them all, listed
+/// them, or a scenario failed: what a failed scenario would have read is not known (it
+/// may read a parameter only on the path that failed), and the failures are the answer.
+fn unread_params(outcomes: &[ScenarioOutcome], read: &ParamsRead) -> Option<OutcomeError> {
+    if read.listed || outcomes.iter().any(|o| o.status != ScenarioStatus::Ok) {
+        return None;
+    }
+    let mut unread: Vec<&str> = Vec::new();
+    for outcome in outcomes {
+        for name in outcome.params.keys() {
+            let varies = outcomes.iter().any(|o| o.params.get(name) != outcome.params.get(name));
+            if varies && !read.reads(name) && !unread.contains(&name.as_str()) {
+                unread.push(name);
+            }
+        }
+    }
+    let first = *unread.first()?;
+    let known: Vec<&str> = read.names.keys().map(String::as_str).collect();
+    let shown = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+    let mut message = match unread.len() {
+        1 => format!("the script never reads the parameter {}", shown(&unread)),
+        _ => format!("the script never reads the parameters {}", shown(&unread)),
+    };
+    message.push_str(&match known.len() {
+        0 => "; it reads no parameters at all, so every scenario gives the same answer".to_owned(),
+        _ => format!("; it reads {}", shown(&known)),
+    });
+    let hint = match crate::validate::suggest::closest(first, known.iter().copied()) {
+        Some(name) => format!("did you mean `{name}`? Sweep over the names the script passes to `params.get`"),
+        None => "sweep over the names the script passes to `params.get`, or make the script read this one".to_owned(),
+    };
+    Some(OutcomeError::new(ErrorKind::Usage, message).with_hint(hint))
 }
 
 /// About what an outcome costs the host while it is kept.
@@ -253,6 +305,7 @@ async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result
             stdout: outcome.stdout,
             logs: outcome.logs,
             wall_ms: outcome.metrics.wall_ms,
+            params_read: outcome.params_read,
         });
         // A scenario rarely waits on anything, so without this the worker that runs this
         // loop would never let another take over the sweep's other loops queued behind it.

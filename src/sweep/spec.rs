@@ -396,6 +396,24 @@ fn list(flag: &str, text: &str, values: &str) -> Result<Vec<Value>, SpecError> {
     if items.iter().any(|v| v.as_str() == Some("")) {
         return Err(spec_error(flag, text, "an empty value in the list"));
     }
+    // Text is a value of its own (`scenario=base,stress`), but text that looks like a
+    // range, or among numbers, is a mistyped number: the script would get the text.
+    if let Some(range) = items.iter().filter_map(Value::as_str).find(|v| v.contains("..")) {
+        return Err(spec_error(
+            flag,
+            text,
+            format!("`{range}` is not a range: write START..STOP:STEP with numbers, e.g. -0.3..0.1:0.05"),
+        ));
+    }
+    if let (Some(number), Some(word)) =
+        (items.iter().find(|v| v.is_number()), items.iter().filter_map(Value::as_str).next())
+    {
+        return Err(spec_error(
+            flag,
+            text,
+            format!("`{word}` is not a number, while `{number}` is: give numbers only, or text only"),
+        ));
+    }
     Ok(items)
 }
 
@@ -422,10 +440,28 @@ mod tests {
         assert_eq!(k, "noi_change");
         assert_eq!(v, vec![json!(-0.3), json!(-0.2), json!(-0.1), json!(0.0), json!(0.1)]);
         assert_eq!(parse_grid("noi_change=-0.3..0.1:0.01").unwrap().1.len(), 41);
-        assert_eq!(parse_grid("r=0,0.01,high").unwrap().1, vec![json!(0), json!(0.01), json!("high")]);
-        for bad in ["noi", "=1", "x=", "x=1..2:0", "x=2..1:0.1", "x=a..1:0.1", "x-y=1", "x=1,,2"] {
+        // Text among numbers is a mistyped number, not a value of its own.
+        assert!(parse_grid("r=0,0.01,high").unwrap_err().to_string().contains("`high` is not a number"));
+        for bad in [
+            "noi",
+            "=1",
+            "x=",
+            "x=1..2:0",
+            "x=2..1:0.1",
+            "x=a..1:0.1",
+            "x-y=1",
+            "x=1,,2",
+            "x=-0.3..0.1;0.1",
+            "x=-0.3..0.1",
+            "x=0.1,O.2",
+        ] {
             assert!(parse_grid(bad).is_err(), "{bad}");
         }
+        let e = parse_grid("noi_change=-0.3..0.1;0.1").unwrap_err().to_string();
+        assert!(e.contains("`-0.3..0.1;0.1` is not a range"), "{e}");
+        let e = parse_zip("x=0.1,O.2").unwrap_err().to_string();
+        assert!(e.contains("`O.2` is not a number"), "{e}");
+        assert_eq!(parse_grid("case=base,stress").unwrap().1, [json!("base"), json!("stress")]);
         let e = parse_grid("x=1..2:-1").unwrap_err().to_string();
         assert!(e.contains("--grid `x=1..2:-1`") && e.contains("positive"), "{e}");
     }

@@ -193,8 +193,9 @@ pub fn columns(outcomes: &[ScenarioOutcome]) -> (Vec<String>, Vec<String>) {
     (param_keys, row_keys)
 }
 
-/// Adds up `outcomes`.
-pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
+/// Adds up `outcomes`; `defaults` are what the script falls back to when a parameter is
+/// left out (for the analysis).
+pub fn summarize(outcomes: &[ScenarioOutcome], defaults: &BTreeMap<String, f64>) -> Summary {
     let mut failures = BTreeMap::new();
     let mut verdicts = BTreeMap::new();
     // In order of first appearance, so properties keep the script's order.
@@ -253,7 +254,7 @@ pub fn summarize(outcomes: &[ScenarioOutcome]) -> Summary {
         failures,
         verdicts: verdicts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         properties,
-        analysis: super::analysis::analyze(outcomes),
+        analysis: super::analysis::analyze(outcomes, &[], defaults),
     }
 }
 
@@ -286,6 +287,7 @@ mod tests {
             stdout: String::new(),
             logs: Vec::new(),
             wall_ms: 0.0,
+            params_read: None,
         }
     }
 
@@ -310,7 +312,7 @@ mod tests {
             outcome("b", json!([{"property_name": "P", "dscr": 1.1, "verdict": "reject"}])),
             failed,
         ];
-        let s = summarize(&outcomes);
+        let s = summarize(&outcomes, &BTreeMap::new());
         assert_eq!((s.total, s.ok, s.failed), (3, 2, 1));
         assert_eq!(s.failures["timeout"], 1);
         assert_eq!(s.verdicts["reject"], 2);

@@ -34,6 +34,42 @@ fn params_are_read_only() {
     assert!(outcome.error.unwrap().message.starts_with("TypeError"));
 }
 
+/// The runtime reports which parameters a script read and the number it fell back to,
+/// however it read them; listing them counts as reading them all.
+#[test]
+fn the_parameters_read_are_reported() {
+    let ctx = TestContext::new();
+    let mut job = ctx.job(
+        r#"
+        from metaexec import params
+        params.get("rate", 0.01)
+        params.get("noi", 0)
+        params["given"]
+        "flag" in params
+        params.get("twice", 1.0)
+        params.get("twice", 2.0)
+        params.get("text", "x")
+        "#,
+    );
+    job.params = serde_json::json!({"given": 3, "unread": 4}).as_object().unwrap().clone();
+    let outcome = run_job(&job);
+    assert_ok(&outcome);
+    let read = outcome.params_read.expect("reported");
+    let expected: Vec<(&str, Option<f64>)> = vec![
+        ("flag", None),
+        ("given", None),
+        ("noi", Some(0.0)),
+        ("rate", Some(0.01)),
+        ("text", None),
+        ("twice", None),
+    ];
+    assert_eq!(read.names.iter().map(|(k, v)| (k.as_str(), *v)).collect::<Vec<_>>(), expected);
+    assert!(!read.listed && !read.reads("unread"));
+    let outcome = run_job(&ctx.job("from metaexec import params, result\nresult(dict(params))"));
+    assert_ok(&outcome);
+    assert!(outcome.params_read.unwrap().listed);
+}
+
 #[test]
 fn results_round_trip() {
     let ctx = TestContext::new();

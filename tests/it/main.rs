@@ -2,6 +2,7 @@
 //! files and a throwaway PostgreSQL cluster (`pg`), and the real `metaexec` binary. One
 //! test binary, shared helpers in `common`.
 
+mod analysis;
 mod cli;
 mod common;
 mod db_demo;

@@ -407,6 +407,8 @@ fn bad_specs_are_usage_errors_that_point_at_the_part() {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/dscr_stress.py");
     for (args, expected) in [
         (vec!["--grid", "noi_change=0..1:-0.1"], "--grid `noi_change=0..1:-0.1`: the step must be positive"),
+        (vec!["--grid", "noi_change=-0.3..0.1;0.1"], "`-0.3..0.1;0.1` is not a range"),
+        (vec!["--zip", "noi_change=-0.1,-O.2"], "`-O.2` is not a number"),
         (vec!["--monte-carlo", "10", "--dist", "x=beta(1,2)"], "--dist `x=beta(1,2)`"),
         (vec!["--dist", "x=normal(0,1)"], "--dist `x=normal(0,1)`: needs --monte-carlo"),
         (vec![], "no scenarios"),
@@ -426,7 +428,7 @@ fn one_proxy_serves_the_whole_sweep() {
     let handle = proxy(&target, Capability::default());
     let mut job = Job::new(
         "q.py",
-        "from metaexec import db, result\nresult(len(db.query('SELECT * FROM loans')))\n",
+        "from metaexec import db, params, result\nresult([params['x'], len(db.query('SELECT * FROM loans'))])\n",
         ctx.results(),
     );
     job.db = Some(handle.clone());
