@@ -226,6 +226,41 @@ fn a_noi_stress_test_runs_each_decline_as_a_scenario() {
     }
 }
 
+/// Occupancy down is vacancy up, in every spelling, and shocks asked for together are one
+/// scenario: each stress lowers every property's DSCR from its base.
+#[test]
+fn occupancy_declines_and_combined_shocks_stress_the_portfolio() {
+    for (request, params) in [
+        ("DSCR with occupancy down 5%", serde_json::json!({"vacancy_change": 0.05})),
+        ("DSCR after a 5% occupancy decline", serde_json::json!({"vacancy_change": 0.05})),
+        (
+            "what happens to DSCR if rates rise 200bp and NOI falls 10% at the same time",
+            serde_json::json!({"noi_change": -0.1, "rate_change": 0.02}),
+        ),
+    ] {
+        let ctx = TestContext::new();
+        let output = run(&ctx, &[request, "--json"]);
+        assert_eq!(output.status.code(), Some(0), "{request}: {}", String::from_utf8_lossy(&output.stderr));
+        let record = record(&output);
+        let results = sweep_results(&ctx, &record);
+        let scenarios = results["scenarios"].as_array().unwrap();
+        assert_eq!(scenarios.len(), 2, "{request}: the base and one stress");
+        let stressed = &scenarios[1];
+        for (key, value) in params.as_object().unwrap() {
+            assert_eq!(&stressed["params"][key], value, "{request}: {key}");
+        }
+        let dscr = |scenario: &Value| -> Vec<f64> {
+            let rows = scenario["results"]["result"].as_array().unwrap();
+            rows.iter().map(|row| row["dscr"].as_f64().unwrap()).collect()
+        };
+        let (base, stress) = (dscr(&scenarios[0]), dscr(stressed));
+        assert_eq!(base.len(), 10);
+        for (b, s) in base.iter().zip(&stress) {
+            assert!(s < b, "{request}: a stress lowers DSCR ({b} -> {s})");
+        }
+    }
+}
+
 #[test]
 fn a_stress_test_prints_the_scenarios_side_by_side() {
     let ctx = TestContext::new();

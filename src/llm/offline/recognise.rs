@@ -32,7 +32,8 @@ pub const UNDERSTOOD: &str = concat!(
     "  - DSCR of named properties (\"DSCR for Orlando Fashion Square\")\n",
     "  - the properties at risk (\"which assets are at risk\", \"DSCR below 1.3\")\n",
     "  - stress tests and scenarios (\"10/20/30% NOI stress test\", \"base, optimistic and pessimistic\",\n",
-    "    \"10% revenue decrease\", \"rates up 100 bp\")\n",
+    "    \"10% revenue decrease\", \"rates up 100 bp\", \"occupancy down 5 points\";\n",
+    "    shocks joined by \"and\" or \"plus\" are one scenario: \"rates up 200 bp and NOI down 10%\")\n",
     "  - Monte Carlo simulations (\"10,000 simulations, NOI normal with sd 8%, rates uniform between 0 and 2%\")\n",
     "  - sensitivity grids (\"NOI from -30% to +10% in steps of 5%\")\n",
     "  - cap rate, debt yield and LTV summaries\n",
@@ -187,7 +188,8 @@ pub(super) fn numbers(text: &str) -> Vec<Number> {
         let literal = text[start..i].trim_end_matches('.');
         let Ok(value) = literal.parse::<f64>() else { continue };
         let rest = text[i..].trim_start();
-        let percent = rest.starts_with('%') || rest.starts_with("percent") || rest.starts_with("pct");
+        // "5 points" of occupancy or vacancy: percentage points, written as percent.
+        let percent = ["%", "percent", "pct", "point", "pts"].iter().any(|unit| rest.starts_with(unit));
         let basis_points = rest.starts_with("bp") || rest.starts_with("basis point");
         let value = if basis_points { value / 100.0 } else { value };
         let ratio_like = literal.contains('.') || rest.starts_with('x');
@@ -196,21 +198,29 @@ pub(super) fn numbers(text: &str) -> Vec<Number> {
     out
 }
 
-/// Words that name the figure a shock applies to.
-pub(super) const TARGETS: [(&str, &[&str]); 5] = [
+/// Words that name the figure a shock applies to. `occupancy` is vacancy seen from the
+/// other side (see [`shock_target`]).
+pub(super) const TARGETS: [(&str, &[&str]); 6] = [
     ("noi_change", &["noi", "net operating income"]),
     ("revenue_change", &["revenue", "income", "rent", "rental income"]),
     ("expense_change", &["expense", "opex", "cost", "operating expense"]),
-    ("vacancy_change", &["vacancy", "occupancy"]),
+    ("vacancy_change", &["vacancy", "vacancies"]),
+    ("occupancy", &["occupancy", "occupied"]),
     ("rate_change", &["interest rate", "rate", "bp", "basis point"]),
 ];
+
+/// The parameter a target of [`TARGETS`] moves, and the factor its direction takes:
+/// occupancy down is vacancy up.
+pub(super) fn shock_target(label: &'static str) -> (&'static str, f64) {
+    if label == "occupancy" { ("vacancy_change", -1.0) } else { (label, 1.0) }
+}
 /// Words that say which way a shock goes.
 pub(super) const DIRECTIONS: [(f64, &[&str]); 2] = [
     (-1.0, &["decrease", "decline", "drop", "down", "fall", "reduce", "reduction", "lower", "cut", "loss", "shrink"]),
     (1.0, &["increase", "rise", "up", "higher", "grow", "growth", "more", "hike"]),
 ];
 /// What separates one shock's words from the next one's ("NOI down 10% and rates up 1%").
-const CLAUSE_BREAKS: [&str; 7] = [",", ";", ". ", " and ", " or ", " with ", " then "];
+const CLAUSE_BREAKS: [&str; 8] = [",", ";", ". ", " and ", " or ", " with ", " then ", " plus "];
 
 /// The label of the group with a word nearest the number: the earliest in the text after
 /// it, or (`before`) the latest in the text before it.
@@ -274,12 +284,15 @@ fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
             continue;
         }
         let (before, after) = (&text[..n.start], &text[n.end..]);
-        let Some(target) = around(before, after, &TARGETS) else { continue };
+        let Some((target, factor)) = around(before, after, &TARGETS).map(shock_target) else { continue };
         let stress = find_word(text, "stress").is_some();
-        let sign = around(before, after, &DIRECTIONS).unwrap_or(if stress { -1.0 } else { 0.0 });
-        if sign == 0.0 {
-            continue;
-        }
+        // A stress with no direction worsens the figure: vacancy up, everything else down.
+        let worse = if target == "vacancy_change" { 1.0 } else { -1.0 };
+        let sign = match around(before, after, &DIRECTIONS) {
+            Some(sign) => sign * factor,
+            None if stress => worse,
+            None => continue,
+        };
         let change = shock_fraction(target, n, after, sign);
         if !shocks.contains(&(target, change)) {
             shocks.push((target, change));
@@ -294,18 +307,56 @@ fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
         out.push(Scenario { name: "pessimistic".into(), revenue_change: -0.1, ..Scenario::default() });
         shocks.retain(|&(target, change)| !(target == "revenue_change" && change.abs() == 0.1));
     }
-    for (target, change) in shocks {
-        let mut s = Scenario { name: scenario_name(target, change), ..Scenario::default() };
-        match target {
-            "noi_change" => s.noi_change = change,
-            "revenue_change" => s.revenue_change = change,
-            "expense_change" => s.expense_change = change,
-            "vacancy_change" => s.vacancy_change = change,
-            _ => s.rate_change = change,
+    for together in combined(text, shocks) {
+        let names: Vec<String> = together.iter().map(|(target, change)| scenario_name(target, *change)).collect();
+        let mut s = Scenario { name: names.join(" & "), ..Scenario::default() };
+        for (target, change) in together {
+            match target {
+                "noi_change" => s.noi_change = change,
+                "revenue_change" => s.revenue_change = change,
+                "expense_change" => s.expense_change = change,
+                "vacancy_change" => s.vacancy_change = change,
+                _ => s.rate_change = change,
+            }
         }
         out.push(s);
     }
     if out.len() == 1 { Vec::new() } else { out }
+}
+
+/// Words that keep shocks to different figures apart, each a scenario of its own.
+const APART: [&str; 7] = ["separately", "individually", "one at a time", "each on its own", "versus", "vs", "or"];
+
+/// The scenarios `shocks` make: shocks to different figures happen together ("rates up
+/// 200 bp and NOI down 10%", "at the same time", "plus") unless the request keeps them
+/// apart ("separately", "or"); several sizes of one figure ("NOI down 10/20/30%") are
+/// scenarios of their own, each with the other figures' shocks.
+fn combined(text: &str, shocks: Vec<(&'static str, f64)>) -> Vec<Vec<(&'static str, f64)>> {
+    let mut by_target: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for (target, change) in &shocks {
+        match by_target.iter_mut().find(|(t, _)| t == target) {
+            Some((_, changes)) => changes.push(*change),
+            None => by_target.push((target, vec![*change])),
+        }
+    }
+    let apart = APART.iter().any(|w| find_word(text, w).is_some());
+    if by_target.len() < 2 || apart {
+        return shocks.into_iter().map(|shock| vec![shock]).collect();
+    }
+    let mut out: Vec<Vec<(&'static str, f64)>> = vec![Vec::new()];
+    for (target, changes) in by_target {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                changes.iter().map(move |change| {
+                    let mut next = prefix.clone();
+                    next.push((target, *change));
+                    next
+                })
+            })
+            .collect();
+    }
+    out
 }
 
 fn scenario_name(target: &str, change: f64) -> String {
@@ -454,13 +505,18 @@ mod tests {
     fn rates_thresholds_metrics_and_exports() {
         let spec = recognise("What happens to DSCR if interest rates rise 100 bp?", &names()).unwrap();
         assert_eq!(changes(&spec)[1], ("rate +100 bp".to_owned(), 0.0, 0.0, 0.01));
-        let spec = recognise("NOI down 10% and rates up 1%: what happens to DSCR?", &names()).unwrap();
+        let spec = recognise("NOI down 10% or rates up 1%: what happens to DSCR?", &names()).unwrap();
         assert_eq!(
             changes(&spec)[1..],
             [("NOI -10%".to_owned(), -0.1, 0.0, 0.0), ("rate +100 bp".to_owned(), 0.0, 0.0, 0.01)]
         );
         let spec = recognise("rates up 100 bp and vacancy up 5%: DSCR?", &names()).unwrap();
-        assert_eq!((spec.scenarios[2].name.as_str(), spec.scenarios[2].vacancy_change), ("vacancy +5%", 0.05));
+        assert_eq!(spec.scenarios.len(), 2, "one shock, both at once: {:?}", spec.scenarios);
+        let both = &spec.scenarios[1];
+        assert_eq!(
+            (both.name.as_str(), both.rate_change, both.vacancy_change),
+            ("rate +100 bp & vacancy +5%", 0.01, 0.05)
+        );
         let spec = recognise("Which assets are at risk, with DSCR below 1.3?", &names()).unwrap();
         assert_eq!((spec.task_kind, spec.threshold), (TaskKind::AtRisk, Some(1.3)));
         let spec = recognise("which properties are at risk?", &names()).unwrap();
@@ -473,6 +529,55 @@ mod tests {
         let spec = recognise("DSCR table as CSV and xlsx, and a dashboard", &names()).unwrap();
         assert_eq!(spec.exports, [ExportFormat::Csv, ExportFormat::Xlsx]);
         assert!(spec.wants_web);
+    }
+
+    /// Each request of the table becomes exactly these scenarios after the base:
+    /// `(name, noi, revenue, expenses, vacancy, rate)`.
+    #[test]
+    fn shocks_read_as_asked() {
+        type Row = (&'static str, f64, f64, f64, f64, f64);
+        let table: [(&str, &[Row]); 8] = [
+            ("DSCR with occupancy down 5%", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
+            ("DSCR after a 5% occupancy decline", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
+            ("DSCR with vacancy up 5%", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
+            ("stress test with vacancy up 5 points", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
+            (
+                "what happens if rates rise 200bp and NOI falls 10% at the same time",
+                &[("rate +200 bp & NOI -10%", -0.1, 0.0, 0.0, 0.0, 0.02)],
+            ),
+            (
+                "DSCR if occupancy drops 5 points and expenses rise 3%",
+                &[("vacancy +5% & expenses +3%", 0.0, 0.0, 0.03, 0.05, 0.0)],
+            ),
+            (
+                "10/20/30% NOI stress plus rates up 100 bp",
+                &[
+                    ("NOI -10% & rate +100 bp", -0.1, 0.0, 0.0, 0.0, 0.01),
+                    ("NOI -20% & rate +100 bp", -0.2, 0.0, 0.0, 0.0, 0.01),
+                    ("NOI -30% & rate +100 bp", -0.3, 0.0, 0.0, 0.0, 0.01),
+                ],
+            ),
+            (
+                "DSCR with NOI down 10% and, separately, rates up 50 bp",
+                &[("NOI -10%", -0.1, 0.0, 0.0, 0.0, 0.0), ("rate +50 bp", 0.0, 0.0, 0.0, 0.0, 0.005)],
+            ),
+        ];
+        for (request, expected) in table {
+            let spec = recognise(request, &names()).unwrap_or_else(|| panic!("{request}: not recognised"));
+            let got: Vec<(String, [f64; 5])> = spec.scenarios[1..]
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        [s.noi_change, s.revenue_change, s.expense_change, s.vacancy_change, s.rate_change],
+                    )
+                })
+                .collect();
+            let want: Vec<(String, [f64; 5])> =
+                expected.iter().map(|r| (r.0.to_owned(), [r.1, r.2, r.3, r.4, r.5])).collect();
+            assert_eq!(got, want, "{request}");
+            assert_eq!(spec.scenarios[0].name, "base", "{request}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! ("NOI from -30% to +10% in steps of 5%"), read into a `SweepPlan` in `metaexec sweep`'s
 //! syntax.
 
-use super::recognise::{DIRECTIONS, TARGETS, around, find_word, numbers, shock_fraction};
+use super::recognise::{DIRECTIONS, TARGETS, around, find_word, numbers, shock_fraction, shock_target};
 use crate::task::SweepPlan;
 
 /// Draws when a request asks for Monte Carlo without saying how many.
@@ -74,7 +74,7 @@ pub fn simulation(text: &str) -> Simulation {
             continue;
         }
         let (before, after) = (&text[..n.start], &text[n.end..]);
-        let Some(target) = around(before, after, &TARGETS) else { continue };
+        let Some((target, factor)) = around(before, after, &TARGETS).map(shock_target) else { continue };
         let near = before.trim_end().trim_end_matches(['-', '+', '±']).trim_end();
         let after_unit = after.trim_start().trim_start_matches('%').trim_start();
         let signed = match before.trim_end().chars().next_back() {
@@ -100,7 +100,8 @@ pub fn simulation(text: &str) -> Simulation {
         } else {
             continue;
         };
-        let value = shock_fraction(target, n, after, signed);
+        // Occupancy moves vacancy the other way.
+        let value = shock_fraction(target, n, after, signed * factor);
         let index = match readings.iter().position(|(t, _)| *t == target) {
             Some(index) => index,
             None => {
@@ -125,7 +126,7 @@ pub fn simulation(text: &str) -> Simulation {
             if role == Role::UpTo {
                 // The direction of "fall by up to 20%", without the "up" of "up to".
                 let words = near.strip_suffix("up to").unwrap_or(near);
-                reading.sign = around(words, after, &DIRECTIONS);
+                reading.sign = around(words, after, &DIRECTIONS).map(|sign| sign * factor);
             }
         }
     }
