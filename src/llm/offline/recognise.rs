@@ -376,7 +376,9 @@ fn scenario_name(target: &str, change: f64) -> String {
     }
 }
 
-/// A DSCR threshold: "below 1.3", "under 1.2x", "dscr < 1.1", "less than 1.25".
+/// A DSCR threshold: "below 1.3", "under 1.2x", "dscr < 1.1", "less than 1.25", or a
+/// covenant or minimum ("fail a 1.25x covenant", "a DSCR covenant of 1.2", "minimum DSCR
+/// of 1.3").
 fn threshold(text: &str) -> Option<f64> {
     for n in numbers(text) {
         if n.percent || !n.ratio_like || !(0.5..=3.0).contains(&n.value) {
@@ -389,6 +391,17 @@ fn threshold(text: &str) -> Option<f64> {
         if ["below", "under", "<", "less than", "lower than", "beneath", "<="].iter().any(|w| before.ends_with(w)) {
             return Some(n.value);
         }
+        let after = text[n.end..].trim_start();
+        let after = after.strip_prefix('x').unwrap_or(after).trim_start();
+        let names_a_floor = ["covenant", "dscr covenant", "minimum", "coverage covenant", "floor", "hurdle"]
+            .iter()
+            .any(|w| after.starts_with(w))
+            || ["covenant of", "covenant at", "covenant", "minimum dscr of", "minimum of", "minimum", "floor of"]
+                .iter()
+                .any(|w| before.ends_with(w));
+        if names_a_floor {
+            return Some(n.value);
+        }
     }
     None
 }
@@ -398,7 +411,11 @@ fn steps(spec: &TaskSpec) -> Vec<String> {
     if !spec.entities.is_empty() {
         steps.push(format!("keep {}", spec.entities.join(", ")));
     }
-    steps.push("compute DSCR = NOI / annual debt service and the lending verdict per property".into());
+    steps.push(
+        "compute DSCR = NOI / annual debt service and the lending verdict per property \
+         (approve at 1.25 and above, review from 1.15, reject below 1.15)"
+            .into(),
+    );
     if spec.metrics.len() > 1 {
         steps.push("compute cap rate, debt yield and LTV where the data allows".into());
     }
@@ -519,6 +536,15 @@ mod tests {
         );
         let spec = recognise("Which assets are at risk, with DSCR below 1.3?", &names()).unwrap();
         assert_eq!((spec.task_kind, spec.threshold), (TaskKind::AtRisk, Some(1.3)));
+        for request in [
+            "which properties fail a 1.25x covenant if rates rise 200bp",
+            "stress test rates up 200 bp against a DSCR covenant of 1.25",
+            "with a minimum DSCR of 1.25, what if NOI falls 10%",
+        ] {
+            let spec = recognise(request, &names()).unwrap();
+            assert_eq!((spec.task_kind, spec.threshold), (TaskKind::StressTest, Some(1.25)), "{request}");
+            assert!(spec.steps.iter().any(|s| s.contains("1.25")), "{request}: the plan states it: {:?}", spec.steps);
+        }
         let spec = recognise("which properties are at risk?", &names()).unwrap();
         assert_eq!(spec.threshold, Some(DEFAULT_AT_RISK_THRESHOLD));
         let spec = recognise("Summarise cap rate, debt yield and LTV for the portfolio", &names()).unwrap();
