@@ -242,11 +242,16 @@ impl Display {
                     *bar = Some(spinner);
                 }
             }
-            Event::Progress { detail, .. } => {
-                if let Some(spinner) = bar.as_ref() {
-                    spinner.set_message(render::guest_line(detail).into_owned());
+            Event::Progress { stage, detail } => match bar.as_ref() {
+                Some(spinner) => spinner.set_message(render::guest_line(detail).into_owned()),
+                // Without a spinner, only the runtime's own notices (building it, compiling
+                // it once) get a line: they explain a wait of seconds, where streamed
+                // characters and scenario counts would flood a log.
+                None if *stage == Stage::Execute => {
+                    render::err_line(&format!("metaexec: {}", render::guest_line(detail)))
                 }
-            }
+                None => {}
+            },
             Event::Finished { stage, ms, detail, ok } => {
                 if let Some(spinner) = bar.take() {
                     spinner.finish_and_clear();

@@ -219,3 +219,30 @@ fn a_tampered_compiled_runtime_is_refused_and_rebuilt() {
     let rebuilt = metaexec::cache::read_with_digest(&cwasm, u64::MAX).unwrap().expect("rebuilt");
     assert_ne!(rebuilt, foreign);
 }
+
+/// The first `run` on a machine compiles the runtime (about 10 s): it says so, also when
+/// its stderr is not a terminal.
+#[test]
+fn the_first_run_says_it_compiles_the_runtime() {
+    let ctx = TestContext::new();
+    let cache = ctx.path().join("cache");
+    install_runtime_copy(&ctx, &cache);
+    let config = ctx.path().join("empty-config.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = metaexec_command(&ctx);
+    for var in ["METAEXEC_LLM_URL", "OPENAI_BASE_URL", "METAEXEC_MODEL", "OPENAI_API_KEY"] {
+        command.env_remove(var);
+    }
+    let output = command
+        .env("METAEXEC_CONFIG", &config)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .args(["run", "calculate DSCR for every property"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let notice = stderr.lines().position(|l| l.contains("compiling the runtime component once")).expect(&stderr);
+    let executed = stderr.lines().position(|l| l.contains("execute")).expect(&stderr);
+    assert!(notice < executed, "the notice comes while it waits, before the stage ends:\n{stderr}");
+}
