@@ -316,7 +316,20 @@ impl Policy {
         }
         let access = if classifier.write.is_some() { Access::Write } else { Access::Read };
         let wrappable = access == Access::Read && matches!(statement, Statement::Query(_));
-        Ok(Checked { sql: statement.to_string(), placeholders, access, tables: classifier.relations, wrappable })
+        let sql = statement.to_string();
+        // The proxy runs this rendering, not the text it checked, so it must say the same
+        // thing. sqlparser prints a quoted name without doubling the quote character
+        // inside it again (`[a]]b]` comes back as `[a]b]`): where the text doubles one,
+        // the rendering must parse back to the very statement that was checked.
+        if ["]]", "\"\"", "``"].iter().any(|doubled| translated.contains(doubled))
+            && !parse(&sql, self.dialect).is_ok_and(|again| again.len() == 1 && again[0] == *statement)
+        {
+            return Err(ProxyError::invalid(
+                "metaexec could not check this query: a quoted name with its own quote character inside \
+                 does not print back as the same statement; rename it without `]`, `\"` or a backtick",
+            ));
+        }
+        Ok(Checked { sql, placeholders, access, tables: classifier.relations, wrappable })
     }
 
     fn check_tables(&self, classifier: &Classifier) -> Result<(), ProxyError> {
@@ -787,6 +800,20 @@ mod tests {
 
     fn policy(dialect: Dialect) -> Policy {
         Policy::new(dialect, Capability::default(), &[])
+    }
+
+    /// What the proxy runs is its own rendering of the statement: a quoted name holding
+    /// its quote character must not print back as another statement (found by fuzzing).
+    #[test]
+    fn a_name_that_does_not_print_back_is_refused() {
+        let p = Policy::new(Dialect::Sqlite, Capability::default(), &[]);
+        let sql =
+            "SELECT propety_id,SE[ECT pg0_catalo noi, rank() OVVALUER (ORDER BY% noi DESC) AS ]]]]]]]]]]]]]](ver]";
+        let err = p.check(sql, 0).unwrap_err().to_string();
+        assert!(err.contains("does not print back"), "{err}");
+        // Doubled quotes that print back the same stay allowed.
+        let checked = p.check(r#"SELECT "a""b" FROM loans"#, 0).unwrap();
+        assert!(p.check(&checked.sql, 0).is_ok(), "{}", checked.sql);
     }
 
     fn denial(dialect: Dialect, sql: &str) -> Denial {

@@ -255,12 +255,15 @@ fn unread_params(outcomes: &[ScenarioOutcome], read: &ParamsRead) -> Option<Outc
     let mut unread: Vec<&str> = Vec::new();
     for outcome in outcomes {
         for name in outcome.params.keys() {
-            let varies = outcomes.iter().any(|o| o.params.get(name) != outcome.params.get(name));
-            if varies && !read.reads(name) && !unread.contains(&name.as_str()) {
+            if !read.reads(name) && !unread.contains(&name.as_str()) {
                 unread.push(name);
             }
         }
     }
+    // A parameter every scenario gives the same value (or leaves out) asks nothing of the
+    // script: one pass per unread name, against the first scenario.
+    let reference = &outcomes.first()?.params;
+    unread.retain(|name| outcomes.iter().any(|o| o.params.get(*name) != reference.get(*name)));
     let first = *unread.first()?;
     let known: Vec<&str> = read.names.keys().map(String::as_str).collect();
     let shown = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
