@@ -385,7 +385,9 @@ async fn run_instance(
         store.epoch_deadline_callback(scenario_watch(session.clone(), &job.limits));
     } else {
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(run_watch(started, job.limits.timeout));
+        // From here, not from `started`: time spent waiting for a pool slot is not the
+        // script's.
+        store.epoch_deadline_callback(run_watch(Instant::now(), job.limits.timeout));
     }
 
     let drive = async {
