@@ -214,6 +214,11 @@ pub struct ParamsRead {
     pub listed: bool,
 }
 
+/// Names for a message, each in backticks: `` `a`, `b` ``.
+pub fn quoted<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names.into_iter().map(|name| format!("`{name}`")).collect::<Vec<_>>().join(", ")
+}
+
 impl ParamsRead {
     /// Adds what another run of the same script read: a fallback stays only where both
     /// agree on it.
@@ -236,6 +241,22 @@ impl ParamsRead {
     /// Whether the script may have used `name`.
     pub fn reads(&self, name: &str) -> bool {
         self.listed || self.names.contains_key(name)
+    }
+
+    /// Those of `names` the script did not read, each once, in their order.
+    pub fn unread<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        let mut unread: Vec<&str> = Vec::new();
+        for name in names {
+            if !self.reads(name) && !unread.contains(&name) {
+                unread.push(name);
+            }
+        }
+        unread
+    }
+
+    /// The names read, for a message: `` `a`, `b` ``.
+    pub fn shown(&self) -> String {
+        quoted(self.names.keys().map(String::as_str))
     }
 
     /// The numbers the script falls back to, by parameter name.

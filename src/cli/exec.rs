@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::render;
 use super::script::ScriptArgs;
-use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead};
+use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, quoted};
 
 /// Arguments of `metaexec exec`.
 #[derive(Debug, Args)]
@@ -57,14 +57,13 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
 /// change its answer.
 fn unread_warning(given: &[String], read: Option<&ParamsRead>) -> Option<String> {
     let read = read?;
-    let unread: Vec<String> = given.iter().filter(|name| !read.reads(name)).map(|n| format!("`{n}`")).collect();
+    let unread = read.unread(given.iter().map(String::as_str));
     if unread.is_empty() {
         return None;
     }
-    let reads: Vec<String> = read.names.keys().map(|n| format!("`{n}`")).collect();
-    let reads = if reads.is_empty() { "no parameters".to_owned() } else { reads.join(", ") };
+    let reads = if read.names.is_empty() { "no parameters".to_owned() } else { read.shown() };
     Some(format!(
         "warning: the script never read the parameter(s) {} it was given, so they did not change its answer (it reads {reads})",
-        unread.join(", ")
+        quoted(unread)
     ))
 }

@@ -127,6 +127,13 @@ enum Level<'a> {
     Left,
 }
 
+impl Level<'_> {
+    /// The number, if it is one.
+    fn number(self) -> Option<f64> {
+        if let Level::Number(x) = self { Some(x) } else { None }
+    }
+}
+
 /// The parameters of a sweep as the analysis reads them.
 struct Params<'a> {
     /// Every parameter name a finished scenario gave.
@@ -160,8 +167,7 @@ impl<'a> Params<'a> {
         if levels.contains(&Level::Left) {
             return Level::Left;
         }
-        let numbers: Option<Vec<f64>> =
-            levels.iter().map(|l| if let Level::Number(x) = l { Some(*x) } else { None }).collect();
+        let numbers: Option<Vec<f64>> = levels.iter().map(|l| l.number()).collect();
         match numbers {
             Some(numbers) => {
                 Level::Number(numbers.into_iter().fold(f64::INFINITY, |b, x| if x.abs() < b.abs() { x } else { b }))
@@ -205,25 +211,19 @@ pub fn analyze(outcomes: &[ScenarioOutcome], extra: &[ScenarioOutcome], defaults
     analysis.base_dscr = points.iter().find(|o| params.at_base_except(o, None)).and_then(|o| portfolio_dscr(o));
     let mut wanted: Vec<(String, f64)> = Vec::new();
     for &param in &params.names {
-        let mut values: Vec<f64> = ok
-            .iter()
-            .filter_map(|o| if let Level::Number(x) = params.level(o, param) { Some(x) } else { None })
-            .collect();
+        let mut values: Vec<f64> = ok.iter().filter_map(|o| params.level(o, param).number()).collect();
         values.sort_by(f64::total_cmp);
         values.dedup();
         let (Some(&low), Some(&high)) = (values.first(), values.last()) else { continue };
         if values.len() < 2 {
             continue;
         }
-        let base = match params.base[param] {
-            Level::Number(x) => Some(x),
-            _ => None,
-        };
+        let base = params.base[param].number();
         // The slice: every other parameter at its base.
         let mut slice: Vec<(f64, &ScenarioOutcome)> = points
             .iter()
             .filter(|o| params.at_base_except(o, Some(param)))
-            .filter_map(|o| if let Level::Number(x) = params.level(o, param) { Some((x, *o)) } else { None })
+            .filter_map(|o| Some((params.level(o, param).number()?, *o)))
             .collect();
         slice.sort_by(|a, b| a.0.total_cmp(&b.0));
         slice.dedup_by(|a, b| a.0 == b.0);

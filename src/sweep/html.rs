@@ -97,12 +97,9 @@ pub fn render(report: &SweepReport, title: &str) -> String {
             .collect();
         // The line is the portfolio with every parameter at its base: a scenario at
         // the base, or failing that the base of the widest bar's own slice.
-        let base = s.analysis.base_dscr.or_else(|| s.analysis.sensitivity.iter().find_map(|t| t.dscr_at_base));
-        let chart = match base {
-            Some(base) => report::tornado("Portfolio DSCR swing per parameter, the others at base", base, &bars),
-            None => String::new(),
-        };
-        if !chart.is_empty() {
+        if let Some(base) = s.analysis.base_dscr.or_else(|| s.analysis.sensitivity.iter().find_map(|t| t.dscr_at_base))
+        {
+            let chart = report::tornado("Portfolio DSCR swing per parameter, the others at base", base, &bars);
             sections.push(("Sensitivity (tornado)".to_owned(), chart));
         }
     }

@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::budget::Reservation;
 use crate::job::Job;
-use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, Sanitized};
+use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, Sanitized, quoted};
 use crate::sandbox::WasiSandbox;
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 pub use summary::Summary;
@@ -252,30 +252,20 @@ fn unread_params(outcomes: &[ScenarioOutcome], read: &ParamsRead) -> Option<Outc
     if read.listed || outcomes.iter().any(|o| o.status != ScenarioStatus::Ok) {
         return None;
     }
-    let mut unread: Vec<&str> = Vec::new();
-    for outcome in outcomes {
-        for name in outcome.params.keys() {
-            if !read.reads(name) && !unread.contains(&name.as_str()) {
-                unread.push(name);
-            }
-        }
-    }
+    let mut unread = read.unread(outcomes.iter().flat_map(|o| o.params.keys().map(String::as_str)));
     // A parameter every scenario gives the same value (or leaves out) asks nothing of the
     // script: one pass per unread name, against the first scenario.
     let reference = &outcomes.first()?.params;
     unread.retain(|name| outcomes.iter().any(|o| o.params.get(*name) != reference.get(*name)));
     let first = *unread.first()?;
-    let known: Vec<&str> = read.names.keys().map(String::as_str).collect();
-    let shown = |names: &[&str]| names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
-    let mut message = match unread.len() {
-        1 => format!("the script never reads the parameter {}", shown(&unread)),
-        _ => format!("the script never reads the parameters {}", shown(&unread)),
-    };
-    message.push_str(&match known.len() {
-        0 => "; it reads no parameters at all, so every scenario gives the same answer".to_owned(),
-        _ => format!("; it reads {}", shown(&known)),
+    let noun = if unread.len() == 1 { "parameter" } else { "parameters" };
+    let mut message = format!("the script never reads the {noun} {}", quoted(unread.iter().copied()));
+    message.push_str(&if read.names.is_empty() {
+        "; it reads no parameters at all, so every scenario gives the same answer".to_owned()
+    } else {
+        format!("; it reads {}", read.shown())
     });
-    let hint = match crate::validate::suggest::closest(first, known.iter().copied()) {
+    let hint = match crate::validate::suggest::closest(first, read.names.keys().map(String::as_str)) {
         Some(name) => format!("did you mean `{name}`? Sweep over the names the script passes to `params.get`"),
         None => "sweep over the names the script passes to `params.get`, or make the script read this one".to_owned(),
     };

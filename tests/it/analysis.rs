@@ -26,10 +26,13 @@ fn sweep_json(ctx: &TestContext, target: &Target, args: &[&str]) -> (Option<i32>
     (output.status.code(), report, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
-fn scenarios_file(ctx: &TestContext, yaml: &str) -> String {
+/// The report of a sweep over the named scenarios `yaml`, which must succeed.
+fn sweep_named(ctx: &TestContext, target: &Target, yaml: &str) -> Value {
     let path = ctx.path().join("scenarios.yaml");
     std::fs::write(&path, yaml).unwrap();
-    path.display().to_string()
+    let (code, report, stderr) = sweep_json(ctx, target, &["--scenarios", &path.display().to_string()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    report
 }
 
 /// The portfolio's DSCR with NOI moved by `noi_change` and rates by `rate_change`: total
@@ -67,9 +70,8 @@ fn close(got: &Value, expected: f64, what: &str) {
 fn named_scenarios_that_move_two_parameters_break_even_along_one() {
     let target = sqlite_demo();
     let ctx = TestContext::new();
-    let file = scenarios_file(&ctx, "mild: {noi_change: -0.1}\nsevere: {noi_change: -0.4, rate_change: 0.02}\n");
-    let (code, report, stderr) = sweep_json(&ctx, &target, &["--scenarios", &file]);
-    assert_eq!(code, Some(0), "{stderr}");
+    let report =
+        sweep_named(&ctx, &target, "mild: {noi_change: -0.1}\nsevere: {noi_change: -0.4, rate_change: 0.02}\n");
     assert_eq!(report["scenarios"].as_array().unwrap().len(), 2, "the extra points are not the user's scenarios");
     assert!(report["metrics"]["bisection_runs"].as_u64().unwrap() > 0);
     let mut crossings = 0;
@@ -99,16 +101,15 @@ fn named_scenarios_that_move_two_parameters_break_even_along_one() {
     close(&report["summary"]["base_dscr"], portfolio_dscr(&target, -0.1, 0.0), "base");
 }
 
-/// The scenarios of the report that found NOI break-evens through the rate shock:
+/// The scenarios, which once gave NOI break-evens through the rate shock:
 /// Orlando Fashion Square needs NOI down 35.6 % to reach 1.25x, outside the -30..-20 %
 /// the scenarios span, so no point inside it is reported.
 #[test]
 fn a_break_even_outside_the_named_range_is_reported_as_outside() {
     let target = sqlite_demo();
     let ctx = TestContext::new();
-    let file = scenarios_file(&ctx, "stress: {noi_change: -0.2}\nsevere: {noi_change: -0.3, rate_change: 0.02}\n");
-    let (code, report, stderr) = sweep_json(&ctx, &target, &["--scenarios", &file]);
-    assert_eq!(code, Some(0), "{stderr}");
+    let report =
+        sweep_named(&ctx, &target, "stress: {noi_change: -0.2}\nsevere: {noi_change: -0.3, rate_change: 0.02}\n");
     let (name, noi, principal, rate, years) = demo_loans(&target).remove(0);
     assert_eq!(name, "Orlando Fashion Square");
     let expected = 1.25 / (noi / annual_debt_service(principal, rate, years)) - 1.0;
