@@ -56,7 +56,7 @@ fn in_process(c: &mut Criterion) {
     let names: Vec<String> = demo::DEMO_DSCR.iter().map(|(name, _)| (*name).to_owned()).collect();
     group.bench_function("plan_only", |b| {
         let query = metaexec::llm::offline::portfolio_query(&schema);
-        b.iter(|| metaexec::llm::offline::plan(STRESS, query.clone(), &names).unwrap());
+        b.iter(|| metaexec::llm::offline::plan(STRESS, query.clone(), &names, &schema).unwrap());
     });
     group.sample_size(10).measurement_time(Duration::from_secs(10));
     group.bench_function("offline_monte_carlo_1000", |b| {

@@ -40,6 +40,9 @@ pub enum ErrorKind {
     LlmUnavailable,
     /// The command was misused (bad flag, unreadable script, ...).
     Usage,
+    /// Part of the request was not understood (without a model), or names something the
+    /// database does not have: answering the rest would answer another question.
+    NotUnderstood,
     /// The guest misused the host interface (a value that is not JSON, a nameless
     /// result, results outside a scenario); the instance was stopped.
     Protocol,
@@ -65,6 +68,7 @@ impl ErrorKind {
             | Self::DbDenied
             | Self::DbError
             | Self::Protocol
+            | Self::NotUnderstood
             | Self::HostMemory => 1,
             Self::BackendUnavailable | Self::RuntimeMissing | Self::LlmUnavailable | Self::Usage | Self::Internal => 2,
         }
@@ -86,6 +90,7 @@ impl ErrorKind {
             Self::RuntimeMissing => "runtime_missing",
             Self::LlmUnavailable => "llm_unavailable",
             Self::Usage => "usage",
+            Self::NotUnderstood => "not_understood",
             Self::Protocol => "protocol",
             Self::HostMemory => "host_memory",
             Self::Internal => "internal",

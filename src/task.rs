@@ -21,6 +21,14 @@ pub enum TaskKind {
     MetricsSummary,
     /// The portfolio's figures written out to CSV or XLSX.
     Export,
+    /// A figure's monthly history per property (NOI, revenue, expenses, occupancy).
+    Trend,
+    /// The largest loan each property's NOI carries at a target DSCR.
+    LoanSizing,
+    /// The loans that mature before a date.
+    Maturities,
+    /// The unlevered IRR of holding a property for some years and selling it.
+    HoldIrr,
     /// Anything else: only a language model can write the script.
     Other,
 }
@@ -35,6 +43,10 @@ impl TaskKind {
             Self::StressTest => "stress_test",
             Self::MetricsSummary => "metrics_summary",
             Self::Export => "export",
+            Self::Trend => "trend",
+            Self::LoanSizing => "loan_sizing",
+            Self::Maturities => "maturities",
+            Self::HoldIrr => "hold_irr",
             Self::Other => "other",
         }
     }
@@ -127,6 +139,51 @@ pub enum Metric {
     Ltv,
 }
 
+/// How the result table is ordered: "rank properties by debt yield", "top 3 by NOI".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranking {
+    /// The result column to order by (`dscr`, `debt_yield`, `noi`, ...).
+    pub by: String,
+    /// Highest first.
+    pub descending: bool,
+    /// Keep only the first rows.
+    pub limit: Option<usize>,
+}
+
+/// The loans asked about: those maturing on or after `after` (when given) and before
+/// `before`, both ISO dates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaturityWindow {
+    /// The first day of the window.
+    pub after: Option<String>,
+    /// The day after the window.
+    pub before: String,
+}
+
+/// A holding period's assumptions, for the IRR of buying, holding and selling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Holding {
+    /// Whole years held.
+    pub years: u32,
+    /// NOI growth a year, as a fraction.
+    pub noi_growth: f64,
+    /// The going-in cap rate that prices a property without a value column.
+    pub entry_cap_rate: f64,
+    /// The cap rate the property sells at.
+    pub exit_cap_rate: f64,
+}
+
+/// One clause of the request and what the plan made of it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClauseReading {
+    /// The clause, as written.
+    pub text: String,
+    /// What it became: `property: West Oaks Mall`, `scenario: NOI -10%`, `threshold 1.25`;
+    /// empty when it only words the request.
+    pub became: Vec<String>,
+}
+
 /// What the request asks for. Every field has a default, so a model that leaves one out
 /// still produces a usable plan.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -156,6 +213,19 @@ pub struct TaskSpec {
     pub steps: Vec<String>,
     /// What the plan assumed where the request did not say (a seed, a step, a count).
     pub assumptions: Vec<String>,
+    /// The order the result table is asked in.
+    pub rank: Option<Ranking>,
+    /// The DSCR a loan is sized at (`loan_sizing`).
+    pub target_dscr: Option<f64>,
+    /// The loans asked about (`maturities`).
+    pub maturities: Option<MaturityWindow>,
+    /// The figure whose monthly history is asked for (`trend`): `noi`, `revenue`,
+    /// `expenses` or `occupancy`.
+    pub trend: Option<String>,
+    /// The holding period (`hold_irr`).
+    pub holding: Option<Holding>,
+    /// Each clause of the request and what it became.
+    pub clauses: Vec<ClauseReading>,
 }
 
 impl TaskSpec {
@@ -195,7 +265,7 @@ pub fn json_schema() -> serde_json::Value {
             "goal": {"type": "string"},
             "task_kind": {"type": "string", "enum": [
                 "portfolio_review", "property_review", "at_risk", "stress_test",
-                "metrics_summary", "export", "other"
+                "metrics_summary", "export", "trend", "loan_sizing", "maturities", "hold_irr", "other"
             ]},
             "entities": {"type": "array", "items": {"type": "string"}},
             "metrics": {"type": "array", "items": {"type": "string", "enum": ["dscr", "cap_rate", "debt_yield", "ltv"]}},
@@ -255,6 +325,10 @@ mod tests {
             TaskKind::StressTest,
             TaskKind::MetricsSummary,
             TaskKind::Export,
+            TaskKind::Trend,
+            TaskKind::LoanSizing,
+            TaskKind::Maturities,
+            TaskKind::HoldIrr,
             TaskKind::Other,
         ] {
             assert!(kinds.contains(&serde_json::json!(kind.as_str())), "{kind:?}");

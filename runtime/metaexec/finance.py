@@ -21,6 +21,7 @@ __all__ = [
     "ltv",
     "breakeven_occupancy",
     "cash_on_cash",
+    "hold_irr",
     "npv",
     "irr",
     "max_loan_for_dscr",
@@ -656,3 +657,28 @@ def dscr_band(x, green=1.25, yellow=1.0):
     if v >= y:
         return "yellow"
     return "red"
+
+
+def hold_irr(price, noi, years, noi_growth=0.0, exit_cap_rate=None, sale_costs=0.0):
+    """Unlevered IRR of buying at price, collecting NOI for `years` years (year 1 = noi,
+    growing by noi_growth a year) and selling at the next year's NOI / exit_cap_rate less
+    sale_costs (a fraction of the sale price).
+
+    Args: price > 0; noi: year-1 NOI; years: whole years >= 1; exit_cap_rate > 0 (default:
+        the going-in cap rate noi / price); sale_costs in [0, 1].
+    Returns: dict {cash_flows: [-price, ...], exit_value, irr}.
+    Example: round(hold_irr(1_000_000, 70_000, 5, 0.02, 0.07)["irr"], 6) -> 0.09
+    """
+    fn = "hold_irr()"
+    p = _positive(fn, "price", price)
+    first = _num(fn, "noi", noi)
+    n = _periods(fn, years, 1, whole=True)
+    g = _num(fn, "noi_growth", noi_growth)
+    cap = first / p if exit_cap_rate is None else _positive(fn, "exit_cap_rate", exit_cap_rate)
+    if cap <= 0.0:
+        raise ValueError("%s: the going-in cap rate noi / price is not positive; give exit_cap_rate" % fn)
+    costs = _fraction(fn, "sale_costs", sale_costs)
+    flows = [-p] + [first * (1.0 + g) ** t for t in range(n)]
+    exit_value = first * (1.0 + g) ** n / cap * (1.0 - costs)
+    flows[-1] += exit_value
+    return {"cash_flows": flows, "exit_value": exit_value, "irr": irr(flows)}

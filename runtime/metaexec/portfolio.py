@@ -25,6 +25,10 @@ __all__ = [
     "compare_to_peers",
     "find_property",
     "similar_properties",
+    "rank",
+    "loan_capacity",
+    "maturing_loans",
+    "monthly_trend",
 ]
 
 # Candidate column names per role, normalized (lower case, letters and digits only), best first.
@@ -94,6 +98,12 @@ _CANDIDATES = {
         "totalglasqft", "glasqft", "gla", "totalsqft", "sqft", "squarefeet",
         "totalsquarefeet", "rentablesqft", "netrentablearea", "nra",
     ),
+    "maturity": (
+        "maturitydate", "maturity", "maturesat", "maturityon", "loanmaturity", "loanmaturitydate",
+        "duedate", "maturedate", "matures",
+    ),
+    "lender": ("lender", "lendername", "bank", "servicer"),
+    "period": ("month", "period", "monthstart", "periodstart", "yearmonth", "reportmonth", "date", "asof"),
     "city": ("city", "town"),
     "state": ("state", "region", "province"),
 }
@@ -723,3 +733,185 @@ def analyze(rows, approve=1.25, review=1.15, worst=3, keep=None):
         "skipped": skipped,
         "warnings": warnings,
     }
+
+
+# --------------------------------------------------------------------------- everyday questions
+
+
+def rank(metrics, by, descending=True, limit=None):
+    """Rows sorted by one field (rows without a number there last), each with its "rank".
+
+    Args: metrics: list of dicts; by: the field; descending: highest first; limit: keep n.
+    Returns: new list of new dicts, "rank" 1, 2, ... (ties share the better rank).
+    Example: rank([{"dscr": 1.1}, {"dscr": 1.5}], "dscr")[0]["dscr"] -> 1.5
+    """
+    rows = _rows_list(metrics, "rank()")
+    valued = [(r, _to_float(r.get(by))) for r in rows]
+    if rows and all(v is None for _, v in valued):
+        raise ValueError("rank(): no row has a number in %r; fields: %s" % (by, ", ".join(map(str, rows[0]))))
+    known = sorted((p for p in valued if p[1] is not None), key=lambda p: p[1], reverse=bool(descending))
+    out = []
+    for i, (r, v) in enumerate(known):
+        row = dict(r)
+        row["rank"] = i + 1 if i == 0 or v != known[i - 1][1] else out[-1]["rank"]
+        out.append(row)
+    out += [dict(r, rank=None) for r, v in valued if v is None]
+    return out if limit is None else out[: max(0, int(limit))]
+
+
+def loan_capacity(rows, target_dscr, annual_rate=None, amortization_years=None):
+    """The largest loan each property's NOI carries at target_dscr, on its loan's rate and
+    amortization (or the ones given), beside the loan it has.
+
+    Args: rows: one dict per property; target_dscr > 0; annual_rate, amortization_years:
+        override the loan's terms.
+    Returns: dict {properties: [{property_name, noi, interest_rate, amortization_years,
+        target_dscr, max_annual_debt_service, max_loan, loan_amount, headroom}], skipped}.
+    Example: loan_capacity(rows, 1.3)["properties"][0]["max_loan"]
+    """
+    rows = _rows_list(rows, "loan_capacity()")
+    res = _resolve(rows)
+    out, skipped = [], []
+    for i, row in enumerate(rows):
+        v = _extract(row, res)
+        label = _label(row, res, i)
+        rate = v["rate"] if annual_rate is None else annual_rate
+        years = v["years"] if amortization_years is None else amortization_years
+        missing = [n for n, x in (("NOI", v["noi"]), ("interest rate", rate), ("amortization", years)) if x is None]
+        if missing and not (v["interest_only"] and years is None and len(missing) == 1):
+            skipped.append({"property_name": label, "reason": "no %s" % ", ".join(missing)})
+            continue
+        size = finance.max_loan_for_dscr(v["noi"], target_dscr, rate, years or 1, v["interest_only"])
+        out.append({
+            "property_name": label,
+            "noi": v["noi"],
+            "interest_rate": rate,
+            "amortization_years": None if v["interest_only"] else years,
+            "target_dscr": float(target_dscr),
+            "max_annual_debt_service": max(0.0, v["noi"]) / float(target_dscr),
+            "max_loan": size,
+            "loan_amount": v["principal"],
+            "headroom": None if v["principal"] is None else size - v["principal"],
+        })
+    return {"properties": out, "skipped": skipped}
+
+
+def _date_text(value):
+    """ISO text of a date-like value: "2029-01-01" for a date, a datetime or ISO text."""
+    if value is None:
+        return None
+    iso = getattr(value, "isoformat", None)
+    text = iso() if callable(iso) else str(value)
+    return text.strip()[:10] or None
+
+
+def maturing_loans(rows, before):
+    """The loans that mature before a date, soonest first.
+
+    Args: rows: dicts with a maturity column (maturity_date, maturity, due_date, ...);
+        before: a date, or ISO text "2029-01-01" (that day not included).
+    Returns: list of dicts {property_name, lender?, loan_amount, interest_rate,
+        maturity_date, days_before_cutoff}.
+    Example: maturing_loans(rows, "2029-01-01")
+    """
+    rows = _rows_list(rows, "maturing_loans()")
+    cutoff = _date_text(before)
+    if cutoff is None or len(cutoff) != 10 or cutoff[4] != "-" or cutoff[7] != "-":
+        raise ValueError("maturing_loans(): before must be a date or 'YYYY-MM-DD', got %r" % (before,))
+    res = _resolve(rows)
+    cols = res["cols"]
+    if rows and cols["maturity"] is None:
+        raise ValueError("maturing_loans(): no maturity column among: %s" % ", ".join(map(str, rows[0])))
+    out = []
+    for i, row in enumerate(rows):
+        due = _date_text(row.get(cols["maturity"]))
+        if due is None or due >= cutoff:
+            continue
+        v = _extract(row, res)
+        m = {"property_name": _label(row, res, i)}
+        if cols["lender"] is not None:
+            m["lender"] = row.get(cols["lender"])
+        m["loan_amount"] = v["principal"]
+        m["interest_rate"] = v["rate"]
+        m["maturity_date"] = due
+        m["days_before_cutoff"] = _days(due, cutoff)
+        out.append(m)
+    out.sort(key=lambda m: m["maturity_date"])
+    return out
+
+
+def _days(a, b):
+    """Days from ISO date a to ISO date b (proleptic Gregorian, no datetime needed)."""
+
+    def ordinal(text):
+        y, m, d = int(text[:4]), int(text[5:7]), int(text[8:10])
+        if m < 3:
+            y, m = y - 1, m + 12
+        return 365 * y + y // 4 - y // 100 + y // 400 + (153 * (m - 3) + 2) // 5 + d
+
+    return ordinal(b) - ordinal(a)
+
+
+def monthly_trend(rows, field="noi"):
+    """Per property, the monthly series of one figure in period order, and how it moved.
+
+    Args: rows: dicts with a property name, a period (month, period, date, ...) and the
+        figure; field: "noi", "revenue", "expenses", "occupancy" or a column name.
+    Returns: dict {series: [{property_name, month, <field>}], summary: [{property_name,
+        months, first_month, last_month, first, last, change, change_pct, average, low,
+        low_month, high, high_month, trend_per_month, last_12, prior_12, yoy_change_pct}]}
+        (trend: least-squares slope; the 12-month sums need 24 months).
+    Example: monthly_trend(db.query(sql), "noi")["summary"][0]["change_pct"]
+    """
+    rows = _rows_list(rows, "monthly_trend()")
+    res = _resolve(rows)
+    cols = res["cols"]
+    column = cols.get(field) if field in _CANDIDATES else None
+    if column is None and rows and field in rows[0]:
+        column = field
+    if rows and (column is None or cols["period"] is None):
+        raise ValueError(
+            "monthly_trend(): need a period column and %r among: %s" % (field, ", ".join(map(str, rows[0])))
+        )
+    scale = res["scale"].get(field, 1.0)
+    by_property = {}
+    for i, row in enumerate(rows):
+        value = _to_float(row.get(column))
+        period = _date_text(row.get(cols["period"]))
+        if value is None or period is None:
+            continue
+        by_property.setdefault(_label(row, res, i), []).append((period[:7], value * scale))
+    series, summary_rows = [], []
+    for label, points in by_property.items():
+        points.sort()
+        for month, value in points:
+            series.append({"property_name": label, "month": month, field: value})
+        values = [v for _, v in points]
+        n = len(values)
+        mean_x, mean_y = (n - 1) / 2.0, sum(values) / n
+        sxx = sum((i - mean_x) ** 2 for i in range(n))
+        slope = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values)) / sxx if sxx else 0.0
+        low = min(points, key=lambda p: p[1])
+        high = max(points, key=lambda p: p[1])
+        first, last = values[0], values[-1]
+        summary_rows.append({
+            "property_name": label,
+            "months": n,
+            "first_month": points[0][0],
+            "last_month": points[-1][0],
+            "first": first,
+            "last": last,
+            "change": last - first,
+            "change_pct": (last - first) / abs(first) if first else None,
+            "average": mean_y,
+            "low": low[1],
+            "low_month": low[0],
+            "high": high[1],
+            "high_month": high[0],
+            "trend_per_month": slope,
+            "last_12": sum(values[-12:]) if n >= 24 else None,
+            "prior_12": sum(values[-24:-12]) if n >= 24 else None,
+            "yoy_change_pct": (sum(values[-12:]) - sum(values[-24:-12])) / abs(sum(values[-24:-12]))
+            if n >= 24 and sum(values[-24:-12]) else None,
+        })
+    return {"series": series, "summary": summary_rows}

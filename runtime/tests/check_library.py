@@ -603,6 +603,34 @@ def test_report_blocks():
             raise AssertionError("bad report input accepted")
 
 
+def test_everyday_questions():
+    rows = [
+        {"property_name": "A", "noi": 1_250_000, "interest_rate": 6.0, "amortization_years": 30,
+         "principal": 10_000_000, "lender": "L1", "maturity_date": "2028-12-31"},
+        {"property_name": "B", "noi": 900_000, "interest_rate": 0.05, "amortization_years": 25,
+         "principal": 8_000_000, "lender": "L2", "maturity_date": "2029-01-01"},
+        {"property_name": "C", "noi": 500_000, "principal": 1, "maturity_date": "2026-03-01"},
+    ]
+    # Closed form: the present value of 360 monthly payments of NOI / 1.25 / 12 at 0.5%.
+    cap = portfolio.loan_capacity(rows, 1.25)
+    a = cap["properties"][0]
+    pmt = 1_250_000 / 1.25 / 12
+    assert close(a["max_loan"], pmt * (1 - 1.005 ** -360) / 0.005), a
+    assert close(a["headroom"], a["max_loan"] - 10_000_000) and a["interest_rate"] == 0.06
+    assert [s["property_name"] for s in cap["skipped"]] == ["C"], cap["skipped"]
+    due = portfolio.maturing_loans(rows, "2029-01-01")
+    assert [(m["property_name"], m["days_before_cutoff"]) for m in due] == [("C", 1037), ("A", 1)], due
+    ranked = portfolio.rank(rows, "noi", limit=2)
+    assert [(r["property_name"], r["rank"]) for r in ranked] == [("A", 1), ("B", 2)], ranked
+    assert [r["property_name"] for r in portfolio.rank(rows, "noi", descending=False)] == ["C", "B", "A"]
+    months = [{"property_name": "A", "month": "2024-%02d" % m, "noi": 100.0 + 3 * m} for m in (3, 1, 2)]
+    s = portfolio.monthly_trend(months, "noi")["summary"][0]
+    assert (s["first_month"], s["last"], s["trend_per_month"], s["high_month"]) == ("2024-01", 109.0, 3.0, "2024-03"), s
+    # Entry and exit at the same cap rate: the IRR is the cap rate plus the growth.
+    held = finance.hold_irr(2_000_000, 130_000, 7, 0.025)
+    assert close(held["irr"], 0.065 + 0.025) and len(held["cash_flows"]) == 8, held
+
+
 def main():
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
     failed = 0

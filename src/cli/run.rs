@@ -311,6 +311,9 @@ fn duration(ms: f64) -> String {
 }
 
 fn print_human(record: &RunRecord, show_script: bool) {
+    if let Some(task) = &record.task {
+        print_plan(task);
+    }
     if show_script && let Some(script) = record.script() {
         render::err_line(&format!("── script.py ──\n{}", render::guest(script)));
     }
@@ -318,9 +321,12 @@ fn print_human(record: &RunRecord, show_script: bool) {
         render::human(outcome);
     }
     if let Some(sweep) = &record.sweep {
-        print_sweep(sweep);
+        print_sweep(sweep, record.task.as_ref().and_then(|t| t.threshold));
     }
-    for note in &record.notes {
+    // The plan's assumptions were shown with the plan.
+    let shown: Vec<String> =
+        record.task.iter().flat_map(|t| t.assumptions.iter().map(|a| format!("assumed {a}"))).collect();
+    for note in record.notes.iter().filter(|n| !shown.contains(n)) {
         render::err_line(&format!("note: {}", render::guest(note)));
     }
     if let Some(error) = &record.error {
@@ -344,9 +350,23 @@ fn print_human(record: &RunRecord, show_script: bool) {
     ));
 }
 
+/// The plan before its results: the steps, the covenant and what was assumed, so the
+/// numbers are read against what was computed.
+fn print_plan(task: &crate::task::TaskSpec) {
+    let mut text = String::from("plan:");
+    for step in &task.steps {
+        text.push_str(&format!("\n  - {step}"));
+    }
+    for assumption in &task.assumptions {
+        text.push_str(&format!("\n  assumed: {assumption}"));
+    }
+    render::err_line(&render::guest(&text));
+}
+
 /// The scenarios: side by side per property when there are few, as distributions when
-/// there are many; then break-even points and sensitivity, and what the sweep cost.
-fn print_sweep(sweep: &SweepRecord) {
+/// there are many; then break-even points and sensitivity, and what the sweep cost. With a
+/// `threshold` (a covenant) the portfolio lines count the properties under it.
+fn print_sweep(sweep: &SweepRecord, threshold: Option<f64>) {
     let mut out = String::new();
     if let Some(matrix) = &sweep.matrix {
         let rows = matrix
@@ -367,14 +387,26 @@ fn print_sweep(sweep: &SweepRecord) {
             .iter()
             .map(|line| {
                 let count = |verdict: &str| line.verdicts.get(verdict).copied().unwrap_or(0);
+                // The verdicts' cut-offs are in their headers, so a count is never read
+                // against a covenant it does not use.
                 let mut row = serde_json::json!({
                     "scenario": line.id,
                     "portfolio_dscr": line.portfolio_dscr,
-                    "approve": count("approve"),
-                    "review": count("review"),
-                    "reject": count("reject"),
-                    "weakest": line.weakest.as_ref().map(|w| w.property_name.as_str()),
                 });
+                if let Some(t) = threshold
+                    && let Some(column) = matrix.scenarios.iter().position(|s| *s == line.id)
+                {
+                    let under = matrix
+                        .properties
+                        .iter()
+                        .filter(|p| p.dscr.get(column).copied().flatten().is_some_and(|d| d < t))
+                        .count();
+                    row[format!("under {t}x")] = under.into();
+                }
+                row["approve (≥ 1.25)"] = count("approve").into();
+                row["review (≥ 1.15)"] = count("review").into();
+                row["reject (< 1.15)"] = count("reject").into();
+                row["weakest"] = line.weakest.as_ref().map(|w| w.property_name.as_str()).into();
                 if let Some(error) = &line.error {
                     row["error"] = error.as_str().into();
                 }

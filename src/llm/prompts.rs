@@ -14,13 +14,14 @@ use crate::validate::Finding;
 pub const API_REFERENCE: &str = include_str!("../../runtime/API.md");
 
 /// Every template, the offline planner's script included: one environment parses them all.
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 7] = [
     ("system", include_str!("../../prompts/system.j2")),
     ("plan", include_str!("../../prompts/plan.j2")),
     ("generate", include_str!("../../prompts/generate.j2")),
     ("repair_validation", include_str!("../../prompts/repair_validation.j2")),
     ("repair_execution", include_str!("../../prompts/repair_execution.j2")),
     ("offline_script", include_str!("offline/script.py.j2")),
+    ("offline_question", include_str!("offline/question.py.j2")),
 ];
 
 /// What the prompts say about the database.

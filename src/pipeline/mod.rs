@@ -334,11 +334,13 @@ impl Driver<'_> {
 
     fn plan_offline(&mut self, request: &str, db: &Database) -> Result<(TaskSpec, String), OutcomeError> {
         let since = self.started(Stage::Plan, 0);
-        let planned = offline::plan(request, db.query.clone(), &db.names);
+        let planned = offline::plan(request, db.query.clone(), &db.names, &db.schema);
         let plan = planned.map_err(|e| {
             self.finished(Stage::Plan, since, false, "not understood");
             let kind = match e {
-                OfflineError::Unrecognised => ErrorKind::Usage,
+                OfflineError::Unrecognised | OfflineError::NotUnderstood { .. } | OfflineError::Unsupported(_) => {
+                    ErrorKind::NotUnderstood
+                }
                 OfflineError::Schema(_) => ErrorKind::DbError,
             };
             OutcomeError::new(kind, e.to_string()).with_hint(e.hint())

@@ -15,6 +15,7 @@ mod limits;
 mod llm;
 mod llm_server;
 mod pg;
+mod questions;
 mod redteam;
 mod run;
 mod run_model;

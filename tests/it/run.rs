@@ -486,8 +486,8 @@ fn an_unrecognised_request_without_a_model_says_what_works() {
     let ctx = TestContext::new();
     let output = run(&ctx, &["write a haiku about spring"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("error[usage]") && stderr.contains("stress tests"), "{stderr}");
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("error[not_understood]") && stderr.contains("stress tests"), "{stderr}");
     assert!(stderr.contains("--llm-url"), "the hint says how to configure a model: {stderr}");
 }
 

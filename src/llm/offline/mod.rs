@@ -3,22 +3,26 @@
 //! the inspected schema, and fills a script template; the script then goes through the same
 //! validate and execute stages as a model's.
 
+mod account;
 mod query;
+mod questions;
 mod recognise;
 mod script;
 mod simulation;
 
-pub use query::{PortfolioQuery, QueryError, portfolio_query};
+pub use account::Unread;
+pub use query::{PortfolioQuery, QueryError, SideQuery, portfolio_query};
 pub use recognise::{UNDERSTOOD, recognise};
 
-use crate::task::TaskSpec;
+use crate::db::inspect::Schema;
+use crate::task::{TaskKind, TaskSpec};
 
 /// The plan and script for a request.
 #[derive(Debug, Clone)]
 pub struct OfflinePlan {
     /// What the request asks for.
     pub spec: TaskSpec,
-    /// The query the script reads with.
+    /// The per-property query.
     pub query: PortfolioQuery,
     /// The script.
     pub script: String,
@@ -32,6 +36,16 @@ pub enum OfflineError {
         "without a model, metaexec understands requests about a real-estate portfolio's debt coverage, and this one is not:\n{UNDERSTOOD}"
     )]
     Unrecognised,
+    /// Parts of the request no reading used: answering without them would answer another
+    /// question.
+    #[error("without a model, metaexec did not understand part of the request:\n{}\nIt understands:\n{UNDERSTOOD}", parts.iter().map(|p| format!("  - {}", p.describe())).collect::<Vec<_>>().join("\n"))]
+    NotUnderstood {
+        /// The parts.
+        parts: Vec<Unread>,
+    },
+    /// A combination the offline planner has no script for.
+    #[error("without a model, metaexec cannot answer this combination: {0}")]
+    Unsupported(String),
     /// The database has no table of properties.
     #[error(transparent)]
     Schema(#[from] QueryError),
@@ -41,7 +55,11 @@ impl OfflineError {
     /// What to do about it.
     pub fn hint(&self) -> &'static str {
         match self {
-            Self::Unrecognised => {
+            Self::NotUnderstood { parts } if parts.iter().any(|p| p.name_like) => {
+                "name the property as the database does (`metaexec db inspect` lists them), reword the request, \
+                 or configure an OpenAI-compatible model: --llm-url http://localhost:1234/v1 --model <id>"
+            }
+            Self::Unrecognised | Self::NotUnderstood { .. } | Self::Unsupported(_) => {
                 "for any other request, configure an OpenAI-compatible model: --llm-url http://localhost:1234/v1 \
                  --model <id> (or METAEXEC_LLM_URL and METAEXEC_MODEL, or an [llm] table in config.toml)"
             }
@@ -57,14 +75,47 @@ pub fn names_sql(query: &PortfolioQuery) -> Option<String> {
 }
 
 /// Plans `request` with the database's per-property query (`portfolio_query`, built once
-/// per database) and its property `names`.
+/// per database), its property `names` and its `schema` (for the history and loan tables).
 pub fn plan(
     request: &str,
     query: Result<PortfolioQuery, QueryError>,
     names: &[String],
+    schema: &Schema,
 ) -> Result<OfflinePlan, OfflineError> {
-    let spec = recognise(request, names).ok_or(OfflineError::Unrecognised)?;
+    let (mut spec, words) = recognise::read(request, names, &questions::today()).ok_or(OfflineError::Unrecognised)?;
+    let parts = account::unread(request, &spec.entities, names, &words);
+    if !parts.is_empty() {
+        return Err(OfflineError::NotUnderstood { parts });
+    }
+    spec.clauses = account::readings(request, &spec);
     let query = query?;
-    let script = script::script(request, &spec, &query);
+    let script = match spec.task_kind {
+        TaskKind::Trend | TaskKind::LoanSizing | TaskKind::Maturities | TaskKind::HoldIrr => {
+            if spec.runs_scenarios() {
+                return Err(OfflineError::Unsupported(format!(
+                    "scenarios ({}) on a {} question; ask for them separately",
+                    spec.describe_scenarios(),
+                    spec.task_kind.as_str()
+                )));
+            }
+            let side = match spec.task_kind {
+                TaskKind::Trend => Some(query::history_query(schema, &query).ok_or_else(|| {
+                    QueryError(format!(
+                        "no table in the database holds a monthly history of the properties (tables: {})",
+                        schema.table_names().join(", ")
+                    ))
+                })?),
+                TaskKind::Maturities => Some(query::loans_query(schema, &query).ok_or_else(|| {
+                    QueryError(format!(
+                        "no table in the database has a loan maturity column (tables: {})",
+                        schema.table_names().join(", ")
+                    ))
+                })?),
+                _ => None,
+            };
+            script::question_script(request, &spec, &query, side.as_ref())
+        }
+        _ => script::script(request, &spec, &query),
+    };
     Ok(OfflinePlan { spec, query, script })
 }

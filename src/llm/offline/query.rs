@@ -118,6 +118,91 @@ pub fn portfolio_query(schema: &Schema) -> Result<PortfolioQuery, QueryError> {
     Ok(PortfolioQuery { sql, base_table: base.name.clone(), name_column, notes })
 }
 
+/// Columns that date a row of a history table, best first.
+const PERIOD_COLUMNS: [&str; 7] =
+    ["month", "period", "month_start", "period_start", "year_month", "report_month", "date"];
+
+/// A query for the rows of one table beside the property table, each with its property's
+/// name as `property_name`: the monthly history for a trend, the loans for maturities.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideQuery {
+    /// The SQL, with no parameters.
+    pub sql: String,
+    /// The table read.
+    pub table: String,
+}
+
+/// The monthly history: a table referring to the property table with a period column
+/// (`month`, `period`, `date`, ...) and finance columns.
+pub fn history_query(schema: &Schema, portfolio: &PortfolioQuery) -> Option<SideQuery> {
+    side_query(schema, portfolio, |t| {
+        let period = PERIOD_COLUMNS.iter().find_map(|p| t.columns.iter().find(|c| c.name.eq_ignore_ascii_case(p)))?;
+        t.columns.iter().any(|c| is_finance(&c.name)).then(|| period.name.clone())
+    })
+}
+
+/// The loans: the table with a maturity column (`maturity_date`, `maturity`, `due_date`).
+pub fn loans_query(schema: &Schema, portfolio: &PortfolioQuery) -> Option<SideQuery> {
+    side_query(schema, portfolio, |t| {
+        t.columns
+            .iter()
+            .find(|c| {
+                let lower = c.name.to_lowercase();
+                lower.contains("matur") || lower == "due_date"
+            })
+            .map(|c| c.name.clone())
+    })
+}
+
+/// The rows of the first table `order_column` accepts (giving the column to order by):
+/// the property table itself, or one that refers to it, joined for the name.
+fn side_query(
+    schema: &Schema,
+    portfolio: &PortfolioQuery,
+    order_column: impl Fn(&Table) -> Option<String>,
+) -> Option<SideQuery> {
+    let base = schema.tables.iter().find(|t| t.name == portfolio.base_table)?;
+    let name = portfolio.name_column.as_deref()?;
+    if let Some(order) = order_column(base) {
+        let sql = format!(
+            "SELECT {} AS property_name, {} FROM {} ORDER BY {}",
+            ident(name),
+            base.columns.iter().map(|c| ident(&c.name)).collect::<Vec<_>>().join(", "),
+            ident(&base.name),
+            ident(&order)
+        );
+        return Some(SideQuery { sql, table: base.name.clone() });
+    }
+    schema.tables.iter().filter(|t| t.name != base.name).find_map(|child| {
+        let fk = child.foreign_keys.iter().find(|fk| fk.references_table == base.name)?;
+        let order = order_column(child)?;
+        let (c, p) = ("c", "p");
+        let on: Vec<String> = fk
+            .columns
+            .iter()
+            .zip(&fk.references_columns)
+            .map(|(a, b)| format!("{c}.{} = {p}.{}", ident(a), ident(b)))
+            .collect();
+        let columns: Vec<String> = child
+            .columns
+            .iter()
+            .filter(|col| !col.name.eq_ignore_ascii_case("property_name"))
+            .map(|col| format!("{c}.{}", ident(&col.name)))
+            .collect();
+        let sql = format!(
+            "SELECT {p}.{} AS property_name, {} FROM {} {c} JOIN {} {p} ON {} ORDER BY {p}.{}, {c}.{}",
+            ident(name),
+            columns.join(", "),
+            ident(&child.name),
+            ident(&base.name),
+            on.join(" AND "),
+            ident(name),
+            ident(&order)
+        );
+        Some(SideQuery { sql, table: child.name.clone() })
+    })
+}
+
 /// The table that lists properties: a name column, many tables referring to it, and a
 /// name that says so weigh in.
 fn property_table(schema: &Schema) -> Option<&Table> {

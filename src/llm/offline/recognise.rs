@@ -36,17 +36,28 @@ pub const UNDERSTOOD: &str = concat!(
     "    shocks joined by \"and\" or \"plus\" are one scenario: \"rates up 200 bp and NOI down 10%\")\n",
     "  - Monte Carlo simulations (\"10,000 simulations, NOI normal with sd 8%, rates uniform between 0 and 2%\")\n",
     "  - sensitivity grids (\"NOI from -30% to +10% in steps of 5%\")\n",
-    "  - cap rate, debt yield and LTV summaries\n",
+    "  - cap rate, debt yield and LTV summaries; rankings (\"rank properties by debt yield\", \"top 3 by NOI\")\n",
+    "  - monthly trends (\"NOI trend by month for Lakeside Plaza\")\n",
+    "  - loan sizing (\"what loan can West Oaks Mall support at 1.3x DSCR\")\n",
+    "  - maturities (\"which loans mature before 2029\", \"loans maturing in 2028\")\n",
+    "  - a holding period's IRR (\"IRR of Harbor Town Mall over 5 years, exit cap 7%\")\n",
     "  - exports to CSV or XLSX",
 );
 
 /// Reads `request`; `properties` are the names in the database, for matching entities.
 /// `None` when the request is outside what the offline planner covers.
 pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
+    read(request, properties, &super::questions::today()).map(|(spec, _)| spec)
+}
+
+/// [`recognise`] on `today` (`YYYY-MM-DD`), with the words its readings of the everyday
+/// questions used, for the accounting.
+pub(super) fn read(request: &str, properties: &[String], today: &str) -> Option<(TaskSpec, Vec<&'static str>)> {
     let text = normalise(request);
     let has = |w: &str| find_word(&text, w).is_some();
     let entities = match_properties(&text, properties);
-    if !DOMAIN_WORDS.iter().any(|w| has(w)) && entities.is_empty() {
+    let question = super::questions::question(&text, today);
+    if !DOMAIN_WORDS.iter().any(|w| has(w)) && entities.is_empty() && question.kind.is_none() {
         return None;
     }
     let mut spec = TaskSpec { goal: goal(request), entities, ..TaskSpec::default() };
@@ -60,8 +71,20 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     if has("ltv") || has("loan-to-value") || has("loan to value") {
         spec.metrics.push(Metric::Ltv);
     }
+    if let Some(rank) = &question.rank {
+        let metric = match rank.by.as_str() {
+            "cap_rate" => Some(Metric::CapRate),
+            "debt_yield" => Some(Metric::DebtYield),
+            "ltv" => Some(Metric::Ltv),
+            _ => None,
+        };
+        if let Some(metric) = metric.filter(|m| !spec.metrics.contains(m)) {
+            spec.metrics.push(metric);
+        }
+    }
     let simulation = super::simulation::simulation(&text);
-    spec.scenarios = scenarios(&text, &simulation.used);
+    let used: Vec<usize> = simulation.used.iter().chain(&question.used).copied().collect();
+    spec.scenarios = scenarios(&text, &used);
     spec.sweep = simulation.plan;
     spec.wants_simulations = !spec.scenarios.is_empty()
         || ["simulate", "simulation", "what-if", "what if", "monte carlo"].iter().any(|w| has(w));
@@ -78,7 +101,9 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     let at_risk =
         has("at risk") || has("at-risk") || has("risky") || has("weak") || has("struggling") || has("watch list");
     spec.threshold = threshold(&text).or(at_risk.then_some(DEFAULT_AT_RISK_THRESHOLD));
-    spec.task_kind = if !spec.entities.is_empty() {
+    spec.task_kind = if let Some(kind) = question.kind {
+        kind
+    } else if !spec.entities.is_empty() {
         TaskKind::PropertyReview
     } else if spec.runs_scenarios() {
         TaskKind::StressTest
@@ -91,9 +116,15 @@ pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
     } else {
         TaskKind::PortfolioReview
     };
+    spec.rank = question.rank;
+    spec.target_dscr = question.target_dscr;
+    spec.maturities = question.maturities;
+    spec.trend = question.trend;
+    spec.holding = question.holding;
     spec.steps = steps(&spec);
     spec.assumptions = simulation.assumptions;
-    Some(spec)
+    spec.assumptions.extend(question.assumptions);
+    Some((spec, question.words))
 }
 
 /// Lower case, one space between words, typographic dashes and quotes made plain.
@@ -407,6 +438,9 @@ fn threshold(text: &str) -> Option<f64> {
 }
 
 fn steps(spec: &TaskSpec) -> Vec<String> {
+    if let Some(steps) = question_steps(spec) {
+        return steps;
+    }
     let mut steps = vec!["read each property's NOI, debt service and loan terms from the database".to_owned()];
     if !spec.entities.is_empty() {
         steps.push(format!("keep {}", spec.entities.join(", ")));
@@ -440,11 +474,75 @@ fn steps(spec: &TaskSpec) -> Vec<String> {
     if spec.runs_scenarios() {
         steps.push("report each property's DSCR across the scenarios, break-even points and sensitivity".into());
     }
+    if let Some(rank) = &spec.rank {
+        steps.push(rank_step(rank));
+    }
     steps.push("summarise the portfolio".into());
     if !spec.exports.is_empty() {
         steps.push("export the tables".into());
     }
     steps
+}
+
+fn rank_step(rank: &crate::task::Ranking) -> String {
+    let order = if rank.descending { "highest first" } else { "lowest first" };
+    let limit = rank.limit.map(|n| format!(", keep the first {n}")).unwrap_or_default();
+    format!("rank the properties by {} ({order}){limit}", rank.by)
+}
+
+/// The steps of the everyday questions beyond DSCR.
+fn question_steps(spec: &TaskSpec) -> Option<Vec<String>> {
+    let who = if spec.entities.is_empty() { "every property".to_owned() } else { spec.entities.join(", ") };
+    let mut steps = match spec.task_kind {
+        TaskKind::Trend => vec![
+            format!("read the monthly history of {who} from the database"),
+            format!(
+                "list {} month by month and its change: first and last month, low, high, average and the \
+                 least-squares trend per month",
+                spec.trend.as_deref().unwrap_or("noi")
+            ),
+        ],
+        TaskKind::LoanSizing => vec![
+            format!("read the NOI and loan terms of {who} from the database"),
+            format!(
+                "size the largest loan at a DSCR of {}: NOI / {} a year of debt service, discounted at the \
+                 loan's rate over its amortization, monthly; compare it with the current loan",
+                spec.target_dscr.unwrap_or(super::questions::DEFAULT_TARGET_DSCR),
+                spec.target_dscr.unwrap_or(super::questions::DEFAULT_TARGET_DSCR)
+            ),
+        ],
+        TaskKind::Maturities => {
+            let window = spec.maturities.as_ref()?;
+            let when = match &window.after {
+                Some(after) => format!("on or after {after} and before {}", window.before),
+                None => format!("before {}", window.before),
+            };
+            vec![
+                "read the loans and their maturity dates from the database".into(),
+                format!("list the loans maturing {when}, soonest first"),
+            ]
+        }
+        TaskKind::HoldIrr => {
+            let h = spec.holding.as_ref()?;
+            vec![
+                format!("read the NOI (and value, where the database has one) of {who}"),
+                format!(
+                    "cash flows: buy at the value (or NOI / {}), collect NOI for {} years growing {}% a year, \
+                     sell at the next year's NOI / {}",
+                    h.entry_cap_rate,
+                    h.years,
+                    h.noi_growth * 100.0,
+                    h.exit_cap_rate
+                ),
+                "compute the unlevered IRR of those cash flows".into(),
+            ]
+        }
+        _ => return None,
+    };
+    if let Some(rank) = &spec.rank {
+        steps.push(rank_step(rank));
+    }
+    Some(steps)
 }
 
 #[cfg(test)]

@@ -3,13 +3,16 @@
 
 use minijinja::context;
 
-use super::query::PortfolioQuery;
+use super::query::{PortfolioQuery, SideQuery};
 use crate::llm::prompts;
 use crate::task::{Metric, SHOCK_KEYS, TaskSpec};
 
 /// The script for `spec`, reading with `query`.
 pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String {
     let mut columns = vec!["property_name", "noi", "annual_debt_service", "dscr", "verdict"];
+    if spec.rank.is_some() {
+        columns.insert(0, "rank");
+    }
     let mut missing = Vec::new();
     for metric in &spec.metrics {
         let key = match metric {
@@ -27,8 +30,8 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         .filter_map(|n| n.strip_prefix('`').and_then(|n| n.split_once("` joined")).map(|(t, _)| t.to_owned()))
         .collect();
     let ctx = context! {
-        goal => spec.goal.replace("\"\"\"", "'''"),
-        request_lines => wrap(&request.replace("\"\"\"", "'''"), 88),
+        goal => docstring_safe(&spec.goal),
+        request_lines => wrap(&docstring_safe(request), 88),
         base_table => query.base_table,
         joined => joined.join(", "),
         sql_pieces => sql_pieces(&query.sql),
@@ -41,10 +44,59 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         shock_keys => format!("({})", SHOCK_KEYS.map(py_str).join(", ")),
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
+        rank => rank_context(spec),
     };
     let mut text = prompts::render("offline_script", ctx);
     text.push('\n');
     text
+}
+
+/// The ranking as the templates write it: Python literals.
+fn rank_context(spec: &TaskSpec) -> Option<minijinja::Value> {
+    spec.rank.as_ref().map(|r| {
+        context! {
+            by => py_str(&r.by),
+            descending => if r.descending { "True" } else { "False" },
+            limit => r.limit,
+        }
+    })
+}
+
+/// The script for an everyday question beyond DSCR (trend, loan sizing, maturities, IRR):
+/// `side` is the history or loan query those read instead of the per-property one.
+pub fn question_script(request: &str, spec: &TaskSpec, query: &PortfolioQuery, side: Option<&SideQuery>) -> String {
+    let (sql, note) = match side {
+        Some(side) => (side.sql.as_str(), format!("Rows of {}, each with its property's name.", side.table)),
+        None => (query.sql.as_str(), format!("One row per property: {} with its finance tables.", query.base_table)),
+    };
+    let holding = spec.holding.as_ref();
+    let window = spec.maturities.as_ref();
+    let ctx = context! {
+        kind => spec.task_kind.as_str(),
+        goal => docstring_safe(&spec.goal),
+        request_lines => wrap(&docstring_safe(request), 88),
+        assumptions => spec.assumptions.iter().map(|a| docstring_safe(a)).collect::<Vec<_>>(),
+        query_note => note,
+        sql_pieces => sql_pieces(sql),
+        entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
+        target_dscr => spec.target_dscr.map(py_float),
+        after => window.map(|w| w.after.as_deref().map_or_else(|| "None".to_owned(), py_str)),
+        before => window.map(|w| py_str(&w.before)),
+        figure => spec.trend.as_deref().map(py_str),
+        years => holding.map(|h| h.years),
+        growth => holding.map(|h| py_float(h.noi_growth)),
+        entry_cap => holding.map(|h| py_float(h.entry_cap_rate)),
+        exit_cap => holding.map(|h| py_float(h.exit_cap_rate)),
+        rank => rank_context(spec),
+    };
+    let mut text = prompts::render("offline_question", ctx);
+    text.push('\n');
+    text
+}
+
+/// Text that can sit inside the script's docstring: no closing triple quote, no escapes.
+fn docstring_safe(text: &str) -> String {
+    text.replace("\"\"\"", "'''").replace('\\', "/")
 }
 
 /// A Python string literal: JSON's escaping is valid Python.
@@ -69,7 +121,9 @@ fn sql_pieces(sql: &str) -> Vec<String> {
     let mut pieces = Vec::new();
     let mut current = String::new();
     for word in sql.split(' ') {
-        let clause = matches!(word, "FROM" | "LEFT" | "WHERE" | "ORDER") && !current.is_empty();
+        let clause = (matches!(word, "FROM" | "LEFT" | "WHERE" | "ORDER")
+            || (word == "JOIN" && !current.ends_with("LEFT")))
+            && !current.is_empty();
         if clause || current.len() + word.len() > 80 {
             pieces.push(std::mem::take(&mut current));
         }

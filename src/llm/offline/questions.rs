@@ -1,0 +1,347 @@
+//! The everyday questions beyond a DSCR table, read from a request: a ranking, the largest
+//! loan at a target DSCR, the loans maturing in a window, a monthly trend and the IRR of a
+//! holding period. Each states what it assumed where the request did not say.
+
+use super::recognise::{Number, find_word, numbers};
+use crate::task::{Holding, MaturityWindow, Ranking, TaskKind};
+
+/// The DSCR a loan is sized at when the request names none: the lending threshold.
+pub const DEFAULT_TARGET_DSCR: f64 = 1.25;
+/// The holding period when the request names none.
+const DEFAULT_HOLD_YEARS: u32 = 5;
+/// NOI growth a year when the request names none.
+const DEFAULT_GROWTH: f64 = 0.02;
+/// The going-in cap rate that prices a property the database gives no value for.
+const DEFAULT_ENTRY_CAP: f64 = 0.07;
+/// How much higher than the going-in cap rate a property sells at when the request names
+/// no exit cap rate: half a point, the usual conservative spread.
+const EXIT_CAP_SPREAD: f64 = 0.005;
+
+/// What a request asks beyond DSCR, and the numbers of its text read for it.
+#[derive(Debug, Default)]
+pub struct Question {
+    /// The family, when the request is one of these questions.
+    pub kind: Option<TaskKind>,
+    /// The order asked for the result table.
+    pub rank: Option<Ranking>,
+    /// The DSCR loans are sized at.
+    pub target_dscr: Option<f64>,
+    /// The loans asked about.
+    pub maturities: Option<MaturityWindow>,
+    /// The figure whose monthly history is asked for.
+    pub trend: Option<String>,
+    /// The holding period.
+    pub holding: Option<Holding>,
+    /// Byte offsets of the numbers read, so they are not read again as shocks.
+    pub used: Vec<usize>,
+    /// What was assumed.
+    pub assumptions: Vec<String>,
+    /// The words these readings used, so that the accounting counts them as read.
+    pub words: Vec<&'static str>,
+}
+
+/// Result columns a ranking can order by, and the words that name them.
+const RANK_COLUMNS: [(&str, &[&str]); 8] = [
+    ("debt_yield", &["debt yield"]),
+    ("cap_rate", &["cap rate", "capitalization rate"]),
+    ("ltv", &["ltv", "loan-to-value", "loan to value"]),
+    ("annual_debt_service", &["debt service"]),
+    ("noi", &["noi", "net operating income"]),
+    ("occupancy_rate", &["occupancy"]),
+    ("loan_amount", &["loan size", "loan amount", "principal", "loan"]),
+    ("dscr", &["dscr", "coverage"]),
+];
+
+/// Figures a trend can follow, and the words that name them.
+const TREND_FIGURES: [(&str, &[&str]); 4] = [
+    ("noi", &["noi", "net operating income"]),
+    ("revenue", &["revenue", "income", "rent"]),
+    ("expenses", &["expense", "opex", "cost"]),
+    ("occupancy", &["occupancy", "vacancy"]),
+];
+
+/// Today's date in UTC, `YYYY-MM-DD`.
+pub fn today() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(|| "1970-01-01".into(), |t| t.date_naive().to_string())
+}
+
+/// Reads `text` (normalised) on `today` (`YYYY-MM-DD`, for "within 2 years").
+pub fn question(text: &str, today: &str) -> Question {
+    let has = |w: &str| find_word(text, w).is_some();
+    let nums = numbers(text);
+    let mut q = Question::default();
+    if let Some(rank) = ranking(text, &nums, &mut q) {
+        q.rank = Some(rank);
+    }
+    if has("irr") || has("internal rate of return") {
+        holding(text, &nums, &mut q);
+    } else if ["mature", "maturing", "maturity", "maturities", "come due", "coming due"].iter().any(|w| has(w)) {
+        maturities(text, &nums, today, &mut q);
+    } else if ["trend", "monthly", "by month", "per month", "month by month", "month-by-month", "over time", "history"]
+        .iter()
+        .any(|w| has(w))
+    {
+        let figure = first_of(text, &TREND_FIGURES).unwrap_or_else(|| {
+            q.assumptions.push("the trend of NOI (the request named no figure)".into());
+            "noi"
+        });
+        q.trend = Some(figure.to_owned());
+        q.kind = Some(TaskKind::Trend);
+        q.words.extend(["trend", "trends", "monthly", "month", "months", "time", "history", "historical", "series"]);
+    } else if [
+        "max loan",
+        "maximum loan",
+        "loan amount",
+        "loan size",
+        "size the loan",
+        "loan sizing",
+        "borrow",
+        "how much debt",
+    ]
+    .iter()
+    .any(|w| has(w))
+    {
+        loan_sizing(text, &nums, &mut q);
+    }
+    q
+}
+
+/// The first label of `groups` whose word comes earliest in `text`.
+fn first_of(text: &str, groups: &[(&'static str, &[&str])]) -> Option<&'static str> {
+    groups
+        .iter()
+        .filter_map(|(label, words)| words.iter().filter_map(|w| find_word(text, w)).min().map(|at| (at, *label)))
+        .min()
+        .map(|(_, label)| label)
+}
+
+fn ranking(text: &str, nums: &[Number], q: &mut Question) -> Option<Ranking> {
+    let verb = ["rank", "ranked", "ranking", "sort", "sorted", "order by", "ordered by", "top", "bottom"]
+        .iter()
+        .filter_map(|w| find_word(text, w).map(|at| (at, *w)))
+        .min()?;
+    let after = &text[verb.0..];
+    let by = first_of(after, &RANK_COLUMNS).unwrap_or_else(|| {
+        q.assumptions.push("ranked by DSCR (the request named no figure)".into());
+        "dscr"
+    });
+    let ascending = ["lowest first", "ascending", "worst first", "smallest first", "bottom"]
+        .iter()
+        .any(|w| find_word(text, w).is_some());
+    // "top 3", "bottom 5 by DSCR".
+    let limit = ["top", "bottom"].iter().find_map(|w| {
+        let at = find_word(text, w)?;
+        let n = nums.iter().find(|n| n.start == at + w.len() + 1 && n.value >= 1.0 && n.value.fract() == 0.0)?;
+        q.used.push(n.start);
+        Some(n.value as usize)
+    });
+    q.words.extend([
+        "rank",
+        "ranked",
+        "ranking",
+        "sort",
+        "sorted",
+        "order",
+        "ordered",
+        "top",
+        "bottom",
+        "highest",
+        "lowest",
+        "ascending",
+        "descending",
+        "smallest",
+        "largest",
+        "best",
+        "worst",
+        "first",
+    ]);
+    Some(Ranking { by: by.to_owned(), descending: !ascending, limit })
+}
+
+fn loan_sizing(text: &str, nums: &[Number], q: &mut Question) {
+    // "at 1.3x DSCR", "at a DSCR of 1.3", "1.30x coverage".
+    let target = nums.iter().find(|n| {
+        let after = text[n.end..].trim_start();
+        !n.percent
+            && (0.5..=3.0).contains(&n.value)
+            && (after.starts_with('x') || after.starts_with("dscr") || {
+                let before = text[..n.start].trim_end();
+                before.ends_with("dscr of") || before.ends_with("dscr") || before.ends_with("coverage of")
+            })
+    });
+    let target = match target {
+        Some(n) => {
+            q.used.push(n.start);
+            n.value
+        }
+        None => {
+            q.assumptions.push(format!("a target DSCR of {DEFAULT_TARGET_DSCR} (the request named none)"));
+            DEFAULT_TARGET_DSCR
+        }
+    };
+    q.target_dscr = Some(target);
+    q.kind = Some(TaskKind::LoanSizing);
+    q.assumptions.push("each loan keeps its interest rate and amortization, with monthly payments".into());
+    q.words.extend([
+        "max",
+        "maximum",
+        "amount",
+        "size",
+        "sizing",
+        "sized",
+        "support",
+        "supports",
+        "carry",
+        "afford",
+        "borrow",
+        "borrowing",
+        "capacity",
+        "proceeds",
+        "largest",
+        "biggest",
+        "much",
+        "target",
+    ]);
+}
+
+fn maturities(text: &str, nums: &[Number], today: &str, q: &mut Question) {
+    q.kind = Some(TaskKind::Maturities);
+    q.words.extend([
+        "mature",
+        "matures",
+        "matured",
+        "maturing",
+        "maturity",
+        "maturities",
+        "due",
+        "come",
+        "coming",
+        "before",
+        "until",
+        "till",
+        "through",
+        "end",
+        "within",
+        "next",
+    ]);
+    let year_after = |word: &str| {
+        let at = find_word(text, word)?;
+        let rest = text[at + word.len()..].trim_start();
+        let rest = rest.strip_prefix("the end of ").or_else(|| rest.strip_prefix("end of ")).unwrap_or(rest);
+        let offset = text.len() - rest.len();
+        nums.iter().find(|n| n.start == offset && (1900.0..=2200.0).contains(&n.value))
+    };
+    let iso = |n: &Number| {
+        // "2029-06-30" reads as the number 2029 followed by "-06-30".
+        let tail = &text[n.end..];
+        let date = format!("{}{}", n.value, tail.get(..6).unwrap_or(""));
+        chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d").ok().map(|d| d.to_string())
+    };
+    let window = if let Some(n) = year_after("before") {
+        q.used.push(n.start);
+        MaturityWindow { after: None, before: iso(n).unwrap_or(format!("{}-01-01", n.value)) }
+    } else if let Some(n) = ["by", "until", "till", "through", "by the end of"].iter().find_map(|w| year_after(w)) {
+        q.used.push(n.start);
+        match iso(n) {
+            Some(day) => MaturityWindow { after: None, before: next_day(&day) },
+            None => MaturityWindow { after: None, before: format!("{}-01-01", n.value as i64 + 1) },
+        }
+    } else if let Some(n) = year_after("in") {
+        q.used.push(n.start);
+        MaturityWindow { after: Some(format!("{}-01-01", n.value)), before: format!("{}-01-01", n.value as i64 + 1) }
+    } else if let Some((n, years)) = within(text, nums) {
+        q.used.push(n.start);
+        let before = add_years(today, years);
+        q.assumptions.push(format!("\"within {years} years\" counted from today, {today}: before {before}"));
+        MaturityWindow { after: Some(today.to_owned()), before }
+    } else {
+        q.assumptions.push("every loan, soonest maturity first (the request named no date)".into());
+        MaturityWindow { after: None, before: "9999-12-31".into() }
+    };
+    q.maturities = Some(window);
+}
+
+/// "within 2 years", "in the next 3 years".
+fn within<'a>(text: &str, nums: &'a [Number]) -> Option<(&'a Number, i32)> {
+    nums.iter().find_map(|n| {
+        let before = text[..n.start].trim_end();
+        let after = text[n.end..].trim_start();
+        let counted = before.ends_with("within") || before.ends_with("next");
+        (counted && after.starts_with("year") && n.value.fract() == 0.0 && n.value < 100.0)
+            .then_some((n, n.value as i32))
+    })
+}
+
+fn next_day(day: &str) -> String {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.succ_opt())
+        .map_or_else(|| day.to_owned(), |d| d.to_string())
+}
+
+fn add_years(day: &str, years: i32) -> String {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.checked_add_months(chrono::Months::new(12 * years.max(0) as u32)))
+        .map_or_else(|| day.to_owned(), |d| d.to_string())
+}
+
+fn holding(text: &str, nums: &[Number], q: &mut Question) {
+    q.kind = Some(TaskKind::HoldIrr);
+    q.words.extend([
+        "irr", "internal", "return", "returns", "hold", "holding", "held", "period", "exit", "sale", "sell", "sold",
+        "going-in", "entry", "purchase", "bought", "buy", "growth", "grows", "growing",
+    ]);
+    let mut years = None;
+    let mut growth = None;
+    let mut entry = None;
+    let mut exit = None;
+    for n in nums {
+        let before = text[..n.start].trim_end();
+        let after = text[n.end..].trim_start();
+        let near_before: String = before.chars().rev().take(30).collect::<String>().chars().rev().collect();
+        if !n.percent && (after.starts_with("year") || after.starts_with("-year")) && n.value.fract() == 0.0 {
+            years.get_or_insert(n.value as u32);
+        } else if n.percent && near_before.contains("exit") {
+            exit.get_or_insert(n.value / 100.0);
+        } else if n.percent
+            && (near_before.contains("going-in") || near_before.contains("entry") || near_before.contains("purchase"))
+        {
+            entry.get_or_insert(n.value / 100.0);
+        } else if n.percent
+            && (near_before.contains("grow") || after.starts_with("growth") || after.starts_with("annual growth"))
+        {
+            growth.get_or_insert(n.value / 100.0);
+        } else {
+            continue;
+        }
+        q.used.push(n.start);
+    }
+    let years = years.unwrap_or_else(|| {
+        q.assumptions.push(format!("a {DEFAULT_HOLD_YEARS}-year hold (the request named none)"));
+        DEFAULT_HOLD_YEARS
+    });
+    let noi_growth = growth.unwrap_or_else(|| {
+        q.assumptions.push(format!("NOI grows {}% a year (the request named no growth)", DEFAULT_GROWTH * 100.0));
+        DEFAULT_GROWTH
+    });
+    let entry_cap_rate = entry.unwrap_or(DEFAULT_ENTRY_CAP);
+    q.assumptions.push(format!(
+        "a property without a value in the database is priced at a {}% going-in cap rate (NOI / price)",
+        round4(entry_cap_rate * 100.0)
+    ));
+    let exit_cap_rate = exit.unwrap_or_else(|| {
+        let exit = entry_cap_rate + EXIT_CAP_SPREAD;
+        q.assumptions.push(format!(
+            "it sells at a {}% exit cap rate (going-in plus half a point), with no sale costs and no debt (unlevered)",
+            round4(exit * 100.0)
+        ));
+        exit
+    });
+    q.holding = Some(Holding { years, noi_growth, entry_cap_rate, exit_cap_rate });
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
