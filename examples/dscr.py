@@ -27,7 +27,11 @@ log(f"computing DSCR for {len(PORTFOLIO)} properties (NOI change {noi_change:+.0
 rows = []
 for name, noi, debt_service in PORTFOLIO:
     stressed = noi * (1 + noi_change)
-    ratio = finance.dscr(stressed, debt_service)
+    try:
+        ratio = finance.dscr(stressed, debt_service)
+    except ValueError as e:
+        log(f"{name} skipped: {e}")
+        continue
     rows.append(
         {
             "property": name,

@@ -7,17 +7,22 @@ scenario's params, DSCR and a verdict per property. Run it over many scenarios:
 or once: `metaexec exec examples/dscr_stress.py --param noi_change=-0.2`.
 """
 
-from metaexec import db, finance, params, result
+from metaexec import db, finance, log, params, result
 
 noi_change = params.get("noi_change", 0.0)
 rate_change = params.get("rate_change", 0.0)
+try:
+    properties = db.query(
+        "SELECT p.property_name, f.noi, l.principal, l.interest_rate, l.amortization_years"
+        " FROM properties p JOIN financial_metrics f ON f.property_id = p.property_id"
+        " JOIN loans l ON l.property_id = p.property_id WHERE f.fiscal_year = ? ORDER BY p.property_id",
+        [2024],
+    )
+except db.DbError as e:
+    log(f"could not read the portfolio: {e}")
+    raise
 rows = []
-for p in db.query(
-    "SELECT p.property_name, f.noi, l.principal, l.interest_rate, l.amortization_years"
-    " FROM properties p JOIN financial_metrics f ON f.property_id = p.property_id"
-    " JOIN loans l ON l.property_id = p.property_id WHERE f.fiscal_year = ? ORDER BY p.property_id",
-    [2024],
-):
+for p in properties:
     noi = p["noi"] * (1 + noi_change)
     debt_service = finance.annual_debt_service(p["principal"], p["interest_rate"] + rate_change, p["amortization_years"])
     dscr = finance.dscr(noi, debt_service)

@@ -25,7 +25,7 @@ use comfy_table::{Cell, Color, ContentArrangement, Table, presets::UTF8_FULL_CON
 use serde_json::Value;
 
 use crate::outcome::{Outcome, OutcomeError, Sanitized};
-use crate::report::terminal;
+use crate::report::{label, terminal};
 
 /// How many lines of the script's stdout and stderr the human view shows.
 const EXCERPT_LINES: usize = 40;
@@ -151,9 +151,17 @@ pub fn render_value(name: &str, value: &Value) -> String {
     let name = guest_line(name);
     if let Some(tabular) = crate::report::tabular(value) {
         let mut table = new_table();
-        table.set_header(tabular.columns.iter().map(|column| Cell::new(guest_line(column))));
+        table.set_header(tabular.columns.iter().map(|column| Cell::new(guest_line(&label::column(column)))));
         for row in &tabular.rows {
-            table.add_row(tabular.columns.iter().zip(row).map(|(column, value)| cell(column, value)));
+            match (value.is_object(), row.as_slice()) {
+                // An object of plain values: each value shown as its key says.
+                (true, [Value::String(key), value]) => {
+                    table.add_row(vec![Cell::new(guest_line(&label::column(key))), cell(key, value)]);
+                }
+                _ => {
+                    table.add_row(tabular.columns.iter().zip(row).map(|(column, value)| cell(column, value)));
+                }
+            }
         }
         return format!("{name}\n{table}\n");
     }
@@ -179,10 +187,16 @@ pub fn colour() -> bool {
     *COLOUR.get_or_init(|| std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none())
 }
 
-/// A table cell, escaped to one line; verdicts and DSCR bands in their traffic-light
-/// colours on a terminal.
+/// A table cell, escaped to one line, as people read it: money with thousands separators,
+/// rates in percent, scenario ids in words; verdicts and DSCR bands in their
+/// traffic-light colours on a terminal.
 fn cell(column: &str, value: &Value) -> Cell {
-    let cell = Cell::new(guest_line(&scalar(value)));
+    let text = match value {
+        Value::Number(n) => n.as_f64().map_or_else(|| n.to_string(), |x| label::number(column, x)),
+        Value::String(s) if column == "scenario" || column.ends_with("_scenario") => label::scenario(s),
+        other => scalar(other),
+    };
+    let cell = Cell::new(guest_line(&text));
     if !colour() {
         return cell;
     }
@@ -199,12 +213,7 @@ fn scalar(value: &Value) -> String {
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or(f64::NAN);
-            let text = format!("{f:.4}");
-            let text = text.trim_end_matches('0').trim_end_matches('.');
-            if text == "-0" { "0".into() } else { text.to_owned() }
-        }
+        Value::Number(n) if n.is_f64() => label::trim(n.as_f64().unwrap_or(f64::NAN)),
         other => other.to_string(),
     }
 }

@@ -17,6 +17,7 @@ use crate::job;
 use crate::llm::config::{self, Environment, Overrides};
 use crate::outcome::{ErrorKind, OutcomeError};
 use crate::pipeline::{self, Event, PipelineOptions, RunRecord, Stage, SweepRecord};
+use crate::report::label;
 use crate::task::ExportFormat;
 use crate::validate::Report;
 
@@ -376,7 +377,7 @@ fn print_sweep(sweep: &SweepRecord, threshold: Option<f64>) {
                 let mut row = Map::new();
                 row.insert("property_name".into(), property.property_name.as_str().into());
                 for (scenario, dscr) in matrix.scenarios.iter().zip(&property.dscr) {
-                    row.insert(scenario.clone(), dscr.map_or(Value::Null, Value::from));
+                    row.insert(label::scenario(scenario), dscr.map_or(Value::Null, Value::from));
                 }
                 Value::Object(row)
             })

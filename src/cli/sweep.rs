@@ -10,6 +10,7 @@ use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED}
 use super::render;
 use super::script::ScriptArgs;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
+use crate::report::label;
 use crate::scenario::ScenarioStatus;
 use crate::sweep::spec::{self, SweepSpec};
 use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepReport};
@@ -200,7 +201,7 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
             table.add_row(vec![
                 Cell::new(line(&p.property_name)),
                 Cell::new(format!("{:.2}", p.min_dscr)),
-                Cell::new(line(&p.worst_scenario)),
+                Cell::new(line(&label::scenario(&p.worst_scenario))),
                 Cell::new(format!("{:.2}", p.p05)),
                 Cell::new(format!("{:.2}", p.p50)),
                 Cell::new(format!("{:.2}", p.p95)),
@@ -218,7 +219,7 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
     }
     for param in params {
         let break_even: Vec<_> = s.analysis.break_even.iter().filter(|b| b.param == param).collect();
-        let shown = line(param);
+        let shown = line(&label::param_name(param));
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
         table.set_header(["property".to_owned(), format!("{shown} to DSCR 1.25"), format!("{shown} to DSCR 1.0")]);
@@ -241,17 +242,18 @@ pub(super) fn summary_text(s: &Summary, distribution: bool) -> String {
             .sensitivity
             .iter()
             .map(|t| {
+                let at = |x: f64| line(&label::param(&t.param, x));
                 let base = match (t.base_value, t.dscr_at_base) {
-                    (Some(x), Some(d)) => format!(", {d:.2} at base {x}"),
+                    (Some(x), Some(d)) => format!(", {d:.2} at base ({})", at(x)),
                     _ => String::new(),
                 };
                 format!(
-                    "{}: portfolio DSCR {:.2} at {}{base}, {:.2} at {} (swing {:.2})",
-                    line(&t.param),
+                    "{}: portfolio DSCR {:.2} at low ({}){base}, {:.2} at high ({}) (swing {:.2})",
+                    line(&label::param_name(&t.param)),
                     t.dscr_at_low,
-                    t.low_value,
+                    at(t.low_value),
                     t.dscr_at_high,
-                    t.high_value,
+                    at(t.high_value),
                     t.swing
                 )
             })

@@ -623,7 +623,11 @@ impl Driver<'_> {
                     self.record.exports.extend(paths);
                 }
                 ExportFormat::Xlsx => {
-                    let path = export::write_xlsx(&results, &self.run_dir.path, "results.xlsx")
+                    let task = self.record.task.as_ref();
+                    let steps = task.iter().flat_map(|t| t.steps.iter().map(|s| ("step", s.as_str())));
+                    let assumed = task.iter().flat_map(|t| t.assumptions.iter().map(|a| ("assumed", a.as_str())));
+                    let plan: Vec<(&str, &str)> = steps.chain(assumed).collect();
+                    let path = export::write_xlsx(&results, &plan, &self.run_dir.path, "results.xlsx")
                         .map_err(|e| failed(e.to_string()))?;
                     self.record.exports.push(path);
                 }

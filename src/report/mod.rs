@@ -5,6 +5,7 @@
 //! tests check with an XML parser. [`terminal`] does the same job for text shown on a
 //! terminal: guest text with its controls made visible.
 
+pub mod label;
 mod svg;
 mod table;
 pub mod terminal;

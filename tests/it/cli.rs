@@ -76,7 +76,7 @@ fn exec_human_output_shows_tables_and_metrics() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stdout.contains("Riverside Galleria") && stdout.contains("0.89"), "{stdout}");
-    assert!(stdout.contains("portfolio_dscr"), "{stdout}");
+    assert!(stdout.contains("portfolio DSCR"), "{stdout}");
     assert!(stderr.contains("[log] computing DSCR"), "{stderr}");
     assert!(stderr.contains("ok in") && stderr.contains("CPython 3.14"), "{stderr}");
 }

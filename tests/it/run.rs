@@ -120,7 +120,7 @@ fn people_get_the_table_on_stdout_and_the_stages_on_stderr() {
         let line = stdout.lines().find(|l| l.contains(name)).unwrap_or_else(|| panic!("{name} in\n{stdout}"));
         assert!(line.contains(&format!(" {dscr} ")) || line.contains(&format!(" {dscr:.2} ")), "{line}");
     }
-    assert!(stdout.contains("portfolio_dscr"), "{stdout}");
+    assert!(stdout.contains("portfolio DSCR"), "{stdout}");
     for stage in ["schema", "plan", "validate", "execute"] {
         assert!(stderr.lines().any(|l| l.starts_with('✓') && l.contains(stage)), "{stage} in\n{stderr}");
     }
@@ -267,7 +267,7 @@ fn a_stress_test_prints_the_scenarios_side_by_side() {
     let output = run(&ctx, &["show a 10/20/30% NOI stress test"]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    for expected in ["DSCR by scenario", "NOI -30%", "Portfolio by scenario", "Break-even in noi_change", "-17.4%"] {
+    for expected in ["DSCR by scenario", "NOI -30%", "Portfolio by scenario", "Break-even in NOI", "-17.4%"] {
         assert!(stdout.contains(expected), "{expected} in\n{stdout}");
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -479,6 +479,10 @@ fn exports_write_csv_and_a_workbook_that_reads_back() {
     assert_eq!(sheet.get_size(), (11, 5));
     let first = sheet.get((1, 3)).unwrap().to_string();
     assert!(first.starts_with("1.94"), "{first}");
+    assert_eq!(sheet.get((0, 2)).unwrap().to_string(), "debt service", "headers in words");
+    let plan = workbook.worksheet_range("plan and assumptions").expect("the plan has a sheet of its own");
+    let steps: Vec<String> = (1..plan.get_size().0).map(|r| plan.get((r, 1)).unwrap().to_string()).collect();
+    assert!(steps.iter().any(|s| s.contains("DSCR = NOI / annual debt service")), "{steps:?}");
 }
 
 #[test]

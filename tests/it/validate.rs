@@ -307,3 +307,23 @@ fn check_reads_the_schema_of_the_database_it_is_given() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("table `financial_metrics` does not exist"), "{stdout}");
 }
+
+/// The shipped examples are what people copy: each passes the validator without a finding,
+/// as the demo database sees it.
+#[test]
+fn the_shipped_examples_are_clean() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "py") {
+            continue;
+        }
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let report = check(&std::fs::read_to_string(&path).unwrap(), &name);
+        assert_eq!(report.verdict, Verdict::Pass, "{name}: {:?}", report.findings);
+        assert!(report.findings.is_empty(), "{name}: {:?}", report.findings);
+        seen += 1;
+    }
+    assert!(seen >= 3, "the examples are found: {seen}");
+}

@@ -36,13 +36,14 @@ const COMMON: &str = "
     address addresses ratio ratios figure enough cover covers covering covered able whose
     also along along new existing actual actually really well good bad okay can't cannot
     something anything everything nothing one two three four five six seven eight nine ten
-    first second third last next going go goes want also based basis across both along
+    first second third going go goes want also based basis across both along
     respectively side compare compared comparison against versus vs";
 
 /// The words the planner reads: domains, metrics, shocks, scenarios, simulations, exports.
 const DOMAIN: &str = "
     dscr dscrs debt service services coverage noi net operating income incomes property
-    properties asset assets portfolio portfolios holding holdings loan loans mortgage
+    properties asset assets building buildings site sites real estate commercial retail
+    portfolio portfolios holding holdings loan loans mortgage
     mortgages lender lenders interest rate rates cap capitalization yield yields ltv
     loan-to-value stress stressed test tests testing tested shock shocks shocked risk risks
     risky at-risk weak weakest struggling watch watchlist covenant covenants minimum floor

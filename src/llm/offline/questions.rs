@@ -298,20 +298,38 @@ fn holding(text: &str, nums: &[Number], q: &mut Question) {
     let mut entry = None;
     let mut exit = None;
     for n in nums {
-        let before = text[..n.start].trim_end();
         let after = text[n.end..].trim_start();
-        let near_before: String = before.chars().rev().take(30).collect::<String>().chars().rev().collect();
+        // The words around the number: "a 6.5% exit cap", "exit cap of 6.5%", "3% NOI growth".
+        // Within the number's clause: "exit cap of 6.5%, growth of 2.5%".
+        let before = text[..n.start].rsplit([',', ';']).next().unwrap_or_default();
+        let before: Vec<&str> = before.split_whitespace().rev().take(4).collect();
+        let next = after.trim_start_matches('%').split([',', ';']).next().unwrap_or_default();
+        let next: Vec<&str> = next.split_whitespace().take(3).collect();
+        // How many words away the nearest word of a group is, on either side.
+        let distance = |stems: &[&str]| {
+            let at = |words: &[&str]| words.iter().position(|w| stems.iter().any(|s| w.starts_with(s)));
+            at(&before).into_iter().chain(at(&next)).min()
+        };
+        let nearest = [
+            ("exit", &["exit", "sell", "sale"][..]),
+            ("entry", &["going-in", "entry", "purchase", "bought", "buy"]),
+            ("growth", &["grow"]),
+        ]
+        .iter()
+        .filter_map(|(label, stems)| distance(stems).map(|d| (d, *label)))
+        .min()
+        .map(|(_, label)| label)
+        // A cap rate named neither exit nor going-in prices the purchase.
+        .or_else(|| distance(&["cap"]).map(|_| "entry"));
         if !n.percent && (after.starts_with("year") || after.starts_with("-year")) && n.value.fract() == 0.0 {
             years.get_or_insert(n.value as u32);
-        } else if n.percent && near_before.contains("exit") {
+        } else if !n.percent {
+            continue;
+        } else if nearest == Some("exit") {
             exit.get_or_insert(n.value / 100.0);
-        } else if n.percent
-            && (near_before.contains("going-in") || near_before.contains("entry") || near_before.contains("purchase"))
-        {
+        } else if nearest == Some("entry") {
             entry.get_or_insert(n.value / 100.0);
-        } else if n.percent
-            && (near_before.contains("grow") || after.starts_with("growth") || after.starts_with("annual growth"))
-        {
+        } else if nearest == Some("growth") {
             growth.get_or_insert(n.value / 100.0);
         } else {
             continue;
@@ -344,4 +362,50 @@ fn holding(text: &str, nums: &[Number], q: &mut Question) {
 
 fn round4(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(request: &str) -> Question {
+        question(&request.to_lowercase(), "2026-12-02")
+    }
+
+    #[test]
+    fn holding_periods_take_each_number_for_what_it_is_next_to() {
+        for (request, years, growth, entry, exit) in [
+            ("What's the 10-year IRR with 3% NOI growth and a 6.5% exit cap?", 10, 0.03, 0.07, 0.065),
+            ("IRR over 7 years, exit cap of 6.5%, growth of 2.5%", 7, 0.025, 0.07, 0.065),
+            ("IRR with NOI growing 1% a year, bought at a 6% cap rate", 5, 0.01, 0.06, 0.065),
+        ] {
+            let h = read(request).holding.unwrap_or_else(|| panic!("{request}"));
+            let got = (h.years, h.noi_growth, h.entry_cap_rate, (h.exit_cap_rate * 1e6).round() / 1e6);
+            assert_eq!(got, (years, growth, entry, exit), "{request}");
+        }
+    }
+
+    #[test]
+    fn maturity_windows() {
+        let window = |r: &str| read(r).maturities.map(|w| (w.after, w.before));
+        assert_eq!(window("which loans mature before 2029"), Some((None, "2029-01-01".into())));
+        assert_eq!(window("loans maturing by the end of 2028"), Some((None, "2029-01-01".into())));
+        assert_eq!(window("loans maturing in 2028"), Some((Some("2028-01-01".into()), "2029-01-01".into())));
+        assert_eq!(window("loans maturing before 2028-06-30"), Some((None, "2028-06-30".into())));
+        assert_eq!(
+            window("loans that come due within 2 years"),
+            Some((Some("2026-12-02".into()), "2028-12-02".into()))
+        );
+    }
+
+    #[test]
+    fn rankings_and_loan_targets() {
+        let r = read("top 3 properties by debt yield").rank.unwrap();
+        assert_eq!((r.by.as_str(), r.descending, r.limit), ("debt_yield", true, Some(3)));
+        let r = read("list all properties sorted by dscr, lowest first").rank.unwrap();
+        assert_eq!((r.by.as_str(), r.descending), ("dscr", false));
+        assert_eq!(read("max loan for Sunset Commons at a DSCR of 1.35").target_dscr, Some(1.35));
+        assert_eq!(read("what loan amount can it support at 1.3x").target_dscr, Some(1.3));
+        assert_eq!(read("maximum loan size for every property").target_dscr, Some(DEFAULT_TARGET_DSCR));
+    }
 }

@@ -4,7 +4,7 @@
 use crate::task::{DEFAULT_AT_RISK_THRESHOLD, ExportFormat, Metric, Scenario, TaskKind, TaskSpec};
 
 /// Words that put a request in the guest library's domain at all.
-const DOMAIN_WORDS: [&str; 17] = [
+const DOMAIN_WORDS: [&str; 27] = [
     "dscr",
     "debt service",
     "coverage",
@@ -14,7 +14,9 @@ const DOMAIN_WORDS: [&str; 17] = [
     "property",
     "properties",
     "asset",
+    "building",
     "loan",
+    "mortgage",
     "cap rate",
     "debt yield",
     "ltv",
@@ -22,6 +24,14 @@ const DOMAIN_WORDS: [&str; 17] = [
     "loan to value",
     "stress",
     "risk",
+    "vacancy",
+    "occupancy",
+    "revenue",
+    "rent",
+    "operating expense",
+    "interest rate",
+    "irr",
+    "what-if",
 ];
 /// Endings a keyword may carry and still count (`decrease` matches `decreases`).
 const SUFFIXES: [&str; 7] = ["s", "es", "ed", "d", "ing", "ion", "ions"];
