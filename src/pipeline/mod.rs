@@ -559,14 +559,12 @@ impl Driver<'_> {
         let mut job = self.job(db, &script);
         // Scenarios seed `random` from the draws' seed and their ids: a sweep repeats exactly.
         job.seed = spec.monte_carlo.as_ref().map(|mc| mc.seed);
-        let options = SweepOptions {
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
-            isolation: Isolation::Namespace,
-        };
+        let options =
+            SweepOptions::new(std::thread::available_parallelism().map_or(2, |n| n.get()), Isolation::Namespace);
         // Progress in whole percents: a sweep finishes thousands of scenarios a second.
         let progress = self.options.progress.clone();
         let shown = Arc::new(AtomicUsize::new(usize::MAX));
-        let report = sweep::run(sandbox, &job, scenarios, options, move |done| {
+        let report = sweep::run(sandbox, &job, scenarios, options.clone(), move |done| {
             let percent = done * 100 / total.max(1);
             if shown.swap(percent, Ordering::Relaxed) != percent {
                 let rate = done as f64 / since.elapsed().as_secs_f64().max(1e-3);
@@ -581,11 +579,11 @@ impl Driver<'_> {
             outcome.error.unwrap_or_else(|| OutcomeError::new(ErrorKind::Internal, "The sweep failed"))
         })?;
         self.emit(Event::Progress { stage: Stage::Sweep, detail: "narrowing break-even points".into() });
-        sweep::bisect::refine(sandbox, &job, &mut report, options).await;
+        sweep::bisect::refine(sandbox, &job, &mut report, &options).await;
         let dir = self.run_dir.path.join("sweep");
-        let mut files: Vec<PathBuf> =
-            ["results.json", "scenarios.csv", "report.html"].into_iter().map(|name| dir.join(name)).collect();
-        let written = sweep::output::write_files(&report, &dir, &self.record.request).and_then(|()| {
+        let mut files = Vec::new();
+        let written = sweep::output::write_files(&report, &dir, &self.record.request).and_then(|written| {
+            files = written.files;
             if xlsx {
                 files.push(sweep::output::write_xlsx(&report, &dir)?);
             }
@@ -593,7 +591,6 @@ impl Driver<'_> {
         });
         if let Err(e) = written {
             self.record.notes.push(format!("the sweep's files were not all written: {e}"));
-            files.retain(|f| f.exists());
         }
         let (failed, rate) = (report.summary.failed, report.metrics.scenarios_per_s);
         self.record.sweep = Some(SweepRecord {

@@ -1,35 +1,61 @@
-//! A sweep's files: `results.json` (the whole report), `scenarios.csv` (a flat table) and
-//! `report.html` (tables and charts).
+//! A sweep's files: `summary.json` (the totals), `results.json` (the whole report),
+//! `scenarios.csv` (a flat table) and `report.html` (tables and charts).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde_json::Value;
 
-use super::SweepReport;
+use super::{Summary, SweepMetrics, SweepReport};
 use crate::guest_dir::GuestDir;
 use crate::scenario::ScenarioStatus;
 
-/// `results.json` (the whole report), `scenarios.csv` (one row per scenario and result
-/// row) and `report.html` (tables and charts) in the results folder, written side by side:
-/// a large sweep's JSON and CSV take as long to write as thousands of scenarios to run.
-/// `title` heads the report: the script's name, or the request that made the sweep. The
-/// folder may be one the script wrote into, so every file goes through [`GuestDir`].
-pub fn write_files(report: &SweepReport, dir: &Path, title: &str) -> Result<(), String> {
+/// What [`write_files`] wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Written {
+    /// The files, in the order written.
+    pub files: Vec<PathBuf>,
+}
+
+/// `summary.json`: the summary's fields, then what the sweep cost.
+#[derive(Serialize)]
+struct SummaryFile<'a> {
+    #[serde(flatten)]
+    summary: &'a Summary,
+    metrics: &'a SweepMetrics,
+}
+
+/// `summary.json`, `results.json` (the whole report), `scenarios.csv` (one row per
+/// scenario and result row) and `report.html` (tables and charts) in the results folder,
+/// the large ones written side by side: a large sweep's JSON and CSV take as long to write
+/// as thousands of scenarios to run. `title` heads the report: the script's name, or the
+/// request that made the sweep. The folder may be one the script wrote into, so every file
+/// goes through [`GuestDir`].
+pub fn write_files(report: &SweepReport, dir: &Path, title: &str) -> Result<Written, String> {
     let dir = GuestDir::open(dir).map_err(|e| format!("Failed to open `{}`: {e}", dir.display()))?;
     let write = |name: &str, fill: &dyn Fn(&mut dyn Write) -> std::io::Result<()>| {
         dir.write_with(name, |out| fill(out))
-            .map(|_| ())
             .map_err(|e| format!("Failed to write `{}`: {e}", dir.path().join(name).display()))
     };
+    let mut files = Vec::new();
+    // The summary first: it is small, and what is left if a large file fails.
+    let summary = SummaryFile { summary: &report.summary, metrics: &report.metrics };
+    files.push(write("summary.json", &|out| {
+        serde_json::to_writer_pretty(out, &summary).map_err(std::io::Error::other)
+    })?);
     let (json, others) = std::thread::scope(|scope| {
         let json = scope
             .spawn(|| write("results.json", &|out| serde_json::to_writer(out, report).map_err(std::io::Error::other)));
-        let others = write("scenarios.csv", &|out| write_scenarios_csv(report, out))
-            .and_then(|()| write("report.html", &|out| out.write_all(super::html::render(report, title).as_bytes())));
+        let others = write("scenarios.csv", &|out| write_scenarios_csv(report, out)).and_then(|csv| {
+            write("report.html", &|out| out.write_all(super::html::render(report, title).as_bytes()))
+                .map(|html| vec![csv, html])
+        });
         (json.join().unwrap_or_else(|_| Err("writing results.json panicked".into())), others)
     });
-    json.and(others)
+    files.push(json?);
+    files.extend(others?);
+    Ok(Written { files })
 }
 
 /// `sweep.xlsx` in `dir` (see [`super::xlsx`]), through [`GuestDir`]; its path.
@@ -54,7 +80,7 @@ fn write_scenarios_csv(report: &SweepReport, out: &mut dyn Write) -> std::io::Re
     for scenario in &report.scenarios {
         head.clear();
         head.push(scenario.id.clone());
-        head.push(if scenario.status == ScenarioStatus::Ok { "ok" } else { "error" }.into());
+        head.push(status_text(scenario.status).into());
         head.push(scenario.error.as_ref().map_or_else(String::new, |e| e.message.clone()));
         head.extend(param_keys.iter().map(|key| csv_text(scenario.params.get(key))));
         let mut rows = super::summary::rows(scenario).peekable();
@@ -72,6 +98,10 @@ fn write_scenarios_csv(report: &SweepReport, out: &mut dyn Write) -> std::io::Re
         }
     }
     csv.flush()
+}
+
+fn status_text(status: ScenarioStatus) -> &'static str {
+    if status == ScenarioStatus::Ok { "ok" } else { "error" }
 }
 
 /// A JSON value as a CSV field's text: text as is, null as nothing, anything else as JSON.

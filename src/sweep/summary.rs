@@ -32,6 +32,19 @@ pub struct Summary {
     /// Break-even points and the tornado.
     #[serde(flatten)]
     pub analysis: Analysis,
+    /// Set when the sweep was stopped early (Ctrl-C): every figure above covers the
+    /// scenarios that finished, not the ones planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// How far an interrupted sweep got: `"interrupted": {"finished": 812, "planned": 10000}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Interrupted {
+    /// Scenarios that finished (well or failing) and are in the results.
+    pub finished: usize,
+    /// Scenarios the sweep was asked to run.
+    pub planned: usize,
 }
 
 /// One property's coverage across the scenarios.
@@ -255,6 +268,7 @@ pub fn summarize(outcomes: &[ScenarioOutcome], defaults: &BTreeMap<String, f64>)
         verdicts: verdicts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         properties,
         analysis: super::analysis::analyze(outcomes, &[], defaults),
+        interrupted: None,
     }
 }
 

@@ -16,7 +16,7 @@ use crate::common::{TestContext, dedent, metaexec_command, run_job, sandbox};
 use crate::db_proxy::{Target, block_on, example, proxy, sqlite_demo};
 
 fn run_sweep(job: &Job, scenarios: Vec<Scenario>, workers: usize, isolation: Isolation) -> SweepReport {
-    let options = SweepOptions { workers, isolation };
+    let options = SweepOptions::new(workers, isolation);
     runtime().block_on(sweep::run(sandbox(), job, scenarios, options, |_| {})).expect("the sweep runs")
 }
 
@@ -120,11 +120,11 @@ fn break_even_rates_are_found_by_bisection_to_a_tenth_of_a_percent() {
     let ctx = TestContext::new();
     let mut job = Job::new("dscr_stress.py", example("dscr_stress.py"), ctx.results());
     job.db = Some(proxy(&target, Capability::default()));
-    let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
+    let options = SweepOptions::new(2, Isolation::Namespace);
     let (interpolated, refined) = runtime().block_on(async {
-        let report = sweep::run(sandbox(), &job, grid(&["rate_change=0,0.03"]), options, |_| {}).await.unwrap();
+        let report = sweep::run(sandbox(), &job, grid(&["rate_change=0,0.03"]), options.clone(), |_| {}).await.unwrap();
         let mut refined = report.clone();
-        sweep::bisect::refine(sandbox(), &job, &mut refined, options).await;
+        sweep::bisect::refine(sandbox(), &job, &mut refined, &options).await;
         (report, refined)
     });
     assert!(refined.metrics.bisection_runs > 0);
@@ -339,7 +339,7 @@ fn a_trapped_instance_is_never_reused_and_scenario_seeds_are_reproducible() {
 fn a_script_that_does_not_compile_fails_the_sweep_once() {
     let ctx = TestContext::new();
     let job = Job::new("broken.py", "def f(:\n", ctx.results());
-    let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
+    let options = SweepOptions::new(2, Isolation::Namespace);
     let outcome = runtime().block_on(sweep::run(sandbox(), &job, grid(&["x=1..3:1"]), options, |_| {})).unwrap_err();
     assert_eq!(outcome.error.unwrap().kind.to_string(), "syntax");
 }
