@@ -1,5 +1,7 @@
 //! `metaexec run "<request>"`: the whole pipeline from a sentence to results, with a line of
-//! progress per stage on stderr and the result tables on stdout.
+//! progress per stage on stderr and the result tables on stdout. The first Ctrl-C stops the
+//! run where it is and writes what it has to the run folder (exit 130); see
+//! [`super::interrupt`].
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use serde_json::{Map, Value};
 
 use super::capability::CapabilityArgs;
 use super::db::DbArgs;
+use super::interrupt;
 use super::render;
 use crate::job;
 use crate::llm::config::{self, Environment, Overrides};
@@ -129,6 +132,15 @@ pub fn run(args: RunArgs, cache_root: PathBuf) -> i32 {
             );
         }
     };
+    let watched = {
+        let _entered = runtime.enter();
+        interrupt::watch(options.cancel.clone(), || {
+            super::note("interrupted: stopping and writing what the run has (Ctrl-C again to quit at once)");
+        })
+    };
+    if let Err(e) = watched {
+        tracing::warn!("Ctrl-C will stop the run at once, writing nothing more: {e}");
+    }
     let record = runtime.block_on(pipeline::run(&request, &options));
     if args.json {
         let text = serde_json::to_string_pretty(&record).expect("run records serialise");
@@ -252,6 +264,13 @@ impl Display {
                 }
                 None => {}
             },
+            Event::Note(text) => {
+                let line = format!("note: {}", render::guest(text));
+                match bar.as_ref() {
+                    Some(spinner) => spinner.println(crate::report::terminal::sanitize_output(&line)),
+                    None => render::err_line(&line),
+                }
+            }
             Event::Finished { stage, ms, detail, ok } => {
                 if let Some(spinner) = bar.take() {
                     spinner.finish_and_clear();
@@ -320,9 +339,7 @@ fn print_human(record: &RunRecord, show_script: bool) {
     if let Some(sweep) = &record.sweep {
         print_sweep(sweep);
     }
-    for note in &record.notes {
-        render::err_line(&format!("note: {}", render::guest(note)));
-    }
+    // The notes were shown as they came (`Event::Note`).
     if let Some(error) = &record.error {
         render::print_error(error);
     }
@@ -338,7 +355,13 @@ fn print_human(record: &RunRecord, show_script: bool) {
     };
     render::err_line(&format!(
         "run {} in {}{model} · {}",
-        if record.is_ok() { "ok" } else { "failed" },
+        if record.interrupted {
+            "interrupted"
+        } else if record.is_ok() {
+            "ok"
+        } else {
+            "failed"
+        },
         duration(record.timings.total_ms),
         render::guest_line(&record.run_dir.display().to_string())
     ));

@@ -1,4 +1,4 @@
-//! Ctrl-C on the real binary: the first SIGINT stops a sweep where it is and
+//! Ctrl-C on the real binary: the first SIGINT stops a sweep (or a run) where it is and
 //! writes what finished, marked interrupted, with exit code 130; a second exits at once.
 //! The tests wait on what the process leaves behind (files a scenario writes, lines on
 //! stderr), never on elapsed time.
@@ -140,5 +140,63 @@ fn a_second_ctrl_c_exits_at_once() {
     assert_eq!(code, Some(130), "{stderr}");
     if stderr.contains("interrupted again") {
         assert!(!stderr.contains("scenarios finished;"), "nothing more is reported after the second: {stderr}");
+    }
+}
+
+/// A request for more draws than the planner runs: the cap is said before anything runs
+/// and recorded in the plan; Ctrl-C during its sweep keeps every stage's output in the
+/// run folder, the sweep's finished scenarios included, and exits 130.
+#[test]
+fn a_capped_request_says_so_first_and_ctrl_c_keeps_the_run_folder() {
+    let ctx = TestContext::new();
+    let config = ctx.path().join("empty-config.toml");
+    std::fs::write(&config, "").unwrap();
+    let mut command = metaexec_command(&ctx);
+    for var in ["METAEXEC_LLM_URL", "OPENAI_BASE_URL", "METAEXEC_MODEL", "OPENAI_API_KEY"] {
+        command.env_remove(var);
+    }
+    command.env("METAEXEC_CONFIG", &config).args([
+        "run",
+        "--runs",
+        "runs",
+        "Run 100,000,000 Monte Carlo simulations of the portfolio where NOI is normally distributed with a \
+         standard deviation of 8%, seed 11",
+    ]);
+    let mut run = Running::spawn(command);
+    // The base scenario has run: the sweep comes next.
+    run.wait_until("the execute stage", |lines| lines.iter().any(|l| l.contains("execute")));
+    let lines = run.stderr.lock().unwrap().clone();
+    let note = lines.iter().position(|l| l.starts_with("note: assumed 1000000 draws")).unwrap_or_else(|| {
+        panic!("the cap is noted before the script runs:\n{}", lines.join("\n"));
+    });
+    let execute = lines.iter().position(|l| l.contains("execute")).unwrap();
+    assert!(note < execute, "{}", lines.join("\n"));
+    assert!(lines[note].contains("asked for 100000000"), "{}", lines[note]);
+
+    // Interrupt once the sweep's first scenarios are done.
+    let runs = ctx.path().join("runs");
+    let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
+    // The stages before the sweep are on disk already.
+    for file in ["request.txt", "task.json", "script.py", "validation.json", "outcome.json", "run.json"] {
+        assert!(run_dir.join(file).is_file(), "{file} is written as its stage ends");
+    }
+    let task = read_json(&run_dir.join("task.json"));
+    assert_eq!(task["sweep"]["monte_carlo"], 1_000_000);
+    assert!(task["assumptions"].to_string().contains("asked for 100000000"), "{task}");
+    std::thread::sleep(Duration::from_secs(2));
+    run.interrupt();
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    let record = read_json(&run_dir.join("run.json"));
+    assert_eq!(record["interrupted"], true, "{stderr}");
+    assert!(stderr.contains("run interrupted"), "{stderr}");
+    // Interrupted in the sweep (the usual case), it wrote the scenarios that finished.
+    let summary = run_dir.join("sweep/summary.json");
+    if summary.exists() {
+        let summary = read_json(&summary);
+        let finished = summary["interrupted"]["finished"].as_u64().unwrap_or_else(|| panic!("{summary}"));
+        assert_eq!(summary["interrupted"]["planned"], 1_000_000);
+        assert!(finished < 1_000_000);
+        assert_eq!(summary["total"].as_u64(), Some(finished));
     }
 }
