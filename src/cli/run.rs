@@ -16,6 +16,7 @@ use super::capability::CapabilityArgs;
 use super::db::DbArgs;
 use super::interrupt;
 use super::render;
+use super::sweep::KeepArg;
 use crate::job;
 use crate::llm::config::{self, Environment, Overrides};
 use crate::outcome::{ErrorKind, OutcomeError};
@@ -112,6 +113,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_fetch: bool,
 
+    /// Which of a sweep's files go into the run's `sweep/` folder: `auto` (a compact
+    /// `scenarios.csv.gz` instead of `results.json` and `scenarios.csv` when those would
+    /// pass 64 MiB), `all` or `summary` (see `metaexec sweep --help`).
+    #[arg(long, value_enum, default_value_t = KeepArg::Auto)]
+    pub keep: KeepArg,
+
     #[command(flatten)]
     pub capability: CapabilityArgs,
 }
@@ -190,6 +197,7 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
     }
     options.host_memory_bytes = args.host_memory.saturating_mul(1024 * 1024);
     options.auto_fetch = !args.no_fetch;
+    options.keep = args.keep.into();
     options.exports = [(args.csv, ExportFormat::Csv), (args.xlsx, ExportFormat::Xlsx)]
         .into_iter()
         .filter_map(|(on, format)| on.then_some(format))

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::interrupt;
@@ -14,7 +14,7 @@ use super::script::ScriptArgs;
 use crate::cancel::Cancel;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::scenario::ScenarioStatus;
-use crate::sweep::output;
+use crate::sweep::output::{self, Keep, Written};
 use crate::sweep::spec::{self, SweepSpec};
 use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepReport};
 
@@ -68,9 +68,37 @@ pub struct SweepArgs {
     #[arg(long)]
     pub xlsx: bool,
 
+    /// Which files go into the results folder. `auto`: `summary.json`, `results.json`,
+    /// `scenarios.csv` and `report.html`, but when the per-scenario files would pass
+    /// 64 MiB, one line per scenario in `scenarios.csv.gz` instead of the two; `all`:
+    /// every file however large; `summary`: `summary.json` and `report.html` only.
+    #[arg(long, value_enum, default_value_t = KeepArg::Auto)]
+    pub keep: KeepArg,
+
     /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--keep`: the command line's names for [`Keep`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepArg {
+    /// Everything, compacted when it would be large.
+    Auto,
+    /// Everything, however large.
+    All,
+    /// The summary only.
+    Summary,
+}
+
+impl From<KeepArg> for Keep {
+    fn from(arg: KeepArg) -> Self {
+        match arg {
+            KeepArg::Auto => Keep::Auto,
+            KeepArg::All => Keep::All,
+            KeepArg::Summary => Keep::Summary,
+        }
+    }
 }
 
 /// Runs the command; returns the exit code: 0 when every scenario finished, 1 when some
@@ -80,8 +108,9 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
     match sweep(&args, cache_root) {
         Ok(report) => {
             let script = args.script.script.display().to_string();
-            if let Err(e) = output::write_files(&report, &args.script.results, &script) {
-                super::note(&format!("warning: {e}"));
+            match output::write_files(&report, &args.script.results, &script, args.keep.into()) {
+                Ok(written) => print_written(&written),
+                Err(e) => super::note(&format!("warning: {e}")),
             }
             if args.xlsx
                 && let Err(e) = sweep::output::write_xlsx(&report, &args.script.results)
@@ -131,6 +160,17 @@ pub(super) fn interrupted_line(interrupted: &sweep::summary::Interrupted) -> Str
         "interrupted: {} of {} scenarios finished; the summary and the files cover those only",
         interrupted.finished, interrupted.planned
     )
+}
+
+/// Says when the per-scenario files were replaced by the compact one.
+pub(super) fn print_written(written: &Written) {
+    if let Some(bytes) = written.compacted {
+        super::note(&format!(
+            "results.json and scenarios.csv would take about {} MiB: wrote summary.json and scenarios.csv.gz \
+             (one line per scenario) instead; --keep all writes them anyway",
+            bytes >> 20
+        ));
+    }
 }
 
 fn usage(message: String) -> OutcomeError {

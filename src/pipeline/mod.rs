@@ -35,6 +35,7 @@ use crate::llm::{LlmConfig, Message, json_repair};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
 use crate::store::RunDir;
+use crate::sweep::output::Keep;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::{self, Isolation, SweepOptions};
 use crate::task::{ExportFormat, TaskKind, TaskSpec};
@@ -114,6 +115,8 @@ pub struct PipelineOptions {
     pub confirm: Option<Confirm>,
     /// Set to stop the run early (Ctrl-C); what it has by then is written.
     pub cancel: Cancel,
+    /// Which of a sweep's files are written.
+    pub keep: Keep,
 }
 
 impl PipelineOptions {
@@ -135,6 +138,7 @@ impl PipelineOptions {
             on_log: None,
             confirm: None,
             cancel: Cancel::new(),
+            keep: Keep::Auto,
         }
     }
 }
@@ -666,15 +670,22 @@ impl Driver<'_> {
         sweep::bisect::refine(sandbox, &job, &mut report, &options).await;
         let dir = self.run_dir.path.join("sweep");
         let mut files = Vec::new();
-        let written = sweep::output::write_files(&report, &dir, &self.record.request).and_then(|written| {
-            files = written.files;
-            if xlsx {
-                files.push(sweep::output::write_xlsx(&report, &dir)?);
-            }
-            Ok(())
-        });
-        if let Err(e) = written {
-            self.note(format!("the sweep's files were not all written: {e}"));
+        let written =
+            sweep::output::write_files(&report, &dir, &self.record.request, self.options.keep).and_then(|written| {
+                files = written.files;
+                if xlsx {
+                    files.push(sweep::output::write_xlsx(&report, &dir)?);
+                }
+                Ok(written.compacted)
+            });
+        match written {
+            Ok(Some(bytes)) => self.note(format!(
+                "the sweep's per-scenario files would take about {} MiB: sweep/ holds summary.json and \
+                 scenarios.csv.gz (one line per scenario) instead",
+                bytes >> 20
+            )),
+            Ok(None) => {}
+            Err(e) => self.note(format!("the sweep's files were not all written: {e}")),
         }
         if let Some(interrupted) = &report.summary.interrupted {
             self.note(format!(
