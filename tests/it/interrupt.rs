@@ -121,6 +121,8 @@ fn ctrl_c_stops_a_sweep_and_writes_what_finished_marked_interrupted() {
     assert_eq!(results["summary"]["interrupted"], *interrupted);
     let csv = std::fs::read_to_string(out.join("scenarios.csv")).unwrap();
     assert_eq!(csv.lines().count() as u64, 1 + finished);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains(&format!("interrupted: {finished} of {PLANNED} planned scenarios finished")));
     assert!(stderr.contains(&format!("interrupted: {finished} of {PLANNED} scenarios finished")), "{stderr}");
 }
 
