@@ -88,19 +88,29 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// `metaexec sweep` over the slow scenario, results in `out/`.
-fn slow_sweep(ctx: &TestContext) -> Running {
+/// `metaexec sweep` over the slow scenario on two instances, results in `out/`.
+fn slow_sweep(ctx: &TestContext, args: &[&str]) -> Running {
     std::fs::write(ctx.path().join("slow.py"), SLOW_SCENARIO).unwrap();
     let mut command = metaexec_command(ctx);
-    command.args(["sweep", "slow.py", "--grid", &format!("x=1..{PLANNED}:1"), "--results", "out"]);
+    command.args(["sweep", "slow.py", "--grid", &format!("x=1..{PLANNED}:1"), "--results", "out", "--workers", "2"]);
+    command.args(args);
     Running::spawn(command)
 }
 
 #[test]
 fn ctrl_c_stops_a_sweep_and_writes_what_finished_marked_interrupted() {
+    interrupted_sweep_keeps_what_finished(&[]);
+}
+
+#[test]
+fn ctrl_c_stops_a_sweep_of_fresh_instances_too() {
+    interrupted_sweep_keeps_what_finished(&["--isolation", "instance"]);
+}
+
+fn interrupted_sweep_keeps_what_finished(args: &[&str]) {
     let ctx = TestContext::new();
     let out = ctx.path().join("out");
-    let mut sweep = slow_sweep(&ctx);
+    let mut sweep = slow_sweep(&ctx, args);
     // Several scenarios done: with two instances, at most two more are under way.
     sweep.wait_until("scenarios finished", |_| done_marks(&out) >= 4);
     sweep.interrupt();
@@ -130,7 +140,7 @@ fn ctrl_c_stops_a_sweep_and_writes_what_finished_marked_interrupted() {
 fn a_second_ctrl_c_exits_at_once() {
     let ctx = TestContext::new();
     let out = ctx.path().join("out");
-    let mut sweep = slow_sweep(&ctx);
+    let mut sweep = slow_sweep(&ctx, &[]);
     sweep.wait_until("a scenario finished", |_| done_marks(&out) >= 1);
     sweep.interrupt();
     sweep.wait_until("the first Ctrl-C was taken", |lines| lines.iter().any(|l| l.starts_with("interrupted:")));
@@ -165,8 +175,15 @@ fn a_capped_request_says_so_first_and_ctrl_c_keeps_the_run_folder() {
          standard deviation of 8%, seed 11",
     ]);
     let mut run = Running::spawn(command);
-    // The base scenario has run: the sweep comes next.
-    run.wait_until("the execute stage", |lines| lines.iter().any(|l| l.contains("execute")));
+    // The base scenario has run and its outcome is on disk: the sweep comes next.
+    let runs = ctx.path().join("runs");
+    let outcome_written = || {
+        std::fs::read_dir(&runs)
+            .ok()
+            .and_then(|mut dirs| dirs.next())
+            .is_some_and(|dir| dir.is_ok_and(|dir| dir.path().join("outcome.json").is_file()))
+    };
+    run.wait_until("the execute stage", |lines| lines.iter().any(|l| l.contains("execute")) && outcome_written());
     let lines = run.stderr.lock().unwrap().clone();
     let note = lines.iter().position(|l| l.starts_with("note: assumed 1000000 draws")).unwrap_or_else(|| {
         panic!("the cap is noted before the script runs:\n{}", lines.join("\n"));
@@ -175,16 +192,15 @@ fn a_capped_request_says_so_first_and_ctrl_c_keeps_the_run_folder() {
     assert!(note < execute, "{}", lines.join("\n"));
     assert!(lines[note].contains("asked for 100000000"), "{}", lines[note]);
 
-    // Interrupt once the sweep's first scenarios are done.
-    let runs = ctx.path().join("runs");
     let run_dir = std::fs::read_dir(&runs).unwrap().next().unwrap().unwrap().path();
     // The stages before the sweep are on disk already.
-    for file in ["request.txt", "task.json", "script.py", "validation.json", "outcome.json", "run.json"] {
+    for file in ["request.txt", "task.json", "script.py", "validation.json", "run.json"] {
         assert!(run_dir.join(file).is_file(), "{file} is written as its stage ends");
     }
     let task = read_json(&run_dir.join("task.json"));
     assert_eq!(task["sweep"]["monte_carlo"], 1_000_000);
     assert!(task["assumptions"].to_string().contains("asked for 100000000"), "{task}");
+    // Give the sweep a moment to finish some scenarios (what the test checks holds either way).
     std::thread::sleep(Duration::from_secs(2));
     run.interrupt();
     let (code, stderr) = run.finish();
