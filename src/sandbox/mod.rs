@@ -519,8 +519,7 @@ fn stretch_limit(clock: &SweepClock, limits: &Limits) -> Duration {
 
 /// The epoch callback of a sweep instance: stops the instance once the current stretch
 /// (a scenario, or the time outside scenarios) runs past its wall-clock limit, or the
-/// sweep is told to stop. (Fuel is
-/// set per call: a scenario starts with its whole budget.)
+/// sweep is told to stop. (Fuel is set per call: a scenario starts with its whole budget.)
 fn scenario_watch(
     session: Session,
     limits: &Limits,
