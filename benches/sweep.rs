@@ -63,7 +63,7 @@ fn bench(c: &mut Criterion) {
         let scenarios = draws(n);
         group.bench_function(name, |b| {
             b.iter(|| {
-                let options = SweepOptions { workers: cores, isolation };
+                let options = SweepOptions::new(cores, isolation);
                 let report = runtime.block_on(sweep::run(&sandbox, &job(source), scenarios.clone(), options, |_| {}));
                 let report = report.expect("the sweep runs");
                 assert_eq!(report.summary.ok, n);

@@ -15,6 +15,8 @@ pub mod budget;
 #[cfg(feature = "engine")]
 pub mod cache;
 #[cfg(feature = "engine")]
+pub mod cancel;
+#[cfg(feature = "engine")]
 pub mod cli;
 pub mod db;
 #[cfg(feature = "engine")]

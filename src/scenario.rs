@@ -73,4 +73,10 @@ pub trait ScenarioQueue: Send + Sync {
     fn instance_failed(&self, error: OutcomeError) {
         let _ = error;
     }
+    /// Whether the sweep was told to stop (Ctrl-C): the queue hands out nothing more,
+    /// and a backend stops its running scenarios at their next check and leaves them
+    /// unrecorded, so that only finished scenarios are reported.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }

@@ -5,6 +5,7 @@ mod capability;
 mod check;
 mod db;
 mod exec;
+mod interrupt;
 mod render;
 mod run;
 mod runtime;

@@ -1,5 +1,7 @@
 //! `metaexec run "<request>"`: the whole pipeline from a sentence to results, with a line of
-//! progress per stage on stderr and the result tables on stdout.
+//! progress per stage on stderr and the result tables on stdout. The first Ctrl-C stops the
+//! run where it is and writes what it has to the run folder (exit 130); see
+//! [`super::interrupt`].
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -12,7 +14,9 @@ use serde_json::{Map, Value};
 
 use super::capability::CapabilityArgs;
 use super::db::DbArgs;
+use super::interrupt;
 use super::render;
+use super::sweep::KeepArg;
 use crate::job;
 use crate::llm::config::{self, Environment, Overrides};
 use crate::outcome::{ErrorKind, OutcomeError};
@@ -110,6 +114,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_fetch: bool,
 
+    /// Which of a sweep's files go into the run's `sweep/` folder: `auto` (a compact
+    /// `scenarios.csv.gz` instead of `results.json` and `scenarios.csv` when those would
+    /// pass 64 MiB), `all` or `summary` (see `metaexec sweep --help`).
+    #[arg(long, value_enum, default_value_t = KeepArg::Auto)]
+    pub keep: KeepArg,
+
     #[command(flatten)]
     pub capability: CapabilityArgs,
 }
@@ -130,6 +140,15 @@ pub fn run(args: RunArgs, cache_root: PathBuf) -> i32 {
             );
         }
     };
+    let watched = {
+        let _entered = runtime.enter();
+        interrupt::watch(options.cancel.clone(), || {
+            super::note("interrupted: stopping and writing what the run has (Ctrl-C again to quit at once)");
+        })
+    };
+    if let Err(e) = watched {
+        tracing::warn!("Ctrl-C will stop the run at once, writing nothing more: {e}");
+    }
     let record = runtime.block_on(pipeline::run(&request, &options));
     if args.json {
         let text = serde_json::to_string_pretty(&record).expect("run records serialise");
@@ -179,6 +198,7 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
     }
     options.host_memory_bytes = args.host_memory.saturating_mul(1024 * 1024);
     options.auto_fetch = !args.no_fetch;
+    options.keep = args.keep.into();
     options.exports = [(args.csv, ExportFormat::Csv), (args.xlsx, ExportFormat::Xlsx)]
         .into_iter()
         .filter_map(|(on, format)| on.then_some(format))
@@ -253,6 +273,23 @@ impl Display {
                 }
                 None => {}
             },
+            Event::Plan(steps) => {
+                // The plan before its results, so the numbers are read against what was
+                // computed; its assumptions follow as notes.
+                let lines: Vec<String> = steps.iter().map(|s| format!("\n  - {}", render::guest(s))).collect();
+                let line = format!("plan:{}", lines.concat());
+                match bar.as_ref() {
+                    Some(spinner) => spinner.println(crate::report::terminal::sanitize_output(&line)),
+                    None => render::err_line(&line),
+                }
+            }
+            Event::Note(text) => {
+                let line = format!("note: {}", render::guest(text));
+                match bar.as_ref() {
+                    Some(spinner) => spinner.println(crate::report::terminal::sanitize_output(&line)),
+                    None => render::err_line(&line),
+                }
+            }
             Event::Finished { stage, ms, detail, ok } => {
                 if let Some(spinner) = bar.take() {
                     spinner.finish_and_clear();
@@ -312,9 +349,6 @@ fn duration(ms: f64) -> String {
 }
 
 fn print_human(record: &RunRecord, show_script: bool) {
-    if let Some(task) = &record.task {
-        print_plan(task);
-    }
     if show_script && let Some(script) = record.script() {
         render::err_line(&format!("── script.py ──\n{}", render::guest(script)));
     }
@@ -324,12 +358,7 @@ fn print_human(record: &RunRecord, show_script: bool) {
     if let Some(sweep) = &record.sweep {
         print_sweep(sweep, record.task.as_ref().and_then(|t| t.threshold));
     }
-    // The plan's assumptions were shown with the plan.
-    let shown: Vec<String> =
-        record.task.iter().flat_map(|t| t.assumptions.iter().map(|a| format!("assumed {a}"))).collect();
-    for note in record.notes.iter().filter(|n| !shown.contains(n)) {
-        render::err_line(&format!("note: {}", render::guest(note)));
-    }
+    // The notes were shown as they came (`Event::Note`).
     if let Some(error) = &record.error {
         render::print_error(error);
     }
@@ -345,23 +374,16 @@ fn print_human(record: &RunRecord, show_script: bool) {
     };
     render::err_line(&format!(
         "run {} in {}{model} · {}",
-        if record.is_ok() { "ok" } else { "failed" },
+        if record.interrupted {
+            "interrupted"
+        } else if record.is_ok() {
+            "ok"
+        } else {
+            "failed"
+        },
         duration(record.timings.total_ms),
         render::guest_line(&record.run_dir.display().to_string())
     ));
-}
-
-/// The plan before its results: the steps, the covenant and what was assumed, so the
-/// numbers are read against what was computed.
-fn print_plan(task: &crate::task::TaskSpec) {
-    let mut text = String::from("plan:");
-    for step in &task.steps {
-        text.push_str(&format!("\n  - {step}"));
-    }
-    for assumption in &task.assumptions {
-        text.push_str(&format!("\n  assumed: {assumption}"));
-    }
-    render::err_line(&render::guest(&text));
 }
 
 /// The scenarios: side by side per property when there are few, as distributions when

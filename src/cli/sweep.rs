@@ -1,17 +1,21 @@
-//! `metaexec sweep`: one script over many scenarios, summarised.
+//! `metaexec sweep`: one script over many scenarios, summarised. The first Ctrl-C stops
+//! the sweep where it is and writes what finished (exit 130); see [`super::interrupt`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
+use super::interrupt;
 use super::render;
 use super::script::ScriptArgs;
+use crate::cancel::Cancel;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::report::label;
 use crate::scenario::ScenarioStatus;
+use crate::sweep::output::{self, Keep, Written};
 use crate::sweep::spec::{self, SweepSpec};
 use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepReport};
 
@@ -65,19 +69,49 @@ pub struct SweepArgs {
     #[arg(long)]
     pub xlsx: bool,
 
+    /// Which files go into the results folder. `auto`: `summary.json`, `results.json`,
+    /// `scenarios.csv` and `report.html`, but when the per-scenario files would pass
+    /// 64 MiB, one line per scenario in `scenarios.csv.gz` instead of the two; `all`:
+    /// every file however large; `summary`: `summary.json` and `report.html` only.
+    #[arg(long, value_enum, default_value_t = KeepArg::Auto)]
+    pub keep: KeepArg,
+
     /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
+/// `--keep`: the command line's names for [`Keep`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeepArg {
+    /// Everything, compacted when it would be large.
+    Auto,
+    /// Everything, however large.
+    All,
+    /// The summary only.
+    Summary,
+}
+
+impl From<KeepArg> for Keep {
+    fn from(arg: KeepArg) -> Self {
+        match arg {
+            KeepArg::Auto => Keep::Auto,
+            KeepArg::All => Keep::All,
+            KeepArg::Summary => Keep::Summary,
+        }
+    }
+}
+
 /// Runs the command; returns the exit code: 0 when every scenario finished, 1 when some
-/// failed, 2 when the sweep could not run.
+/// failed, 2 when the sweep could not run, 130 when it was interrupted (what finished is
+/// written all the same).
 pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
     match sweep(&args, cache_root) {
         Ok(report) => {
             let script = args.script.script.display().to_string();
-            if let Err(e) = sweep::output::write_files(&report, &args.script.results, &script) {
-                super::note(&format!("warning: {e}"));
+            match output::write_files(&report, &args.script.results, &script, args.keep.into()) {
+                Ok(written) => print_written(&written),
+                Err(e) => super::note(&format!("warning: {e}")),
             }
             if args.xlsx
                 && let Err(e) = sweep::output::write_xlsx(&report, &args.script.results)
@@ -95,7 +129,16 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             for error in &report.instance_errors {
                 super::note(&format!("warning: an instance was replaced: {}", error.message));
             }
-            let code = if report.summary.failed > 0 || !report.instance_errors.is_empty() { 1 } else { 0 };
+            if let Some(interrupted) = &report.summary.interrupted {
+                super::note(&interrupted_line(interrupted));
+            }
+            let code = if report.summary.interrupted.is_some() {
+                interrupt::INTERRUPTED
+            } else if report.summary.failed > 0 || !report.instance_errors.is_empty() {
+                1
+            } else {
+                0
+            };
             // The process exits next: freeing a large sweep's outcomes one by one would
             // only delay it (~50 ms per 10,000 scenarios).
             std::mem::forget(report);
@@ -109,6 +152,25 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             }
             outcome.process_exit_code()
         }
+    }
+}
+
+/// The line that says a sweep was interrupted, and what its figures cover.
+pub(super) fn interrupted_line(interrupted: &sweep::summary::Interrupted) -> String {
+    format!(
+        "interrupted: {} of {} scenarios finished; the summary and the files cover those only",
+        interrupted.finished, interrupted.planned
+    )
+}
+
+/// Says when the per-scenario files were replaced by the compact one.
+pub(super) fn print_written(written: &Written) {
+    if let Some(bytes) = written.compacted {
+        super::note(&format!(
+            "results.json and scenarios.csv would take about {} MiB: wrote summary.json and scenarios.csv.gz \
+             (one line per scenario) instead; --keep all writes them anyway",
+            bytes >> 20
+        ));
     }
 }
 
@@ -165,12 +227,28 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     );
     bar.enable_steady_tick(Duration::from_millis(100));
     let progress = bar.clone();
-    let options = SweepOptions { workers, isolation: args.isolation };
+    let options = SweepOptions { workers, isolation: args.isolation, cancel: Cancel::new() };
+    let told = bar.clone();
+    let watched = {
+        let _entered = runtime.enter();
+        interrupt::watch(options.cancel.clone(), move || {
+            let line = "interrupted: stopping the running scenarios and writing what finished \
+                        (Ctrl-C again to quit at once)";
+            // A hidden bar (stderr is not a terminal) prints nothing.
+            if told.is_hidden() { super::note(line) } else { told.println(line) }
+        })
+    };
+    if let Err(e) = watched {
+        tracing::warn!("Ctrl-C will stop the sweep at once, writing nothing: {e}");
+    }
     let result = runtime.block_on(async {
         let mut report =
-            sweep::run(&sandbox, &job, scenarios, options, move |done| progress.set_position(done as u64)).await?;
-        bar.set_message("narrowing break-even points");
-        sweep::bisect::refine(&sandbox, &job, &mut report, options).await;
+            sweep::run(&sandbox, &job, scenarios, options.clone(), move |done| progress.set_position(done as u64))
+                .await?;
+        if !options.cancel.is_cancelled() {
+            bar.set_message("narrowing break-even points");
+        }
+        sweep::bisect::refine(&sandbox, &job, &mut report, &options).await;
         Ok(report)
     });
     bar.finish_and_clear();

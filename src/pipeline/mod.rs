@@ -4,7 +4,11 @@
 //! planner plans and writes the script, and the same validate and execute stages run it.
 //! A request with scenarios gets a script for one scenario: execute runs it on the base
 //! scenario, then the sweep stage runs it over all of them ([`scenarios`]).
-//! Every stage's output is kept in the `RunRecord` and written to the run's folder.
+//! Every stage's output is kept in the `RunRecord` and written to the run's folder as
+//! soon as it is known (the request at once, the plan, then each script), so a run that
+//! fails or is interrupted keeps what it got to. Once `PipelineOptions::cancel` is set
+//! (Ctrl-C) the run stops at the stage it is in: a sweep winds down and writes what
+//! finished, any other stage is dropped where it waits; the record says `interrupted`.
 
 pub mod export;
 mod model;
@@ -12,8 +16,8 @@ pub mod record;
 pub mod scenarios;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
@@ -21,6 +25,7 @@ use serde_json::{Map, Value};
 pub use record::{Attempt, ModelCall, Planner, RunRecord, Stage, SweepRecord, Timings};
 
 use self::model::ModelStage;
+use crate::cancel::Cancel;
 use crate::db::{Capability, DbProxy, DbUrl, Schema};
 use crate::guest_db::DbHandle;
 use crate::job::{Job, Limits};
@@ -30,6 +35,7 @@ use crate::llm::{LlmConfig, Message, json_repair};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
 use crate::store::RunDir;
+use crate::sweep::output::Keep;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::{self, Isolation, SweepOptions};
 use crate::task::{ExportFormat, TaskKind, TaskSpec};
@@ -55,6 +61,11 @@ pub enum Event {
         /// What happened.
         detail: String,
     },
+    /// The plan's steps, as soon as the plan is made.
+    Plan(Vec<String>),
+    /// Something the user should know, as soon as it is known (a capped request, a part
+    /// of the plan left out); it is also in the record's notes.
+    Note(String),
     /// A stage ended.
     Finished {
         /// The stage.
@@ -104,6 +115,10 @@ pub struct PipelineOptions {
     pub on_log: Option<LogSink>,
     /// Asked before a model's script runs; `None` runs without asking.
     pub confirm: Option<Confirm>,
+    /// Set to stop the run early (Ctrl-C); what it has by then is written.
+    pub cancel: Cancel,
+    /// Which of a sweep's files are written.
+    pub keep: Keep,
 }
 
 impl PipelineOptions {
@@ -124,12 +139,15 @@ impl PipelineOptions {
             progress: Arc::new(|_| {}),
             on_log: None,
             confirm: None,
+            cancel: Cancel::new(),
+            keep: Keep::Auto,
         }
     }
 }
 
 /// Runs `request` through every stage. Never fails: whatever goes wrong is in the record's
-/// `error` or its outcome, and the record is written to the run folder in any case.
+/// `error` or its outcome, and the record is written to the run folder in any case, stage
+/// by stage as it grows.
 pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
     let started = Instant::now();
     let run_dir = match RunDir::create(&options.runs_dir, request) {
@@ -146,10 +164,46 @@ pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
         }
     };
     let mut record = empty_record(request, options, run_dir.id.clone(), run_dir.path.clone());
-    let mut driver = Driver { options, run_dir: &run_dir, record: &mut record, base_params: Map::new() };
-    if let Err(error) = driver.drive(request).await {
-        record.error = Some(error);
+    save(&record, &run_dir);
+    // Set while the sweep stage runs: that stage winds down by itself on the cancellation
+    // and writes what finished, so it must not be dropped from outside.
+    let sweeping = AtomicBool::new(false);
+    let mut driver = Driver {
+        options,
+        run_dir: &run_dir,
+        record: &mut record,
+        base_params: Map::new(),
+        sweeping: &sweeping,
+        stage: Mutex::new(None),
+    };
+    let stopped = async {
+        options.cancel.cancelled().await;
+        if sweeping.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+    };
+    let result = tokio::select! {
+        result = driver.drive(request) => Some(result),
+        () = stopped => None,
+    };
+    let stage = driver.stage.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let dropped = result.is_none();
+    match result {
+        Some(Err(error)) => record.error = Some(error),
+        Some(Ok(())) => {}
+        None => {
+            // The stage that was running is gone; the stages before it are in the record.
+            if let Some(stage) = stage {
+                let detail = "interrupted".to_owned();
+                (options.progress)(&Event::Finished { stage, ms: 0.0, detail, ok: false });
+            }
+            let during = stage.map(|s| format!(" during the {} stage", s.as_str())).unwrap_or_default();
+            let note = format!("interrupted{during}: the run folder keeps what was done before");
+            (options.progress)(&Event::Note(note.clone()));
+            record.notes.push(note);
+        }
     }
+    record.interrupted = dropped || record.sweep.as_ref().is_some_and(|s| s.summary.interrupted.is_some());
     record.timings.total_ms = ms_since(started);
     save(&record, &run_dir);
     record
@@ -172,6 +226,7 @@ fn empty_record(request: &str, options: &PipelineOptions, id: String, run_dir: P
         notes: Vec::new(),
         timings: Timings::default(),
         sweep: None,
+        interrupted: false,
     }
 }
 
@@ -202,6 +257,10 @@ struct Driver<'a> {
     /// The params of the script's first run: the base scenario when the request has
     /// scenarios, none otherwise.
     base_params: Map<String, Value>,
+    /// Set while the sweep stage runs (see [`run`]).
+    sweeping: &'a AtomicBool,
+    /// The stage running, for the note of an interrupted run.
+    stage: Mutex<Option<Stage>>,
 }
 
 /// What the schema stage found.
@@ -220,14 +279,29 @@ impl Driver<'_> {
     }
 
     fn started(&self, stage: Stage, round: u32) -> Instant {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = Some(stage);
         self.emit(Event::Started { stage, round });
         Instant::now()
     }
 
     fn finished(&self, stage: Stage, since: Instant, ok: bool, detail: impl Into<String>) -> f64 {
+        *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let ms = ms_since(since);
         self.emit(Event::Finished { stage, ms, detail: detail.into(), ok });
         ms
+    }
+
+    /// Records a note and shows it at once: a capped request or a part of the plan left
+    /// out is said before the work starts, not after it.
+    fn note(&mut self, text: String) {
+        self.emit(Event::Note(text.clone()));
+        self.record.notes.push(text);
+    }
+
+    /// Writes the record as it stands to the run folder, so that a run stopped in a later
+    /// stage keeps this one's output.
+    fn checkpoint(&self) {
+        save(&*self.record, self.run_dir);
     }
 
     async fn drive(&mut self, request: &str) -> Result<(), OutcomeError> {
@@ -251,11 +325,12 @@ impl Driver<'_> {
                 (spec, script, messages)
             }
         };
+        self.emit(Event::Plan(spec.steps.clone()));
         for assumption in &spec.assumptions {
-            self.record.notes.push(format!("assumed {assumption}"));
+            self.note(format!("assumed {assumption}"));
         }
         if spec.wants_web {
-            self.record.notes.push(
+            self.note(
                 "A web interface was asked for: `metaexec run` answers in the terminal and the run folder; \
                  serving a web application needs the Docker backend."
                     .into(),
@@ -272,20 +347,30 @@ impl Driver<'_> {
                 OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
                     .with_hint("see `metaexec sweep --help` for the scenario syntax")
             })?;
-            self.record.notes.extend(note);
+            if let Some(note) = note {
+                self.note(note);
+            }
             self.base_params = scenarios::base_params(&sweep);
             Some(sweep)
         } else {
             None
         };
         self.record.task = Some(spec);
+        self.checkpoint();
         let sandbox = self.sandbox();
         let outcome = self.validate_and_execute(&db, model.as_ref(), &sandbox, script, messages).await?;
         let ok = outcome.is_ok();
         self.record.outcome = Some(outcome);
+        self.checkpoint();
         if ok && let Some(sweep) = sweep {
             let script = self.record.script().unwrap_or_default().to_owned();
-            self.sweep(&db, &sandbox, script, sweep, exports.contains(&ExportFormat::Xlsx)).await?;
+            self.sweeping.store(true, Ordering::SeqCst);
+            let swept = self.sweep(&db, &sandbox, script, sweep, exports.contains(&ExportFormat::Xlsx)).await;
+            self.sweeping.store(false, Ordering::SeqCst);
+            swept?;
+        }
+        if self.options.cancel.is_cancelled() {
+            return Ok(());
         }
         if ok && !exports.is_empty() {
             self.export(&exports)?;
@@ -391,7 +476,7 @@ impl Driver<'_> {
             }
         }
         let spec = spec.unwrap_or_else(|| {
-            self.record.notes.push(
+            self.note(
                 "The model's plan could not be read twice; the script was written from the request alone.".into(),
             );
             TaskSpec { goal: request.trim().to_owned(), task_kind: TaskKind::Other, ..TaskSpec::default() }
@@ -452,6 +537,7 @@ impl Driver<'_> {
                 validation: report,
                 execution_error: None,
             });
+            self.checkpoint();
             let report = &self.record.attempts.last().expect("just pushed").validation;
             if rejected {
                 let Some(model) = model.filter(|_| can_repair) else { return Err(rejection(report)) };
@@ -564,11 +650,12 @@ impl Driver<'_> {
         let options = SweepOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             isolation: Isolation::Namespace,
+            cancel: self.options.cancel.clone(),
         };
         // Progress in whole percents: a sweep finishes thousands of scenarios a second.
         let progress = self.options.progress.clone();
         let shown = Arc::new(AtomicUsize::new(usize::MAX));
-        let report = sweep::run(sandbox, &job, scenarios, options, move |done| {
+        let report = sweep::run(sandbox, &job, scenarios, options.clone(), move |done| {
             let percent = done * 100 / total.max(1);
             if shown.swap(percent, Ordering::Relaxed) != percent {
                 let rate = done as f64 / since.elapsed().as_secs_f64().max(1e-3);
@@ -582,22 +669,37 @@ impl Driver<'_> {
             self.finished(Stage::Sweep, since, false, "failed");
             outcome.error.unwrap_or_else(|| OutcomeError::new(ErrorKind::Internal, "The sweep failed"))
         })?;
-        self.emit(Event::Progress { stage: Stage::Sweep, detail: "narrowing break-even points".into() });
-        sweep::bisect::refine(sandbox, &job, &mut report, options).await;
-        let dir = self.run_dir.path.join("sweep");
-        let mut files: Vec<PathBuf> =
-            ["results.json", "scenarios.csv", "report.html"].into_iter().map(|name| dir.join(name)).collect();
-        let written = sweep::output::write_files(&report, &dir, &self.record.request).and_then(|()| {
-            if xlsx {
-                files.push(sweep::output::write_xlsx(&report, &dir)?);
-            }
-            Ok(())
-        });
-        if let Err(e) = written {
-            self.record.notes.push(format!("the sweep's files were not all written: {e}"));
-            files.retain(|f| f.exists());
+        if !options.cancel.is_cancelled() {
+            self.emit(Event::Progress { stage: Stage::Sweep, detail: "narrowing break-even points".into() });
         }
-        let (failed, rate) = (report.summary.failed, report.metrics.scenarios_per_s);
+        sweep::bisect::refine(sandbox, &job, &mut report, &options).await;
+        let dir = self.run_dir.path.join("sweep");
+        let mut files = Vec::new();
+        let written =
+            sweep::output::write_files(&report, &dir, &self.record.request, self.options.keep).and_then(|written| {
+                files = written.files;
+                if xlsx {
+                    files.push(sweep::output::write_xlsx(&report, &dir)?);
+                }
+                Ok(written.compacted)
+            });
+        match written {
+            Ok(Some(bytes)) => self.note(format!(
+                "the sweep's per-scenario files would take about {} MiB: sweep/ holds summary.json and \
+                 scenarios.csv.gz (one line per scenario) instead",
+                bytes >> 20
+            )),
+            Ok(None) => {}
+            Err(e) => self.note(format!("the sweep's files were not all written: {e}")),
+        }
+        if let Some(interrupted) = &report.summary.interrupted {
+            self.note(format!(
+                "interrupted: {} of {} scenarios finished; the sweep's summary covers those only",
+                interrupted.finished, interrupted.planned
+            ));
+        }
+        let (failed, rate, interrupted) =
+            (report.summary.failed, report.metrics.scenarios_per_s, report.summary.interrupted);
         self.record.sweep = Some(SweepRecord {
             scenarios: sweep::summary::scenario_lines(&report.scenarios),
             matrix: (total <= record::MATRIX_SCENARIOS).then(|| sweep::summary::dscr_matrix(&report.scenarios)),
@@ -607,8 +709,11 @@ impl Driver<'_> {
             sanitized: report.sanitized,
             instance_errors: report.instance_errors,
         });
-        let detail = format!("{total} scenarios, {failed} failed, {rate:.0}/s");
-        self.record.timings.sweep_ms = self.finished(Stage::Sweep, since, failed == 0, detail);
+        let detail = match interrupted {
+            Some(i) => format!("interrupted: {} of {total} scenarios, {failed} failed, {rate:.0}/s", i.finished),
+            None => format!("{total} scenarios, {failed} failed, {rate:.0}/s"),
+        };
+        self.record.timings.sweep_ms = self.finished(Stage::Sweep, since, failed == 0 && interrupted.is_none(), detail);
         Ok(())
     }
 

@@ -63,7 +63,7 @@ impl ModelStage {
         self.cache.put(&key, &completion);
         driver.record.timings.model_ms += completion.elapsed_ms;
         if completion.finish_reason.as_deref() == Some("length") {
-            driver.record.notes.push(format!(
+            driver.note(format!(
                 "The model's {} answer was cut at its token limit; raise max_tokens if the script is incomplete.",
                 stage.as_str()
             ));

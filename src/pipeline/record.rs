@@ -178,12 +178,17 @@ pub struct RunRecord {
     pub notes: Vec<String>,
     /// Time per stage.
     pub timings: Timings,
+    /// The run was stopped early (Ctrl-C): the stage it was in was dropped, or its sweep
+    /// covers only the scenarios that finished (see the sweep's summary).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 impl RunRecord {
     /// Whether a script ran to completion (over every scenario, when there were some).
     pub fn is_ok(&self) -> bool {
-        self.error.is_none()
+        !self.interrupted
+            && self.error.is_none()
             && self.outcome.as_ref().is_some_and(Outcome::is_ok)
             && self.sweep.as_ref().is_none_or(|s| s.summary.failed == 0)
     }
@@ -194,8 +199,11 @@ impl RunRecord {
     }
 
     /// The process exit code: 0 ok, 1 the script failed or was rejected, 2 misuse or an
-    /// unavailable model.
+    /// unavailable model, 130 interrupted (128 + SIGINT, as shells report it).
     pub fn exit_code(&self) -> i32 {
+        if self.interrupted {
+            return 130;
+        }
         match (&self.error, &self.outcome) {
             (Some(error), _) => error.kind.exit_code(),
             (None, Some(outcome)) if outcome.is_ok() && !self.is_ok() => 1,

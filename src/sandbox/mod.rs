@@ -229,6 +229,11 @@ impl WasiSandbox {
             // Log lines stay with their scenario's outcome: thousands of scenarios a second
             // would drown a live log.
             let (outcome, end) = run_instance(&prepared, None, job, Some(queue.clone())).await;
+            // Told to stop: however the instance ended, what finished is recorded and
+            // the rest is not to be run.
+            if queue.cancelled() {
+                return Ok(());
+            }
             // Each replacement follows a settled scenario, so this loop ends.
             if end.failed_running {
                 continue;
@@ -431,7 +436,11 @@ async fn run_instance(
     // A sweep instance that stops always settles its running scenario, even on a clean
     // exit (`os._exit(0)` mid-scenario): every scenario handed out gets an outcome.
     let mut end = InstanceEnd::default();
-    if sweeping {
+    if sweeping && report.state.sweep_cancelled() {
+        // Stopped by the cancellation, or finished as it came: either way the running
+        // scenario (if any) has no answer and is left out rather than failed.
+        report.state.abandon_current_scenario();
+    } else if sweeping {
         let error = classify::error(&report).map(|(error, _)| error).unwrap_or_else(|| {
             OutcomeError::new(
                 ErrorKind::GuestException,
@@ -509,8 +518,8 @@ fn stretch_limit(clock: &SweepClock, limits: &Limits) -> Duration {
 }
 
 /// The epoch callback of a sweep instance: stops the instance once the current stretch
-/// (a scenario, or the time outside scenarios) runs past its wall-clock limit. (Fuel is
-/// set per call: a scenario starts with its whole budget.)
+/// (a scenario, or the time outside scenarios) runs past its wall-clock limit, or the
+/// sweep is told to stop. (Fuel is set per call: a scenario starts with its whole budget.)
 fn scenario_watch(
     session: Session,
     limits: &Limits,
@@ -518,10 +527,11 @@ fn scenario_watch(
 {
     let limits = limits.clone();
     move |_store| {
-        let Some(clock) = session.lock().sweep_clock() else {
+        let state = session.lock();
+        let Some(clock) = state.sweep_clock() else {
             return Err(wasmtime::Trap::Interrupt.into());
         };
-        if clock.since.elapsed() > stretch_limit(&clock, &limits) {
+        if state.sweep_cancelled() || clock.since.elapsed() > stretch_limit(&clock, &limits) {
             return Err(wasmtime::Trap::Interrupt.into());
         }
         // Yield to the async runtime every tick: a sweep's instances share its threads,
@@ -548,13 +558,15 @@ fn run_watch(
     }
 }
 
-/// Resolves once the current stretch of a sweep instance has run past its limit (the
-/// guest is blocked in a host call, where the epoch callback cannot see it).
+/// Resolves once the current stretch of a sweep instance has run past its limit, or the
+/// sweep was told to stop (the guest is blocked in a host call, where the epoch callback
+/// cannot see it).
 async fn scenario_deadline(session: &Session, limits: &Limits) {
     loop {
         tokio::time::sleep(engine::EPOCH_TICK * 5).await;
-        let Some(clock) = session.lock().sweep_clock() else { return };
-        if clock.since.elapsed() > stretch_limit(&clock, limits) + OUTER_DEADLINE_SLACK {
+        let state = session.lock();
+        let Some(clock) = state.sweep_clock() else { return };
+        if state.sweep_cancelled() || clock.since.elapsed() > stretch_limit(&clock, limits) + OUTER_DEADLINE_SLACK {
             return;
         }
     }

@@ -509,6 +509,21 @@ impl SessionState {
         failed
     }
 
+    /// Sweep mode: drops the running scenario without an outcome (the sweep was told to
+    /// stop, so it neither finished nor failed) and hands the rest of its batch back.
+    pub fn abandon_current_scenario(&mut self) {
+        let Some(sweep) = self.sweep.as_mut() else { return };
+        sweep.current = None;
+        if !sweep.batch.is_empty() {
+            sweep.queue.requeue(sweep.batch.drain(..).collect());
+        }
+    }
+
+    /// Sweep mode: whether the sweep was told to stop (false outside a sweep).
+    pub fn sweep_cancelled(&self) -> bool {
+        self.sweep.as_ref().is_some_and(|s| s.queue.cancelled())
+    }
+
     /// Sweep mode: when the current stretch of guest time began, and whether a scenario
     /// runs (see `SweepState::stretch`).
     pub fn sweep_clock(&self) -> Option<SweepClock> {

@@ -30,13 +30,19 @@ const MAX_ROUNDS: usize = 12;
 /// Runs the points the analysis's slices lack and analyses again with them, then narrows
 /// every crossing in `report` that the scenarios bracket more loosely than
 /// [`PRECISION`], and records what that cost in its metrics. A round whose scenarios
-/// cannot run ends the search; the points found so far stay.
-pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, options: SweepOptions) {
+/// cannot run ends the search; the points found so far stay. Nothing more runs once
+/// `options.cancel` is set (an interrupted sweep is analysed as it stands), and a round
+/// cut short by it is dropped: its outcomes no longer line up with its probes.
+pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, options: &SweepOptions) {
     let started = std::time::Instant::now();
+    if options.cancel.is_cancelled() {
+        return;
+    }
     let missing = std::mem::take(&mut report.summary.analysis.missing);
     let mut ran = missing.len();
     if !missing.is_empty()
-        && let Ok(extra) = super::run(sandbox, job, missing, options, |_| {}).await
+        && let Ok(extra) = super::run(sandbox, job, missing, options.clone(), |_| {}).await
+        && !options.cancel.is_cancelled()
     {
         let defaults = report.params_read.defaults();
         report.summary.analysis = analyze(&report.scenarios, &extra.scenarios, &defaults);
@@ -79,7 +85,10 @@ pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, 
         }
         ran += scenarios.len();
         // The sweep returns its outcomes in the order the scenarios were given.
-        let Ok(sweep) = super::run(sandbox, job, scenarios, options, |_| {}).await else { break };
+        let Ok(sweep) = super::run(sandbox, job, scenarios, options.clone(), |_| {}).await else { break };
+        if options.cancel.is_cancelled() {
+            break;
+        }
         for (&i, points) in wanted.iter().zip(&of_points) {
             let b = &mut report.summary.analysis.break_even[i];
             let Some([low, high]) = b.bracket else { continue };

@@ -15,10 +15,17 @@ const MAX_SCENARIO_BARS: usize = 24;
 pub fn render(report: &SweepReport, title: &str) -> String {
     let s = &report.summary;
     let m = &report.metrics;
-    let subtitle = format!(
+    let mut subtitle = format!(
         "{title}: {} scenarios ({} ok, {} failed) in {:.0} ms, {:.0} scenarios/s, {} database queries",
         s.total, s.ok, s.failed, m.wall_ms, m.scenarios_per_s, m.db_queries
     );
+    // A reader of the page alone must not take a partial sweep's figures for the whole.
+    if let Some(i) = &s.interrupted {
+        subtitle.push_str(&format!(
+            "; interrupted: {} of {} planned scenarios finished, and every figure covers those only",
+            i.finished, i.planned
+        ));
+    }
     let mut sections = Vec::new();
     if !s.properties.is_empty() {
         let table = HtmlTable {

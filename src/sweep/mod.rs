@@ -6,6 +6,10 @@
 //! an interpreter start; [`summary`] adds the outcomes up. Database reads go through one
 //! proxy for the whole sweep, whose snapshot answers repeated queries, so the database is
 //! read once.
+//!
+//! A sweep can be told to stop ([`SweepOptions::cancel`], set on Ctrl-C): the queue hands
+//! out nothing more, running scenarios stop at their next epoch check and are left out,
+//! and the report covers what finished, marked [`summary::Interrupted`].
 
 pub mod analysis;
 pub mod bisect;
@@ -23,6 +27,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::budget::Reservation;
+use crate::cancel::Cancel;
 use crate::job::Job;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, Sanitized, quoted};
 use crate::sandbox::WasiSandbox;
@@ -41,12 +46,21 @@ pub enum Isolation {
 }
 
 /// How a sweep runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SweepOptions {
     /// Instances running at once.
     pub workers: usize,
     /// Scenario isolation.
     pub isolation: Isolation,
+    /// Set to stop the sweep early; what finished is still reported.
+    pub cancel: Cancel,
+}
+
+impl SweepOptions {
+    /// `workers` instances with `isolation`, never cancelled unless `cancel` is set later.
+    pub fn new(workers: usize, isolation: Isolation) -> Self {
+        Self { workers, isolation, cancel: Cancel::new() }
+    }
 }
 
 /// What a sweep cost.
@@ -102,6 +116,7 @@ struct Queue {
     params_read: Mutex<ParamsRead>,
     finished: AtomicUsize,
     progress: Box<dyn Fn(usize) + Send + Sync>,
+    cancel: Cancel,
 }
 
 /// The largest batch handed to a warm instance: big enough that the hand-out round trip
@@ -111,6 +126,9 @@ const MAX_BATCH: usize = 32;
 
 impl ScenarioQueue for Queue {
     fn next_batch(&self) -> Vec<Scenario> {
+        if self.cancel.is_cancelled() {
+            return Vec::new();
+        }
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         // A quarter of an even share per batch, so the instances finish close together.
         let size = (pending.len() / (self.workers * 4)).clamp(1, self.max_batch);
@@ -150,11 +168,16 @@ impl ScenarioQueue for Queue {
     fn instance_failed(&self, error: OutcomeError) {
         self.instance_errors.lock().unwrap_or_else(|e| e.into_inner()).push(error);
     }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
 }
 
 /// Runs `job`'s script over `scenarios`. `progress` is told how many have finished as they
 /// finish. `Err` when the script cannot run at all (it does not compile, the runtime is
-/// missing): the outcome says why.
+/// missing): the outcome says why. Once `options.cancel` is set, the report holds the
+/// scenarios that finished by then and its summary says it was interrupted.
 pub async fn run(
     sandbox: &WasiSandbox,
     job: &Job,
@@ -179,12 +202,13 @@ pub async fn run(
         params_read: Mutex::default(),
         finished: AtomicUsize::new(0),
         progress: Box::new(progress),
+        cancel: options.cancel.clone(),
     });
     let mut tasks = Vec::with_capacity(workers);
     for _ in 0..workers {
-        let (sandbox, job, queue) = (sandbox.clone(), job.clone(), queue.clone());
+        let (sandbox, job, queue, isolation) = (sandbox.clone(), job.clone(), queue.clone(), options.isolation);
         tasks.push(tokio::spawn(async move {
-            match options.isolation {
+            match isolation {
                 Isolation::Namespace => sandbox.run_sweep(&job, queue).await,
                 Isolation::Instance => run_isolated(&sandbox, &job, &queue).await,
             }
@@ -225,7 +249,10 @@ pub async fn run(
     }
     let wall = started.elapsed().as_secs_f64();
     let db_queries = job.db.as_ref().map_or(0, |db| db.0.queries_executed());
-    let summary = summary::summarize(&outcomes, &params_read.defaults());
+    let mut summary = summary::summarize(&outcomes, &params_read.defaults());
+    if options.cancel.is_cancelled() && outcomes.len() < total {
+        summary.interrupted = Some(summary::Interrupted { finished: outcomes.len(), planned: total });
+    }
     Ok(SweepReport {
         metrics: SweepMetrics {
             wall_ms: wall * 1000.0,
@@ -287,8 +314,12 @@ async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result
         job.params = scenario.params.clone();
         // The seed a warm instance would give the scenario: the same draws either way.
         job.seed = Some(crate::sandbox::scenario_seed(job.seed.unwrap_or(0), &scenario.id));
-        // The sweep cleans the shared results folder once, at its end.
-        let outcome = sandbox.run_uncleaned(&job).await;
+        // The sweep cleans the shared results folder once, at its end. Told to stop, the
+        // run is dropped where it is (its instance with it) and left out of the results.
+        let outcome = tokio::select! {
+            outcome = sandbox.run_uncleaned(&job) => outcome,
+            () = queue.cancel.cancelled() => break,
+        };
         queue.finish(ScenarioOutcome {
             id: scenario.id,
             params: scenario.params,

@@ -32,6 +32,19 @@ pub struct Summary {
     /// Break-even points and the tornado.
     #[serde(flatten)]
     pub analysis: Analysis,
+    /// Set when the sweep was stopped early (Ctrl-C): every figure above covers the
+    /// scenarios that finished, not the ones planned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// How far an interrupted sweep got: `"interrupted": {"finished": 812, "planned": 10000}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Interrupted {
+    /// Scenarios that finished (well or failing) and are in the results.
+    pub finished: usize,
+    /// Scenarios the sweep was asked to run.
+    pub planned: usize,
 }
 
 /// One property's coverage across the scenarios.
@@ -81,32 +94,32 @@ pub struct ScenarioLine {
 
 /// Each outcome in one line, in the outcomes' order.
 pub fn scenario_lines(outcomes: &[ScenarioOutcome]) -> Vec<ScenarioLine> {
-    outcomes
-        .iter()
-        .map(|outcome| {
-            let mut verdicts = BTreeMap::new();
-            let mut weakest: Option<PropertyDscr> = None;
-            for row in rows(outcome) {
-                if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
-                    *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
-                }
-                if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64))
-                    && weakest.as_ref().is_none_or(|low| dscr < low.dscr)
-                {
-                    weakest = Some(PropertyDscr { property_name: name.to_owned(), dscr });
-                }
-            }
-            ScenarioLine {
-                id: outcome.id.clone(),
-                params: outcome.params.clone(),
-                status: outcome.status,
-                error: outcome.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)),
-                portfolio_dscr: super::analysis::portfolio_dscr(outcome),
-                verdicts,
-                weakest,
-            }
-        })
-        .collect()
+    outcomes.iter().map(scenario_line).collect()
+}
+
+/// One outcome in one line.
+pub fn scenario_line(outcome: &ScenarioOutcome) -> ScenarioLine {
+    let mut verdicts = BTreeMap::new();
+    let mut weakest: Option<PropertyDscr> = None;
+    for row in rows(outcome) {
+        if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
+            *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
+        }
+        if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64))
+            && weakest.as_ref().is_none_or(|low| dscr < low.dscr)
+        {
+            weakest = Some(PropertyDscr { property_name: name.to_owned(), dscr });
+        }
+    }
+    ScenarioLine {
+        id: outcome.id.clone(),
+        params: outcome.params.clone(),
+        status: outcome.status,
+        error: outcome.error.as_ref().map(|e| format!("{}: {}", e.kind, e.message)),
+        portfolio_dscr: super::analysis::portfolio_dscr(outcome),
+        verdicts,
+        weakest,
+    }
 }
 
 /// Each property's DSCR in each scenario: the table a handful of named scenarios is read
@@ -255,6 +268,7 @@ pub fn summarize(outcomes: &[ScenarioOutcome], defaults: &BTreeMap<String, f64>)
         verdicts: verdicts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         properties,
         analysis: super::analysis::analyze(outcomes, &[], defaults),
+        interrupted: None,
     }
 }
 

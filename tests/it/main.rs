@@ -9,6 +9,7 @@ mod db_demo;
 mod db_proxy;
 mod fetch;
 mod host_interface;
+mod interrupt;
 mod isolation;
 mod library;
 mod limits;

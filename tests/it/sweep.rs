@@ -16,7 +16,7 @@ use crate::common::{TestContext, dedent, metaexec_command, run_job, sandbox};
 use crate::db_proxy::{Target, block_on, example, proxy, sqlite_demo};
 
 fn run_sweep(job: &Job, scenarios: Vec<Scenario>, workers: usize, isolation: Isolation) -> SweepReport {
-    let options = SweepOptions { workers, isolation };
+    let options = SweepOptions::new(workers, isolation);
     runtime().block_on(sweep::run(sandbox(), job, scenarios, options, |_| {})).expect("the sweep runs")
 }
 
@@ -120,11 +120,11 @@ fn break_even_rates_are_found_by_bisection_to_a_tenth_of_a_percent() {
     let ctx = TestContext::new();
     let mut job = Job::new("dscr_stress.py", example("dscr_stress.py"), ctx.results());
     job.db = Some(proxy(&target, Capability::default()));
-    let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
+    let options = SweepOptions::new(2, Isolation::Namespace);
     let (interpolated, refined) = runtime().block_on(async {
-        let report = sweep::run(sandbox(), &job, grid(&["rate_change=0,0.03"]), options, |_| {}).await.unwrap();
+        let report = sweep::run(sandbox(), &job, grid(&["rate_change=0,0.03"]), options.clone(), |_| {}).await.unwrap();
         let mut refined = report.clone();
-        sweep::bisect::refine(sandbox(), &job, &mut refined, options).await;
+        sweep::bisect::refine(sandbox(), &job, &mut refined, &options).await;
         (report, refined)
     });
     assert!(refined.metrics.bisection_runs > 0);
@@ -339,7 +339,7 @@ fn a_trapped_instance_is_never_reused_and_scenario_seeds_are_reproducible() {
 fn a_script_that_does_not_compile_fails_the_sweep_once() {
     let ctx = TestContext::new();
     let job = Job::new("broken.py", "def f(:\n", ctx.results());
-    let options = SweepOptions { workers: 2, isolation: Isolation::Namespace };
+    let options = SweepOptions::new(2, Isolation::Namespace);
     let outcome = runtime().block_on(sweep::run(sandbox(), &job, grid(&["x=1..3:1"]), options, |_| {})).unwrap_err();
     assert_eq!(outcome.error.unwrap().kind.to_string(), "syntax");
 }
@@ -514,4 +514,66 @@ fn the_fuel_budget_holds_per_scenario() {
     let status: Vec<_> = report.scenarios.iter().map(|s| s.error.as_ref().map(|e| e.kind.to_string())).collect();
     assert_eq!(status, [None, None, Some("fuel_exhausted".to_owned()), None], "{:#?}", report.scenarios);
     assert_eq!(report.scenarios[3].results["result"]["total"], 499_500);
+}
+
+/// The files in a results folder, sorted.
+fn file_names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn keep_summary_writes_no_per_scenario_file() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("echo.py"), "import metaexec\nmetaexec.result([{'x': metaexec.params.get('x')}])\n")
+        .unwrap();
+    let output = metaexec_command(&ctx)
+        .args(["sweep", "echo.py", "--grid", "x=1..5:1", "--results", "out", "--keep", "summary"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(file_names(&ctx.path().join("out")), ["report.html", "summary.json"]);
+    let summary: Value = serde_json::from_slice(&std::fs::read(ctx.path().join("out/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["total"], 5);
+    assert_eq!(summary["scenario_files"], json!([]));
+    assert!(summary.get("interrupted").is_none(), "{summary}");
+}
+
+/// Scenarios whose results would make a `results.json` past the threshold get one compact
+/// line each in `scenarios.csv.gz` instead, and the terminal says so; `--keep all` writes
+/// the full files anyway.
+#[test]
+fn a_large_sweep_writes_a_compact_file_unless_told_to_keep_all() {
+    let ctx = TestContext::new();
+    // 120 scenarios × 600 kB of results: about 72 MB of JSON, past the 64 MiB threshold.
+    let script = "import metaexec\nx = metaexec.params.get('x')\nmetaexec.emit('blob', 'b' * 600_000)\n\
+                  metaexec.result([{'property_name': 'A', 'dscr': 1.0 + x / 100, 'verdict': 'approve'}])\n";
+    std::fs::write(ctx.path().join("big.py"), script).unwrap();
+    let sweep = |results: &str, keep: &str| {
+        metaexec_command(&ctx)
+            .args(["sweep", "big.py", "--grid", "x=1..120:1", "--results", results, "--keep", keep])
+            .output()
+            .unwrap()
+    };
+    let output = sweep("auto", "auto");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(file_names(&ctx.path().join("auto")), ["report.html", "scenarios.csv.gz", "summary.json"]);
+    assert!(stderr.contains("scenarios.csv.gz") && stderr.contains("--keep all"), "{stderr}");
+    let mut csv = String::new();
+    let gz = std::fs::File::open(ctx.path().join("auto/scenarios.csv.gz")).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(gz), &mut csv).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 120, "one line per scenario");
+    assert_eq!(lines[0], "scenario,status,error,x,portfolio_dscr,weakest_property,weakest_dscr,approve");
+    assert!(lines[1].starts_with("x=1.0,ok,,1.0,") && lines[1].ends_with(",A,1.01,1"), "{}", lines[1]);
+    let summary: Value = serde_json::from_slice(&std::fs::read(ctx.path().join("auto/summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["total"], 120);
+    assert_eq!(summary["scenario_files"], json!(["scenarios.csv.gz"]));
+
+    let output = sweep("all", "all");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(file_names(&ctx.path().join("all")), ["report.html", "results.json", "scenarios.csv", "summary.json"]);
 }
