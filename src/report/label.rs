@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn money_rates_and_plain_numbers() {
-        assert_eq!(number("max_loan", 67_199_899.2364), "67,199,899.24");
+        assert_eq!(number("max_loan", 67_199_899.236_4), "67,199,899.24");
         assert_eq!(number("noi", -1234.5), "-1,234.50");
         assert_eq!(number("noi", 999.0), "999.00");
         assert_eq!(number("interest_rate", 0.0625), "6.25%");
