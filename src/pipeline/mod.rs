@@ -673,6 +673,10 @@ impl Driver<'_> {
             self.emit(Event::Progress { stage: Stage::Sweep, detail: "narrowing break-even points".into() });
         }
         sweep::bisect::refine(sandbox, &job, &mut report, &options).await;
+        if let Some(task) = &self.record.task {
+            let steps = task.steps.iter().map(|s| ("step".to_owned(), s.clone()));
+            report.plan = steps.chain(task.assumptions.iter().map(|a| ("assumed".to_owned(), a.clone()))).collect();
+        }
         let dir = self.run_dir.path.join("sweep");
         let mut files = Vec::new();
         let written =

@@ -27,6 +27,13 @@ pub fn render(report: &SweepReport, title: &str) -> String {
         ));
     }
     let mut sections = Vec::new();
+    if !report.plan.is_empty() {
+        let table = HtmlTable {
+            header: vec!["".into(), "what".into()],
+            rows: report.plan.iter().map(|(kind, text)| vec![(kind.clone(), None), (text.clone(), None)]).collect(),
+        };
+        sections.push(("Plan and assumptions".to_owned(), table.render()));
+    }
     if !s.properties.is_empty() {
         let table = HtmlTable {
             header: ["property", "min DSCR", "worst scenario", "p05", "median", "p95", "P(DSCR<1.0)", "P(DSCR<1.25)"]
@@ -40,7 +47,7 @@ pub fn render(report: &SweepReport, title: &str) -> String {
                     vec![
                         (p.property_name.clone(), None),
                         ratio(p.min_dscr),
-                        (p.worst_scenario.clone(), None),
+                        (report::label::scenario(&p.worst_scenario), None),
                         ratio(p.p05),
                         ratio(p.p50),
                         ratio(p.p95),

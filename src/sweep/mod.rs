@@ -100,6 +100,10 @@ pub struct SweepReport {
     pub instance_errors: Vec<OutcomeError>,
     /// What the script read of its parameters, over every scenario that finished.
     pub params_read: ParamsRead,
+    /// The plan the sweep answers, as `(kind, text)` lines (`step`, `assumed`), when a
+    /// request planned it; the report shows it before the figures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub plan: Vec<(String, String)>,
 }
 
 /// The queue the instances share.
@@ -267,6 +271,7 @@ pub async fn run(
         sanitized,
         instance_errors: std::mem::take(&mut *queue.instance_errors.lock().unwrap_or_else(|e| e.into_inner())),
         params_read,
+        plan: Vec::new(),
     })
 }
 

@@ -170,6 +170,11 @@ fn a_noi_stress_test_runs_each_decline_as_a_scenario() {
     let declines = [("base", 0.0), ("NOI -10%", 0.1), ("NOI -20%", 0.2), ("NOI -30%", 0.3)];
     let ids: Vec<&str> = declines.iter().map(|(id, _)| *id).collect();
     assert_eq!(sweep["matrix"]["scenarios"], serde_json::json!(ids));
+    let html = std::fs::read_to_string(run_dir(&ctx, &record).join("sweep/report.html")).unwrap();
+    assert!(
+        html.contains("Plan and assumptions") && html.contains("recompute DSCR under each scenario"),
+        "the report states the plan it answers"
+    );
 
     // Every scenario's every row, from the full results: NOI and DSCR scaled by the decline.
     let results = sweep_results(&ctx, &record);
