@@ -134,6 +134,9 @@ pub(super) fn read(request: &str, properties: &[String], today: &str) -> Option<
     spec.steps = steps(&spec);
     spec.assumptions = simulation.assumptions;
     spec.assumptions.extend(question.assumptions);
+    if spec.scenarios.iter().any(|s| s.name == "optimistic") {
+        spec.assumptions.push("\"optimistic\" is revenue +10% and \"pessimistic\" revenue -10%".into());
+    }
     Some((spec, question.words))
 }
 
