@@ -233,8 +233,9 @@ fn a_covenant_is_counted_against_in_every_scenario() {
 fn a_part_not_understood_is_an_error_that_quotes_it() {
     let ctx = TestContext::new();
     let db = demo(&ctx);
-    let table: [(&str, &str, Option<&str>); 6] = [
+    let table: [(&str, &str, Option<&str>); 7] = [
         ("DSCR for the Empire State Building", "\"Empire\"", None),
+        ("DSCR with NOI at 15% of revenue", "\"15%\"", None),
         ("DSCR for Lakeside Plz", "\"Plz\"", Some("Lakeside Plaza")),
         ("DSCR of the properties in Florida", "\"Florida\"", None),
         ("Compare Orlando Fashion Square performance against 5 similar properties", "\"similar\"", None),

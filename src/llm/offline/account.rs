@@ -58,7 +58,8 @@ const DOMAIN: &str = "
     range ranges step steps increment increments csv xlsx excel spreadsheet spreadsheets
     workbook export exports exported file files dashboard website web app interface page
     webpage capabilities capability what-if whatif decrease decreases decline declines drop
-    drops dropped down fall falls falling fell reduce reduced reduction lower cut cuts loss
+    drops dropped down fall falls falling fell fallen shrank sink sank slump plunge tumble
+    risen grew climb spike surge reduce reduced reduction lower cut cuts loss
     shrink increase increases rise rises rising rose up higher grow grows growth more hike
     hikes jump jumps together simultaneously combined combination same time plus separately
     individually apart percent percentage pct point points pts bp bps basis x times k thousand
@@ -102,7 +103,15 @@ impl Unread {
 /// The parts of `request` that no reading used. `matched` are the property names the
 /// planner matched (their words count as read), `properties` every name in the database
 /// (for suggestions), `extra` the words of the families the planner read the request as.
-pub fn unread(request: &str, matched: &[String], properties: &[String], extra: &[&str]) -> Vec<Unread> {
+/// `numbers` are percentages no reading used (digits as written): each is quoted with its
+/// clause.
+pub fn unread(
+    request: &str,
+    matched: &[String],
+    properties: &[String],
+    extra: &[&str],
+    numbers: &[String],
+) -> Vec<Unread> {
     let matched_words: HashSet<String> = matched.iter().flat_map(|p| words_of(p)).map(|(_, w)| w).collect();
     let is_read = |word: &str| {
         known(word, extra) || matched_words.contains(word) || word.split('-').all(|part| known(part, extra))
@@ -111,7 +120,9 @@ pub fn unread(request: &str, matched: &[String], properties: &[String], extra: &
     for (sentence_start, clause) in clauses(request) {
         let all = words_of(clause);
         let mut unread: Vec<bool> = all.iter().map(|(_, w)| !is_read(w)).collect();
-        if !unread.contains(&true) {
+        let figures: Vec<String> =
+            numbers.iter().filter(|n| contains_number(clause, n)).map(|n| format!("{n}%")).collect();
+        if !unread.contains(&true) && figures.is_empty() {
             continue;
         }
         // A capitalised word is a name unless it only starts a sentence; an acronym
@@ -131,11 +142,12 @@ pub fn unread(request: &str, matched: &[String], properties: &[String], extra: &
                 unread[at] = true;
             }
         }
-        let words: Vec<String> =
+        let mut words: Vec<String> =
             all.iter().zip(&unread).filter(|(_, u)| **u).map(|((original, _), _)| original.clone()).collect();
         let name_like = (0..all.len()).any(|at| unread[at] && title_case(at))
             || words.iter().any(|w| properties.iter().any(|p| resembles_a_word_of(w, p)));
         let closest = if name_like { closest_names(&words.join(" "), properties) } else { Vec::new() };
+        words.extend(figures);
         out.push(Unread { clause: clause.trim().to_owned(), words, name_like, closest });
     }
     out
@@ -234,6 +246,16 @@ pub fn readings(request: &str, spec: &TaskSpec) -> Vec<ClauseReading> {
         out.push(ClauseReading { text: clause.trim().to_owned(), became });
     }
     out
+}
+
+/// Whether `clause` holds the number `digits` on its own (not inside a longer one).
+fn contains_number(clause: &str, digits: &str) -> bool {
+    clause.match_indices(digits).any(|(at, _)| {
+        let before = clause[..at].chars().next_back();
+        let after = clause[at + digits.len()..].chars().next();
+        let digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit() || c == '.');
+        !digit(before) && !digit(after)
+    })
 }
 
 fn known(word: &str, extra: &[&str]) -> bool {
@@ -351,16 +373,17 @@ mod tests {
              8% and interest rates are uniform between 0 and 2%, seed 7",
             "Export all property financial data to an Excel spreadsheet",
         ] {
-            let left = unread(request, &[], &names(), &["financial"]);
+            let left = unread(request, &[], &names(), &["financial"], &[]);
             assert!(left.is_empty(), "{request}: {left:?}");
         }
         let matched = ["Orlando Fashion Square".to_owned()];
-        assert!(unread("Calculate DSCR for Orlando Fashion Square", &matched, &names(), &[]).is_empty());
+        assert!(unread("Calculate DSCR for Orlando Fashion Square", &matched, &names(), &[], &[]).is_empty());
     }
 
     #[test]
     fn unread_parts_are_quoted_with_their_clause() {
-        let left = unread("DSCR for every property, and the IRR of Harbor Town Mall over 5 years", &[], &names(), &[]);
+        let left =
+            unread("DSCR for every property, and the IRR of Harbor Town Mall over 5 years", &[], &names(), &[], &[]);
         assert_eq!(left.len(), 1, "{left:?}");
         assert_eq!(left[0].clause, "and the IRR of Harbor Town Mall over 5 years");
         assert_eq!(left[0].words, ["IRR", "Harbor", "Town", "Mall"]);
@@ -369,18 +392,18 @@ mod tests {
 
     #[test]
     fn unknown_properties_get_the_closest_names() {
-        let left = unread("DSCR for Lakeside Plz", &[], &names(), &[]);
+        let left = unread("DSCR for Lakeside Plz", &[], &names(), &[], &[]);
         assert_eq!(left[0].words, ["Lakeside", "Plz"]);
         assert_eq!(left[0].closest.first().map(String::as_str), Some("Lakeside Plaza"));
-        let left = unread("DSCR for the Empire State Building", &[], &names(), &[]);
+        let left = unread("DSCR for the Empire State Building", &[], &names(), &[], &[]);
         assert_eq!(left[0].words, ["Empire", "State", "Building"]);
         assert!(left[0].describe().contains("no property of that name"), "{}", left[0].describe());
         for request in ["Rank properties by debt yield", "DSCR, and the IRR over 5 years"] {
-            let left = unread(request, &[], &names(), &[]);
+            let left = unread(request, &[], &names(), &[], &[]);
             assert_eq!(left.len(), 1, "{request}: {left:?}");
             assert!(!left[0].name_like, "{request}: a term, not a name: {left:?}");
         }
-        let left = unread("which properties fail a 1.25x covenant in Florida", &[], &names(), &[]);
+        let left = unread("which properties fail a 1.25x covenant in Florida", &[], &names(), &[], &[]);
         assert_eq!(
             (left[0].clause.as_str(), left[0].name_like),
             ("which properties fail a 1.25x covenant in Florida", true)

@@ -82,8 +82,9 @@ pub fn plan(
     names: &[String],
     schema: &Schema,
 ) -> Result<OfflinePlan, OfflineError> {
-    let (mut spec, words) = recognise::read(request, names, &questions::today()).ok_or(OfflineError::Unrecognised)?;
-    let parts = account::unread(request, &spec.entities, names, &words);
+    let reading = recognise::read(request, names, &questions::today()).ok_or(OfflineError::Unrecognised)?;
+    let mut spec = reading.spec;
+    let parts = account::unread(request, &spec.entities, names, &reading.words, &reading.unused_numbers);
     if !parts.is_empty() {
         return Err(OfflineError::NotUnderstood { parts });
     }
@@ -118,4 +119,73 @@ pub fn plan(
         _ => script::script(request, &spec, &query),
     };
     Ok(OfflinePlan { spec, query, script })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Requests made of the planner's own words, numbers, units, punctuation and
+    /// multi-byte text in every order: reading and accounting never panic (the host must
+    /// survive any request).
+    #[test]
+    fn no_request_panics_the_planner() {
+        const TOKENS: [&str; 40] = [
+            "top",
+            "5",
+            "weakest",
+            "rank",
+            "by",
+            "dscr",
+            "noi",
+            "down",
+            "10%",
+            "rates",
+            "up",
+            "200bp",
+            "before",
+            "2029",
+            "in",
+            "2028-06-30",
+            "irr",
+            "over",
+            "7-year",
+            "exit",
+            "cap",
+            "6.5%",
+            "growth",
+            "3%",
+            "loan",
+            "at",
+            "1.3x",
+            "trend",
+            "monthly",
+            "Lakeside",
+            "Plz",
+            "é",
+            "—",
+            "−",
+            "1,000",
+            ",",
+            ".",
+            "within",
+            "years",
+            "bottom",
+        ];
+        let names: Vec<String> = ["Lakeside Plaza", "West Oaks Mall"].map(String::from).to_vec();
+        let mut state: u64 = 7;
+        for _ in 0..20_000 {
+            let mut request = String::new();
+            for _ in 0..(state % 9 + 1) {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                request.push_str(TOKENS[(state >> 33) as usize % TOKENS.len()]);
+                request.push(if state & 1 == 0 { ' ' } else { '\u{a0}' });
+            }
+            if let Some(reading) = recognise::read(&request, &names, "2026-12-02") {
+                let _ =
+                    account::unread(&request, &reading.spec.entities, &names, &reading.words, &reading.unused_numbers);
+                let _ = account::readings(&request, &reading.spec);
+            }
+        }
+    }
 }

@@ -116,25 +116,60 @@ fn first_of(text: &str, groups: &[(&'static str, &[&str])]) -> Option<&'static s
         .map(|(_, label)| label)
 }
 
+/// Words that order a table, and superlatives that do so with a count beside them ("the 5
+/// weakest", "top 3"), each with whether it puts the highest first.
+const RANK_VERBS: [&str; 7] = ["rank", "ranked", "ranking", "sort", "sorted", "order by", "ordered by"];
+const SUPERLATIVES: [(&str, bool); 12] = [
+    ("top", true),
+    ("bottom", false),
+    ("weakest", false),
+    ("lowest", false),
+    ("worst", false),
+    ("smallest", false),
+    ("least", false),
+    ("strongest", true),
+    ("highest", true),
+    ("best", true),
+    ("largest", true),
+    ("biggest", true),
+];
+
 fn ranking(text: &str, nums: &[Number], q: &mut Question) -> Option<Ranking> {
-    let verb = ["rank", "ranked", "ranking", "sort", "sorted", "order by", "ordered by", "top", "bottom"]
-        .iter()
-        .filter_map(|w| find_word(text, w).map(|at| (at, *w)))
-        .min()?;
-    let after = &text[verb.0..];
-    let by = first_of(after, &RANK_COLUMNS).unwrap_or_else(|| {
+    // A count right before or after a superlative: "the 5 weakest", "top 3", "bottom 2".
+    let counted = SUPERLATIVES.iter().find_map(|(word, descending)| {
+        let at = find_word(text, word)?;
+        let end = at + word.len();
+        let n = nums.iter().find(|n| {
+            let whole = n.value >= 1.0 && n.value.fract() == 0.0 && !n.percent;
+            let just_before = n.end <= at && text[n.end..at].trim().is_empty();
+            let just_after = n.start >= end && text[end..n.start].trim().is_empty();
+            whole && (just_before || just_after)
+        })?;
+        Some((at, *descending, n))
+    });
+    let verb = RANK_VERBS.iter().filter_map(|w| find_word(text, w)).min();
+    let start = match (verb, &counted) {
+        (None, None) => return None,
+        (Some(at), None) => at,
+        (None, Some((at, ..))) => *at,
+        (Some(a), Some((b, ..))) => a.min(*b),
+    };
+    let from = text[..start].rfind(['.', ';', '?', '!']).map_or(0, |at| at + 1);
+    let by = first_of(&text[from..], &RANK_COLUMNS).unwrap_or_else(|| {
         q.assumptions.push("ranked by DSCR (the request named no figure)".into());
         "dscr"
     });
-    let ascending = ["lowest first", "ascending", "worst first", "smallest first", "bottom"]
-        .iter()
-        .any(|w| find_word(text, w).is_some());
-    // "top 3", "bottom 5 by DSCR".
-    let limit = ["top", "bottom"].iter().find_map(|w| {
-        let at = find_word(text, w)?;
-        let n = nums.iter().find(|n| n.start == at + w.len() + 1 && n.value >= 1.0 && n.value.fract() == 0.0)?;
+    let said = |words: &[&str]| words.iter().any(|w| find_word(text, w).is_some());
+    let descending = if said(&["lowest first", "ascending", "worst first", "smallest first"]) {
+        false
+    } else if said(&["highest first", "descending", "best first", "largest first"]) {
+        true
+    } else {
+        counted.as_ref().is_none_or(|(_, descending, _)| *descending)
+    };
+    let limit = counted.map(|(_, _, n)| {
         q.used.push(n.start);
-        Some(n.value as usize)
+        n.value as usize
     });
     q.words.extend([
         "rank",
@@ -152,11 +187,15 @@ fn ranking(text: &str, nums: &[Number], q: &mut Question) -> Option<Ranking> {
         "descending",
         "smallest",
         "largest",
+        "biggest",
         "best",
         "worst",
+        "weakest",
+        "strongest",
+        "least",
         "first",
     ]);
-    Some(Ranking { by: by.to_owned(), descending: !ascending, limit })
+    Some(Ranking { by: by.to_owned(), descending, limit })
 }
 
 fn loan_sizing(text: &str, nums: &[Number], q: &mut Question) {
@@ -404,6 +443,9 @@ mod tests {
         assert_eq!((r.by.as_str(), r.descending, r.limit), ("debt_yield", true, Some(3)));
         let r = read("list all properties sorted by dscr, lowest first").rank.unwrap();
         assert_eq!((r.by.as_str(), r.descending), ("dscr", false));
+        let r = read("show me the 5 weakest properties by dscr").rank.unwrap();
+        assert_eq!((r.by.as_str(), r.descending, r.limit), ("dscr", false, Some(5)));
+        assert!(read("dscr in the worst case").rank.is_none(), "a superlative without a count is no ranking");
         assert_eq!(read("max loan for Sunset Commons at a DSCR of 1.35").target_dscr, Some(1.35));
         assert_eq!(read("what loan amount can it support at 1.3x").target_dscr, Some(1.3));
         assert_eq!(read("maximum loan size for every property").target_dscr, Some(DEFAULT_TARGET_DSCR));

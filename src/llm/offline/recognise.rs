@@ -57,12 +57,12 @@ pub const UNDERSTOOD: &str = concat!(
 /// Reads `request`; `properties` are the names in the database, for matching entities.
 /// `None` when the request is outside what the offline planner covers.
 pub fn recognise(request: &str, properties: &[String]) -> Option<TaskSpec> {
-    read(request, properties, &super::questions::today()).map(|(spec, _)| spec)
+    read(request, properties, &super::questions::today()).map(|reading| reading.spec)
 }
 
 /// [`recognise`] on `today` (`YYYY-MM-DD`), with the words its readings of the everyday
 /// questions used, for the accounting.
-pub(super) fn read(request: &str, properties: &[String], today: &str) -> Option<(TaskSpec, Vec<&'static str>)> {
+pub(super) fn read(request: &str, properties: &[String], today: &str) -> Option<Reading> {
     let text = normalise(request);
     let has = |w: &str| find_word(&text, w).is_some();
     let entities = match_properties(&text, properties);
@@ -93,8 +93,10 @@ pub(super) fn read(request: &str, properties: &[String], today: &str) -> Option<
         }
     }
     let simulation = super::simulation::simulation(&text);
-    let used: Vec<usize> = simulation.used.iter().chain(&question.used).copied().collect();
-    spec.scenarios = scenarios(&text, &used);
+    let mut used: Vec<usize> = simulation.used.iter().chain(&question.used).copied().collect();
+    let (named_scenarios, shock_numbers) = scenarios(&text, &used);
+    spec.scenarios = named_scenarios;
+    used.extend(shock_numbers);
     spec.sweep = simulation.plan;
     spec.wants_simulations = !spec.scenarios.is_empty()
         || ["simulate", "simulation", "what-if", "what if", "monte carlo"].iter().any(|w| has(w));
@@ -137,7 +139,24 @@ pub(super) fn read(request: &str, properties: &[String], today: &str) -> Option<
     if spec.scenarios.iter().any(|s| s.name == "optimistic") {
         spec.assumptions.push("\"optimistic\" is revenue +10% and \"pessimistic\" revenue -10%".into());
     }
-    Some((spec, question.words))
+    // A percentage or a number of basis points no reading used is a shock, a range or a
+    // rate the plan would silently leave out ("if NOI sinks 15%" without a known verb).
+    let unused: Vec<String> = numbers(&text)
+        .into_iter()
+        .filter(|n| n.percent && n.value != 0.0 && !used.contains(&n.start))
+        .map(|n| text[n.start..n.end].to_owned())
+        .collect();
+    Some(Reading { spec, words: question.words, unused_numbers: unused })
+}
+
+/// What [`read`] made of a request, with what the accounting needs.
+pub(super) struct Reading {
+    /// The plan.
+    pub spec: TaskSpec,
+    /// The words the everyday questions' readings used.
+    pub words: Vec<&'static str>,
+    /// Percentages and basis points no reading used, as written (digits only).
+    pub unused_numbers: Vec<String>,
 }
 
 /// Lower case, one space between words, typographic dashes and quotes made plain.
@@ -260,8 +279,38 @@ pub(super) fn shock_target(label: &'static str) -> (&'static str, f64) {
 }
 /// Words that say which way a shock goes.
 pub(super) const DIRECTIONS: [(f64, &[&str]); 2] = [
-    (-1.0, &["decrease", "decline", "drop", "down", "fall", "reduce", "reduction", "lower", "cut", "loss", "shrink"]),
-    (1.0, &["increase", "rise", "up", "higher", "grow", "growth", "more", "hike"]),
+    (
+        -1.0,
+        &[
+            "decrease",
+            "decline",
+            "drop",
+            "dropped",
+            "down",
+            "fall",
+            "fell",
+            "fallen",
+            "reduce",
+            "reduction",
+            "lower",
+            "cut",
+            "loss",
+            "shrink",
+            "shrank",
+            "sink",
+            "sank",
+            "slump",
+            "plunge",
+            "tumble",
+        ],
+    ),
+    (
+        1.0,
+        &[
+            "increase", "rise", "rose", "risen", "up", "higher", "grow", "grew", "growth", "more", "hike", "jump",
+            "climb", "spike", "surge",
+        ],
+    ),
 ];
 /// What separates one shock's words from the next one's ("NOI down 10% and rates up 1%").
 const CLAUSE_BREAKS: [&str; 8] = [",", ";", ". ", " and ", " or ", " with ", " then ", " plus "];
@@ -311,8 +360,9 @@ pub(super) fn shock_fraction(target: &str, n: &Number, after: &str, sign: f64) -
 
 /// The scenarios a request asks for: the named set (base/optimistic/pessimistic), and
 /// percentage shocks ("10/20/30% NOI stress", "10% revenue decrease", "rates up 100 bp").
-fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
+fn scenarios(text: &str, used: &[usize]) -> (Vec<Scenario>, Vec<usize>) {
     let mut out: Vec<Scenario> = Vec::new();
+    let mut consumed = Vec::new();
     let named = find_word(text, "optimistic").is_some() || find_word(text, "pessimistic").is_some();
     let mut shocks: Vec<(&'static str, f64)> = Vec::new();
     let nums = numbers(text);
@@ -338,6 +388,7 @@ fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
             None => continue,
         };
         let change = shock_fraction(target, n, after, sign);
+        consumed.push(n.start);
         if !shocks.contains(&(target, change)) {
             shocks.push((target, change));
         }
@@ -365,7 +416,7 @@ fn scenarios(text: &str, used: &[usize]) -> Vec<Scenario> {
         }
         out.push(s);
     }
-    if out.len() == 1 { Vec::new() } else { out }
+    (if out.len() == 1 { Vec::new() } else { out }, consumed)
 }
 
 /// Words that keep shocks to different figures apart, each a scenario of its own.
@@ -673,7 +724,11 @@ mod tests {
     #[test]
     fn shocks_read_as_asked() {
         type Row = (&'static str, f64, f64, f64, f64, f64);
-        let table: [(&str, &[Row]); 8] = [
+        let table: [(&str, &[Row]); 9] = [
+            (
+                "which properties would breach a 1.2x covenant if NOI dropped 15%",
+                &[("NOI -15%", -0.15, 0.0, 0.0, 0.0, 0.0)],
+            ),
             ("DSCR with occupancy down 5%", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
             ("DSCR after a 5% occupancy decline", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
             ("DSCR with vacancy up 5%", &[("vacancy +5%", 0.0, 0.0, 0.0, 0.05, 0.0)]),
