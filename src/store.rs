@@ -61,9 +61,13 @@ impl RunDir {
 
 /// `YYYYMMDD-HHMMSS` in UTC.
 fn timestamp() -> String {
+    utc_now().format("%Y%m%d-%H%M%S").to_string()
+}
+
+/// Now, to the second, in UTC (the epoch if the clock is before it).
+pub(crate) fn utc_now() -> chrono::DateTime<chrono::Utc> {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let time = chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(0), 0).unwrap_or_default();
-    time.format("%Y%m%d-%H%M%S").to_string()
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(0), 0).unwrap_or_default()
 }
 
 /// The request's first words, lower case, joined by `-`, at most 40 characters.

@@ -235,6 +235,13 @@ impl TaskSpec {
         !self.scenarios.is_empty() || !self.sweep.is_empty()
     }
 
+    /// The plan as reports list it: each step, then each assumption, as `(kind, text)`
+    /// with kind `step` or `assumed`.
+    pub fn plan_lines(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        let steps = self.steps.iter().map(|s| ("step", s.as_str()));
+        steps.chain(self.assumptions.iter().map(|a| ("assumed", a.as_str())))
+    }
+
     /// The scenarios in a few words, for prompts and scripts: `10000 Monte Carlo draws`,
     /// `a grid: noi_change=-0.3..0.1:0.05`, `4: base, NOI -10%, NOI -20%, NOI -30%`.
     pub fn describe_scenarios(&self) -> String {

@@ -673,10 +673,8 @@ impl Driver<'_> {
             self.emit(Event::Progress { stage: Stage::Sweep, detail: "narrowing break-even points".into() });
         }
         sweep::bisect::refine(sandbox, &job, &mut report, &options).await;
-        if let Some(task) = &self.record.task {
-            let steps = task.steps.iter().map(|s| ("step".to_owned(), s.clone()));
-            report.plan = steps.chain(task.assumptions.iter().map(|a| ("assumed".to_owned(), a.clone()))).collect();
-        }
+        report.plan =
+            self.record.task.iter().flat_map(TaskSpec::plan_lines).map(|(k, t)| (k.to_owned(), t.to_owned())).collect();
         let dir = self.run_dir.path.join("sweep");
         let mut files = Vec::new();
         let written =
@@ -732,10 +730,7 @@ impl Driver<'_> {
                     self.record.exports.extend(paths);
                 }
                 ExportFormat::Xlsx => {
-                    let task = self.record.task.as_ref();
-                    let steps = task.iter().flat_map(|t| t.steps.iter().map(|s| ("step", s.as_str())));
-                    let assumed = task.iter().flat_map(|t| t.assumptions.iter().map(|a| ("assumed", a.as_str())));
-                    let plan: Vec<(&str, &str)> = steps.chain(assumed).collect();
+                    let plan: Vec<(&str, &str)> = self.record.task.iter().flat_map(TaskSpec::plan_lines).collect();
                     let path = export::write_xlsx(&results, &plan, &self.run_dir.path, "results.xlsx")
                         .map_err(|e| failed(e.to_string()))?;
                     self.record.exports.push(path);

@@ -7,7 +7,9 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use crate::task::{ClauseReading, ExportFormat, Metric, TaskKind, TaskSpec};
+use super::questions::RANK_COLUMNS;
+use super::recognise::{TARGETS, shock_target};
+use crate::task::{ClauseReading, ExportFormat, TaskKind, TaskSpec};
 
 /// Words any request is made of: function words, the verbs and nouns of asking, and the
 /// words of results. They carry no meaning the planner could drop.
@@ -156,19 +158,8 @@ pub fn unread(
 /// What each clause of `request` became in `spec`, by the words it holds: the record of
 /// how the request was read, kept in the plan.
 pub fn readings(request: &str, spec: &TaskSpec) -> Vec<ClauseReading> {
-    let figure_words: [(&str, &[&str]); 5] = [
-        ("noi_change", &["noi", "net operating income"]),
-        ("revenue_change", &["revenue", "income", "rent"]),
-        ("expense_change", &["expense", "opex", "cost"]),
-        ("vacancy_change", &["vacancy", "occupancy", "occupied"]),
-        ("rate_change", &["rate", "bp", "basis point"]),
-    ];
-    let metric_words: [(Metric, &[&str]); 4] = [
-        (Metric::Dscr, &["dscr", "coverage"]),
-        (Metric::CapRate, &["cap rate", "capitalization rate"]),
-        (Metric::DebtYield, &["debt yield"]),
-        (Metric::Ltv, &["ltv", "loan-to-value", "loan to value"]),
-    ];
+    // The words the planner read shocks and metrics by, named as the spec names them.
+    let figure_words = TARGETS.iter().map(|(label, words)| (shock_target(label).0, *words));
     let mut out = Vec::new();
     for (_, clause) in clauses(request) {
         let lower = clause.to_lowercase();
@@ -180,18 +171,17 @@ pub fn readings(request: &str, spec: &TaskSpec) -> Vec<ClauseReading> {
                 became.push(format!("property: {entity}"));
             }
         }
-        for (metric, words) in metric_words {
-            if spec.metrics.contains(&metric) && words.iter().any(|w| has(w)) {
-                became.push(format!(
-                    "metric: {}",
-                    serde_json::to_value(metric).unwrap_or_default().as_str().unwrap_or("")
-                ));
+        for metric in &spec.metrics {
+            let key = serde_json::to_value(metric).unwrap_or_default().as_str().unwrap_or("").to_owned();
+            let named = RANK_COLUMNS.iter().any(|(column, words)| *column == key && words.iter().any(|w| has(w)));
+            if named {
+                became.push(format!("metric: {key}"));
             }
         }
         let has_number = lower.chars().any(|c| c.is_ascii_digit());
         for scenario in spec.scenarios.iter().filter(|s| s.name != "base") {
             let moved = scenario.shocks().iter().any(|(key, change)| {
-                *change != 0.0 && figure_words.iter().any(|(k, words)| k == key && words.iter().any(|w| has(w)))
+                *change != 0.0 && figure_words.clone().any(|(k, words)| k == *key && words.iter().any(|w| has(w)))
             });
             if moved && has_number {
                 became.push(format!("scenario: {}", scenario.name));

@@ -41,7 +41,7 @@ pub struct Question {
 }
 
 /// Result columns a ranking can order by, and the words that name them.
-const RANK_COLUMNS: [(&str, &[&str]); 8] = [
+pub(super) const RANK_COLUMNS: [(&str, &[&str]); 8] = [
     ("debt_yield", &["debt yield"]),
     ("cap_rate", &["cap rate", "capitalization rate"]),
     ("ltv", &["ltv", "loan-to-value", "loan to value"]),
@@ -62,8 +62,7 @@ const TREND_FIGURES: [(&str, &[&str]); 4] = [
 
 /// Today's date in UTC, `YYYY-MM-DD`.
 pub fn today() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    chrono::DateTime::from_timestamp(secs as i64, 0).map_or_else(|| "1970-01-01".into(), |t| t.date_naive().to_string())
+    crate::store::utc_now().date_naive().to_string()
 }
 
 /// Reads `text` (normalised) on `today` (`YYYY-MM-DD`, for "within 2 years").

@@ -44,21 +44,19 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         shock_keys => format!("({})", SHOCK_KEYS.map(py_str).join(", ")),
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
-        rank => rank_context(spec),
+        rank_args => rank_context(spec),
     };
     let mut text = prompts::render("offline_script", ctx);
     text.push('\n');
     text
 }
 
-/// The ranking as the templates write it: Python literals.
-fn rank_context(spec: &TaskSpec) -> Option<minijinja::Value> {
+/// The ranking as the templates pass it to `portfolio.rank` after the rows: the column,
+/// the order and the count, as Python.
+fn rank_context(spec: &TaskSpec) -> Option<String> {
     spec.rank.as_ref().map(|r| {
-        context! {
-            by => py_str(&r.by),
-            descending => if r.descending { "True" } else { "False" },
-            limit => r.limit,
-        }
+        let limit = r.limit.map(|n| format!(", limit={n}")).unwrap_or_default();
+        format!("{}, descending={}{limit}", py_str(&r.by), if r.descending { "True" } else { "False" })
     })
 }
 
@@ -87,7 +85,7 @@ pub fn question_script(request: &str, spec: &TaskSpec, query: &PortfolioQuery, s
         growth => holding.map(|h| py_float(h.noi_growth)),
         entry_cap => holding.map(|h| py_float(h.entry_cap_rate)),
         exit_cap => holding.map(|h| py_float(h.exit_cap_rate)),
-        rank => rank_context(spec),
+        rank_args => rank_context(spec),
     };
     let mut text = prompts::render("offline_question", ctx);
     text.push('\n');
