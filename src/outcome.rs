@@ -38,6 +38,15 @@ pub enum ErrorKind {
     RuntimeMissing,
     /// No language model could be reached.
     LlmUnavailable,
+    /// A request to the model does not fit its context, even shortened (or the server
+    /// refused it as too long).
+    LlmContext,
+    /// The model server answered, but not with a usable answer: empty, cut off, or a plan
+    /// cut at its token limit twice.
+    LlmAnswer,
+    /// The script ran to the end but reported nothing (no `result`, `emit` or file), and
+    /// no repair round was left to fix it.
+    NoResults,
     /// The command was misused (bad flag, unreadable script, ...).
     Usage,
     /// Part of the request was not understood (without a model), or names something the
@@ -69,8 +78,15 @@ impl ErrorKind {
             | Self::DbError
             | Self::Protocol
             | Self::NotUnderstood
-            | Self::HostMemory => 1,
-            Self::BackendUnavailable | Self::RuntimeMissing | Self::LlmUnavailable | Self::Usage | Self::Internal => 2,
+            | Self::HostMemory
+            | Self::LlmAnswer
+            | Self::NoResults => 1,
+            Self::BackendUnavailable
+            | Self::RuntimeMissing
+            | Self::LlmUnavailable
+            | Self::LlmContext
+            | Self::Usage
+            | Self::Internal => 2,
         }
     }
 
@@ -89,6 +105,9 @@ impl ErrorKind {
             Self::BackendUnavailable => "backend_unavailable",
             Self::RuntimeMissing => "runtime_missing",
             Self::LlmUnavailable => "llm_unavailable",
+            Self::LlmContext => "llm_context",
+            Self::LlmAnswer => "llm_answer",
+            Self::NoResults => "no_results",
             Self::Usage => "usage",
             Self::NotUnderstood => "not_understood",
             Self::Protocol => "protocol",

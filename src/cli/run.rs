@@ -53,13 +53,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "T")]
     pub temperature: Option<f64>,
 
-    /// The most tokens one model answer may have [default: 4096].
+    /// The most tokens one model answer may have; each stage asks for less when it needs
+    /// less or the context is small (a plan 768, a script 2048) [default: 4096].
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<u32>,
 
-    /// Seconds one model request may take [default: 180].
+    /// Seconds one model answer may take in all [default: 900].
     #[arg(long, value_name = "SECS")]
     pub llm_timeout: Option<f64>,
+
+    /// Seconds a streamed answer may pause between two pieces before the call is given up
+    /// [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub llm_idle_timeout: Option<f64>,
+
+    /// The model's context in tokens, for a server that does not report it
+    /// (llama-cpp-python: its --n_ctx). llama-server, LM Studio, vLLM and Ollama are asked;
+    /// every request is fitted to the context before it is sent [default: the server's,
+    /// else 4096].
+    #[arg(long, value_name = "TOKENS")]
+    pub llm_context: Option<u32>,
 
     /// Ask the model afresh instead of reusing cached answers.
     #[arg(long)]
@@ -184,6 +197,8 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
             temperature: args.temperature,
             max_tokens: args.max_tokens,
             timeout_secs: args.llm_timeout,
+            idle_timeout_secs: args.llm_idle_timeout,
+            context: args.llm_context,
         };
         config::resolve(&overrides, &Environment::read()).map_err(|e| usage(e.to_string()))?
     };

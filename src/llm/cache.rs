@@ -31,6 +31,7 @@ impl AnswerCache {
             "schema": request.schema,
             "temperature": config.temperature,
             "max_tokens": config.max_tokens,
+            "budget": request.budget,
         });
         let digest = Sha256::digest(serde_json::to_vec(&inputs).expect("cache keys serialise"));
         digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -69,7 +70,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = AnswerCache::new(dir.path());
         let config = LlmConfig::new("http://localhost:1234/v1");
-        let request = ChatRequest { messages: vec![Message::user("hi")], schema: None };
+        let request = ChatRequest::new(vec![Message::user("hi")]);
         let key = AnswerCache::key(&config, "m", &request);
         assert!(cache.get(&key).is_none());
         let completion = Completion {
@@ -79,11 +80,14 @@ mod tests {
             finish_reason: Some("stop".into()),
             elapsed_ms: 3.0,
             attempts: 1,
+            fit: None,
+            json_mode: None,
+            usage_estimated: false,
         };
         cache.put(&key, &completion);
         assert_eq!(cache.get(&key), Some(completion));
 
-        let other_message = ChatRequest { messages: vec![Message::user("hi!")], schema: None };
+        let other_message = ChatRequest::new(vec![Message::user("hi!")]);
         let mut warmer = config.clone();
         warmer.temperature = 0.7;
         let keys = [

@@ -1,9 +1,11 @@
-//! The HTTP client for OpenAI-compatible chat servers (LM Studio, Ollama, vLLM, llama.cpp
-//! server, hosted APIs): a health and model check on first use, timeouts on every call,
-//! retries with backoff on transient failures, JSON mode where the server has it, and
-//! streamed answers read as server-sent events.
+//! The HTTP client for OpenAI-compatible chat servers (LM Studio, Ollama, vLLM, llama.cpp's
+//! llama-server, llama-cpp-python, hosted APIs): a model check and the server's context
+//! length on first use, every request fitted to that context before it is sent, a limit
+//! on the whole answer and on silence within a stream, retries with backoff on transient
+//! failures, the strongest structured-output form the server takes, and streamed answers
+//! read as server-sent events that must end properly to count.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,8 @@ use tokio::sync::OnceCell;
 
 use super::LlmError;
 use super::config::LlmConfig;
+use super::fit::{self, AnswerBudget, Fit};
+use super::server::{self, ContextWindow, JsonMode, Remembered, ServerMemory};
 use super::wire::{self, ChatBody, ChatChunk, ChatResponse, Message, ModelList, Usage};
 
 /// The longest pause a `Retry-After` header can impose; a server asking for more is
@@ -20,7 +24,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The first pause between attempts; doubled each time.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 
-/// One call: the conversation and, for structured answers, the JSON schema they must meet.
+/// One call: the conversation, for structured answers the JSON schema they must meet, and
+/// what the answer may take of the context.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChatRequest {
     /// The conversation so far.
@@ -28,6 +33,15 @@ pub struct ChatRequest {
     /// `(name, schema)` for `response_format`; servers without JSON mode get the request
     /// without it, and the answer is repaired on our side.
     pub schema: Option<(String, Value)>,
+    /// The answer's budget.
+    pub budget: AnswerBudget,
+}
+
+impl ChatRequest {
+    /// A request for a script-sized answer without a schema.
+    pub fn new(messages: Vec<Message>) -> Self {
+        Self { messages, schema: None, budget: AnswerBudget::SCRIPT }
+    }
 }
 
 /// A model answer and what it cost.
@@ -45,6 +59,40 @@ pub struct Completion {
     pub elapsed_ms: f64,
     /// Attempts made (1 without retries).
     pub attempts: u32,
+    /// How the prompt and the answer were fitted into the context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Fit>,
+    /// The structured-output form the answer was asked in, for a request with a schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_mode: Option<JsonMode>,
+    /// The server reported no token counts: `usage` is metaexec's own count.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub usage_estimated: bool,
+}
+
+/// What the first contact with the server established.
+#[derive(Debug, Clone)]
+struct Connection {
+    model: String,
+    context: ContextWindow,
+}
+
+/// What the client learns from the server's answers as it goes.
+#[derive(Debug, Clone)]
+struct Learnt {
+    /// The strongest structured-output form not refused yet.
+    json_mode: JsonMode,
+    /// Whether `stream_options` may be sent.
+    stream_options: bool,
+    /// Characters per prompt token, the least of those measured from the server's counts.
+    measured: Option<f64>,
+}
+
+impl Learnt {
+    /// The ratio counts use: measured, else cautious.
+    fn chars_per_token(&self) -> f64 {
+        self.measured.unwrap_or(fit::CAUTIOUS_CHARS_PER_TOKEN)
+    }
 }
 
 /// A client for one endpoint and model.
@@ -52,30 +100,59 @@ pub struct Completion {
 pub struct LlmClient {
     http: reqwest::Client,
     config: LlmConfig,
-    model: OnceCell<String>,
-    /// Cleared when the server refuses `response_format`, so later calls skip it.
-    json_mode: AtomicBool,
+    connection: OnceCell<Connection>,
+    /// The server's `GET /models` answer, for what it says beyond the ids.
+    models_list: std::sync::OnceLock<Value>,
+    learnt: Mutex<Learnt>,
+    memory: Option<ServerMemory>,
 }
 
 /// How one attempt failed.
 enum AttemptError {
     /// Worth another attempt, after the server's `Retry-After` if it gave one.
     Transient(LlmError, Option<Duration>),
-    /// The server does not take `response_format`.
-    NoJsonMode,
+    /// The server refused a part of the request it does not have (`response_format` in
+    /// this form, `stream_options`): the same request again without it.
+    Refused(Refusal),
+    /// The answer ended without ending properly (no content, no end of stream): one
+    /// more attempt, never cached.
+    Incomplete(LlmError),
     /// Another attempt would fail the same way.
     Fatal(LlmError),
+}
+
+/// What a server refused.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    JsonMode,
+    StreamOptions,
 }
 
 impl LlmClient {
     /// A client for `config`; nothing is sent until the first call.
     pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
+        // No whole-request timeout on the client: each request sets its own, and a stream
+        // is also bounded by its silences.
         let http = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
             .build()
             .map_err(|e| LlmError::Config(format!("failed to set up the HTTP client: {e}")))?;
-        Ok(Self { http, config, model: OnceCell::new(), json_mode: AtomicBool::new(true) })
+        let learnt = Learnt { json_mode: JsonMode::JsonSchema, stream_options: true, measured: None };
+        Ok(Self {
+            http,
+            config,
+            connection: OnceCell::new(),
+            models_list: std::sync::OnceLock::new(),
+            learnt: Mutex::new(learnt),
+            memory: None,
+        })
+    }
+
+    /// Remembers, in `memory`, which structured-output form each model on this endpoint
+    /// took, and starts from what it remembers.
+    pub fn with_memory(mut self, memory: ServerMemory) -> Self {
+        self.memory = Some(memory);
+        self
     }
 
     /// The configuration in use.
@@ -83,16 +160,87 @@ impl LlmClient {
         &self.config
     }
 
-    /// Checks the server once: lists its models, confirms the configured one is there or
-    /// takes the first when none is configured. Returns the model id.
-    pub async fn connect(&self) -> Result<&str, LlmError> {
-        self.model.get_or_try_init(|| self.check()).await.map(String::as_str)
+    fn learnt(&self) -> std::sync::MutexGuard<'_, Learnt> {
+        self.learnt.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    async fn check(&self) -> Result<String, LlmError> {
+    /// Checks the server once: lists its models, confirms the configured one is there or
+    /// takes the first when none is configured, and finds the context it runs with. Returns
+    /// the model id.
+    pub async fn connect(&self) -> Result<&str, LlmError> {
+        self.connection().await.map(|c| c.model.as_str())
+    }
+
+    /// The context requests are fitted to, once the server was asked.
+    pub async fn context(&self) -> Result<ContextWindow, LlmError> {
+        self.connection().await.map(|c| c.context.clone())
+    }
+
+    async fn connection(&self) -> Result<&Connection, LlmError> {
+        self.connection.get_or_try_init(|| self.check()).await
+    }
+
+    /// How `request` would be fitted into the model's context now, or why it cannot be.
+    pub async fn fit(&self, request: &ChatRequest) -> Result<Fit, LlmError> {
+        let context = self.context().await?;
+        let ratio = self.learnt().chars_per_token();
+        let budget = AnswerBudget {
+            want: request.budget.want.min(self.config.max_tokens).max(1),
+            least: request.budget.least.min(self.config.max_tokens).max(1),
+        };
+        fit::fit(&request.messages, ratio, budget, context.tokens).map_err(|too_long| LlmError::Context {
+            needed: too_long.needed,
+            available: too_long.available,
+            origin: context.source.clone(),
+        })
+    }
+
+    async fn check(&self) -> Result<Connection, LlmError> {
+        let model = self.check_model().await?;
+        if let Some(memory) = &self.memory {
+            let remembered = memory.get(&self.config.base_url, &model);
+            let mut learnt = self.learnt();
+            if let Some(mode) = remembered.json_mode {
+                learnt.json_mode = mode;
+            }
+            learnt.stream_options = !remembered.no_stream_options;
+        }
+        let context = self.find_context(&model).await;
+        tracing::debug!(tokens = context.tokens, source = %context.source, "model context");
+        Ok(Connection { model, context })
+    }
+
+    /// What the server says about its context, else the configured one, else the default.
+    async fn find_context(&self, model: &str) -> ContextWindow {
+        let listed = self.models_list.get().and_then(|list| server::context_in_model_list(list, model));
+        let said = match listed {
+            Some(tokens) => Some(ContextWindow { tokens, source: format!("{}/models", self.config.base_url) }),
+            None => {
+                let timeout = self.probe_timeout();
+                server::probe_context(&self.http, &self.config.base_url, model, &|b| self.authorised(b), timeout).await
+            }
+        };
+        match (said, self.config.context) {
+            (Some(said), Some(configured)) if configured < said.tokens => {
+                ContextWindow { tokens: configured, source: "--llm-context (below the server's)".into() }
+            }
+            (Some(said), _) => said,
+            (None, Some(tokens)) => ContextWindow { tokens, source: "--llm-context".into() },
+            (None, None) => ContextWindow {
+                tokens: server::DEFAULT_CONTEXT,
+                source: "the default (the server does not say; pass --llm-context N)".into(),
+            },
+        }
+    }
+
+    /// A health check answers at once or not at all: no waiting for a slow generation.
+    fn probe_timeout(&self) -> Duration {
+        self.config.request_timeout.min(self.config.connect_timeout + Duration::from_secs(10))
+    }
+
+    async fn check_model(&self) -> Result<String, LlmError> {
         let url = format!("{}/models", self.config.base_url);
-        // A health check answers at once or not at all: no waiting for a slow generation.
-        let timeout = self.config.request_timeout.min(self.config.connect_timeout + Duration::from_secs(10));
+        let timeout = self.probe_timeout();
         let response = self.authorised(self.http.get(&url)).timeout(timeout).send().await;
         let response = response.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
@@ -106,6 +254,9 @@ impl LlmClient {
         }
         let list: ModelList = serde_json::from_str(&body)
             .map_err(|e| LlmError::Protocol(format!("GET {url} did not return a model list: {e}")))?;
+        if let Ok(value) = serde_json::from_str::<Value>(&body) {
+            let _ = self.models_list.set(value);
+        }
         let available: Vec<String> = list.data.into_iter().map(|m| m.id).collect();
         match &self.config.model {
             Some(model) if available.is_empty() || available.contains(model) => Ok(model.clone()),
@@ -118,7 +269,8 @@ impl LlmClient {
         }
     }
 
-    /// Sends one chat request, with retries on connection errors, 5xx and 429.
+    /// Sends one chat request fitted to the model's context, with retries on connection
+    /// errors, 5xx and 429, and one more attempt after an answer that ended early.
     /// `on_progress` is told the answer's length in characters as streamed text arrives.
     pub async fn chat(
         &self,
@@ -126,21 +278,30 @@ impl LlmClient {
         on_progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Completion, LlmError> {
         let model = self.connect().await?.to_owned();
+        let fitted = self.fit(request).await?;
         let started = Instant::now();
         let mut attempts = 0;
+        let mut incomplete = 0;
         loop {
             attempts += 1;
-            match self.attempt(&model, request, on_progress).await {
+            match self.attempt(&model, request, fitted, on_progress).await {
                 Ok(mut completion) => {
                     completion.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
                     completion.attempts = attempts;
+                    completion.fit = Some(fitted);
+                    self.account(&mut completion, request, fitted);
                     return Ok(completion);
                 }
-                Err(AttemptError::NoJsonMode) => {
-                    tracing::debug!("the server refused response_format; asking without it");
-                    self.json_mode.store(false, Ordering::Relaxed);
+                Err(AttemptError::Refused(refusal)) => {
+                    self.refused(&model, refusal);
                     attempts -= 1;
-                    continue;
+                }
+                Err(AttemptError::Incomplete(error)) => {
+                    incomplete += 1;
+                    if incomplete > 1 {
+                        return Err(error);
+                    }
+                    tracing::debug!("the answer ended early ({error}); asking once more");
                 }
                 Err(AttemptError::Fatal(error)) => return Err(error),
                 Err(AttemptError::Transient(error, retry_after)) => {
@@ -159,28 +320,70 @@ impl LlmClient {
         }
     }
 
+    /// Steps down from what the server refused, and remembers it for the next run.
+    fn refused(&self, model: &str, refusal: Refusal) {
+        let remembered = {
+            let mut learnt = self.learnt();
+            match refusal {
+                Refusal::JsonMode => {
+                    learnt.json_mode = learnt.json_mode.weaker().unwrap_or(JsonMode::Text);
+                    tracing::debug!("the server refused that response_format; asking in {}", learnt.json_mode.as_str());
+                }
+                Refusal::StreamOptions => learnt.stream_options = false,
+            }
+            Remembered { json_mode: Some(learnt.json_mode), no_stream_options: !learnt.stream_options }
+        };
+        if let Some(memory) = &self.memory {
+            memory.put(&self.config.base_url, model, &remembered);
+        }
+    }
+
+    /// Learns the tokenizer's ratio from the server's count, or counts for a server that
+    /// reports none, so that every call has its tokens on record.
+    fn account(&self, completion: &mut Completion, request: &ChatRequest, fitted: Fit) {
+        let mut learnt = self.learnt();
+        match fit::learnt_ratio(fit::chars(&request.messages), completion.usage.prompt_tokens) {
+            Some(ratio) => learnt.measured = Some(learnt.measured.map_or(ratio, |m| m.min(ratio))),
+            None => {
+                let answer = completion.content.chars().count() as f64 / learnt.chars_per_token();
+                completion.usage =
+                    Usage { prompt_tokens: u64::from(fitted.prompt_tokens), completion_tokens: answer.ceil() as u64 };
+                completion.usage_estimated = true;
+            }
+        }
+    }
+
     async fn attempt(
         &self,
         model: &str,
         request: &ChatRequest,
+        fitted: Fit,
         on_progress: &(dyn Fn(usize) + Send + Sync),
     ) -> Result<Completion, AttemptError> {
-        let json_mode = self.json_mode.load(Ordering::Relaxed);
-        let response_format = request.schema.as_ref().filter(|_| json_mode).map(|(name, schema)| {
-            serde_json::json!({"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": false}})
-        });
+        let (json_mode, stream_options) = {
+            let learnt = self.learnt();
+            (request.schema.as_ref().map(|_| learnt.json_mode), learnt.stream_options)
+        };
+        let response_format = request
+            .schema
+            .as_ref()
+            .zip(json_mode)
+            .and_then(|((name, schema), mode)| mode.response_format(name, schema));
         let sent_format = response_format.is_some();
+        let sent_stream_options = self.config.stream && stream_options;
         let body = ChatBody {
             model,
             messages: &request.messages,
             temperature: self.config.temperature,
-            max_tokens: self.config.max_tokens,
+            max_tokens: fitted.max_tokens,
             stream: self.config.stream,
+            stream_options: sent_stream_options.then(|| serde_json::json!({"include_usage": true})),
             response_format,
         };
         let url = format!("{}/chat/completions", self.config.base_url);
         let response = self
             .authorised(self.http.post(&url))
+            .timeout(self.config.request_timeout)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(serde_json::to_vec(&body).expect("chat bodies serialise"))
             .send()
@@ -197,13 +400,18 @@ impl LlmClient {
                 .map(Duration::from_secs_f64);
             let text = response.text().await.unwrap_or_default();
             let message = wire::error_message(&text);
-            let error = LlmError::Http { status: status.as_u16(), message: message.clone() };
-            return Err(if sent_format && status.is_client_error() && mentions_response_format(&message) {
-                AttemptError::NoJsonMode
+            // A server that does not take a part of the request says so with whatever status
+            // it likes (llama-cpp-python: 500 for `json_schema`): the whole body is read.
+            return Err(if sent_format && mentions_response_format(&text) {
+                AttemptError::Refused(Refusal::JsonMode)
+            } else if sent_stream_options && text.contains("stream_options") {
+                AttemptError::Refused(Refusal::StreamOptions)
+            } else if mentions_context(&text) {
+                AttemptError::Fatal(LlmError::ServerContext { message, context: fitted.context })
             } else if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-                AttemptError::Transient(error, retry_after)
+                AttemptError::Transient(LlmError::Http { status: status.as_u16(), message }, retry_after)
             } else {
-                AttemptError::Fatal(error)
+                AttemptError::Fatal(LlmError::Http { status: status.as_u16(), message })
             });
         }
         let streamed = response
@@ -211,12 +419,22 @@ impl LlmClient {
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        if streamed {
-            self.read_stream(model, response, on_progress).await
+        let mut completion = if streamed {
+            self.read_stream(model, response, on_progress).await?
         } else {
             let text = response.text().await.map_err(|e| self.classify_transport(&e))?;
-            parse_response(model, &text).map_err(AttemptError::Fatal)
+            parse_response(model, &text).map_err(AttemptError::Fatal)?
+        };
+        if completion.content.trim().is_empty() {
+            return Err(AttemptError::Incomplete(LlmError::Incomplete {
+                reason: format!(
+                    "the answer is empty (finish_reason {})",
+                    completion.finish_reason.as_deref().unwrap_or("none")
+                ),
+            }));
         }
+        completion.json_mode = json_mode;
+        Ok(completion)
     }
 
     async fn read_stream(
@@ -233,10 +451,18 @@ impl LlmClient {
             finish_reason: None,
             elapsed_ms: 0.0,
             attempts: 0,
+            fit: None,
+            json_mode: None,
+            usage_estimated: false,
         };
+        let idle = self.config.idle_timeout;
         let mut done = false;
         while !done {
-            let Some(bytes) = response.chunk().await.map_err(|e| self.classify_transport(&e))? else { break };
+            // Silence is bounded between events; the whole answer by the request's timeout.
+            let chunk = tokio::time::timeout(idle, response.chunk()).await.map_err(|_| {
+                AttemptError::Fatal(LlmError::Stalled { url: self.config.base_url.clone(), secs: idle.as_secs_f64() })
+            })?;
+            let Some(bytes) = chunk.map_err(|e| self.classify_transport(&e))? else { break };
             pending.extend_from_slice(&bytes);
             // Events are lines; a chunk may end inside one, so only whole lines are read.
             while let Some(end) = pending.iter().position(|&b| b == b'\n') {
@@ -254,6 +480,14 @@ impl LlmClient {
                 apply_chunk(&mut completion, chunk);
                 on_progress(completion.content.chars().count());
             }
+        }
+        if !done && completion.finish_reason.is_none() {
+            return Err(AttemptError::Incomplete(LlmError::Incomplete {
+                reason: format!(
+                    "the stream stopped after {} characters with no finish_reason and no [DONE]",
+                    completion.content.chars().count()
+                ),
+            }));
         }
         Ok(completion)
     }
@@ -312,12 +546,24 @@ fn parse_response(model: &str, text: &str) -> Result<Completion, LlmError> {
         finish_reason: choice.finish_reason,
         elapsed_ms: 0.0,
         attempts: 0,
+        fit: None,
+        json_mode: None,
+        usage_estimated: false,
     })
 }
 
-fn mentions_response_format(message: &str) -> bool {
-    let lower = message.to_ascii_lowercase();
-    ["response_format", "json_schema", "json mode", "structured output"].iter().any(|k| lower.contains(k))
+fn mentions_response_format(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    ["response_format", "json_schema", "json_object", "json mode", "structured output"]
+        .iter()
+        .any(|k| lower.contains(k))
+}
+
+/// Whether an error body says the prompt is longer than the context (llama-server: "the
+/// request exceeds the available context size"; vLLM and OpenAI: "maximum context length").
+fn mentions_context(body: &str) -> bool {
+    let lower = body.to_ascii_lowercase();
+    lower.contains("context") && ["exceed", "maximum", "too long", "longer than"].iter().any(|k| lower.contains(k))
 }
 
 /// The innermost error's text: reqwest's own message is only "error sending request".
@@ -342,6 +588,9 @@ mod tests {
             finish_reason: None,
             elapsed_ms: 0.0,
             attempts: 0,
+            fit: None,
+            json_mode: None,
+            usage_estimated: false,
         };
         for data in [
             r#"{"model":"served","choices":[{"delta":{"role":"assistant"}}]}"#,

@@ -22,6 +22,13 @@ pub const API_KEY_ENV: &str = "OPENAI_API_KEY";
 /// Names the config file instead of `<config dir>/metaexec/config.toml`.
 pub const CONFIG_ENV: &str = "METAEXEC_CONFIG";
 
+/// The whole-answer limit, in seconds, unless configured.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 900;
+/// The longest silence within a streamed answer, in seconds, unless configured.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+/// The smallest context accepted from the configuration: less holds no useful prompt.
+const MIN_CONTEXT: u32 = 512;
+
 /// An API key: printed as `***` by `Debug` so that it never reaches a log.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey(String);
@@ -56,6 +63,11 @@ pub struct LlmConfig {
     pub connect_timeout: Duration,
     /// How long one request may take in all, answer included.
     pub request_timeout: Duration,
+    /// How long a streamed answer may fall silent between two events.
+    pub idle_timeout: Duration,
+    /// The model's context in tokens, when the server does not say it (or says more than
+    /// it runs with).
+    pub context: Option<u32>,
     /// Extra attempts after a connection error, a 5xx or a 429.
     pub retries: u32,
     /// Ask for streamed answers (progress while a slow local model writes).
@@ -72,7 +84,11 @@ impl LlmConfig {
             temperature: 0.1,
             max_tokens: 4096,
             connect_timeout: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(180),
+            // Generous: a model on a CPU writes a script in minutes while streaming steadily;
+            // a stalled one is caught by the idle timeout instead.
+            request_timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECS),
+            context: None,
             retries: 3,
             stream: true,
         }
@@ -95,6 +111,10 @@ pub struct FileSettings {
     pub max_tokens: Option<u32>,
     /// Seconds per request.
     pub timeout_secs: Option<f64>,
+    /// Seconds a streamed answer may fall silent.
+    pub idle_timeout_secs: Option<f64>,
+    /// The model's context in tokens.
+    pub context: Option<u32>,
     /// Seconds to connect.
     pub connect_timeout_secs: Option<f64>,
     /// Extra attempts on transient errors.
@@ -122,6 +142,10 @@ pub struct Overrides {
     pub max_tokens: Option<u32>,
     /// `--llm-timeout`, seconds.
     pub timeout_secs: Option<f64>,
+    /// `--llm-idle-timeout`, seconds.
+    pub idle_timeout_secs: Option<f64>,
+    /// `--llm-context`, tokens.
+    pub context: Option<u32>,
 }
 
 /// The environment, read once so that resolution can be tested without touching it.
@@ -187,6 +211,17 @@ pub fn resolve(flags: &Overrides, env: &Environment) -> Result<Option<LlmConfig>
     }
     if let Some(secs) = flags.timeout_secs.or(file.timeout_secs) {
         config.request_timeout = seconds(secs, "timeout")?;
+    }
+    if let Some(secs) = flags.idle_timeout_secs.or(file.idle_timeout_secs) {
+        config.idle_timeout = seconds(secs, "idle timeout")?;
+    }
+    if let Some(tokens) = flags.context.or(file.context) {
+        if tokens < MIN_CONTEXT {
+            return Err(LlmError::Config(format!(
+                "the model context must be at least {MIN_CONTEXT} tokens, got {tokens}"
+            )));
+        }
+        config.context = Some(tokens);
     }
     if let Some(secs) = file.connect_timeout_secs {
         config.connect_timeout = seconds(secs, "connect_timeout_secs")?;

@@ -5,9 +5,11 @@
 pub mod cache;
 pub mod client;
 pub mod config;
+pub mod fit;
 pub mod json_repair;
 pub mod offline;
 pub mod prompts;
+pub mod server;
 pub mod wire;
 
 pub use cache::AnswerCache;
@@ -64,6 +66,41 @@ pub enum LlmError {
     /// The answer is not in the chat-completions format.
     #[error("the model server's answer could not be read: {0}")]
     Protocol(String),
+    /// The request does not fit the model's context, even shortened: nothing was sent.
+    #[error(
+        "the request needs about {needed} tokens (prompt and the shortest useful answer) but the model's context \
+         holds {available} (from {origin}); nothing was sent"
+    )]
+    Context {
+        /// Prompt, least answer and margin, counted.
+        needed: u32,
+        /// The context.
+        available: u32,
+        /// Where the context's size came from.
+        origin: String,
+    },
+    /// The server refused the request as longer than its context.
+    #[error("the model server refused the request as longer than its context ({context} tokens assumed): {message}")]
+    ServerContext {
+        /// The server's message.
+        message: String,
+        /// The context the request was fitted to.
+        context: u32,
+    },
+    /// The answer ended without ending properly: empty, or a stream cut off.
+    #[error("the model server's answer ended early, twice: {reason}")]
+    Incomplete {
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// A streamed answer fell silent for longer than the idle timeout.
+    #[error("the model server at {url} sent nothing for {secs:.0} s in the middle of its answer")]
+    Stalled {
+        /// The base URL.
+        url: String,
+        /// The idle timeout.
+        secs: f64,
+    },
 }
 
 impl LlmError {
@@ -73,6 +110,25 @@ impl LlmError {
             "or run without --llm-url, --model, METAEXEC_LLM_URL and METAEXEC_MODEL to use the offline planner";
         match self {
             Self::Config(_) | Self::Protocol(_) => None,
+            Self::Context { .. } => Some(
+                "run the model with a larger context (llama-server -c N, llama-cpp-python --n_ctx N, LM Studio's \
+                 context length, Ollama's num_ctx) and pass --llm-context N if the server does not say it, or \
+                 shorten the request"
+                    .into(),
+            ),
+            Self::ServerContext { .. } => Some(
+                "pass --llm-context N with the context the server runs with (llama-server -c, llama-cpp-python \
+                 --n_ctx), so that requests are fitted to it"
+                    .into(),
+            ),
+            Self::Incomplete { .. } => Some(
+                "llama-cpp-python ends a stream with nothing when the prompt is longer than its context: pass \
+                 --llm-context N with its --n_ctx; otherwise check the server's log"
+                    .into(),
+            ),
+            Self::Stalled { .. } => {
+                Some("a slow model on a busy machine can pause: raise --llm-idle-timeout, or load a smaller model".into())
+            }
             Self::Unreachable { .. } => Some(format!(
                 "start the model server (LM Studio: Developer > Start Server, http://localhost:1234/v1; \
                  Ollama: `ollama serve`, http://localhost:11434/v1) or pass --llm-url, {offline}"

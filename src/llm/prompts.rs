@@ -12,6 +12,28 @@ use crate::validate::Finding;
 
 /// The guest library's API reference, as the model is taught it.
 pub const API_REFERENCE: &str = include_str!("../../runtime/API.md");
+/// The same reference in signatures and a few words each, for a model whose context
+/// cannot hold the whole one beside a script.
+pub const API_COMPACT: &str = include_str!("../../runtime/API.compact.md");
+
+/// Which API reference a generate prompt teaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiReference {
+    /// `runtime/API.md`.
+    Full,
+    /// `runtime/API.compact.md`.
+    Compact,
+}
+
+impl ApiReference {
+    fn text(self) -> &'static str {
+        match self {
+            Self::Full => API_REFERENCE,
+            Self::Compact => API_COMPACT,
+        }
+    }
+}
 
 /// Every template, the offline planner's script included: one environment parses them all.
 const TEMPLATES: [(&str, &str); 7] = [
@@ -74,7 +96,7 @@ pub fn plan(request: &str, schema: SchemaText<'_>) -> Vec<Message> {
 }
 
 /// The generate conversation: the plan to a script.
-pub fn generate(request: &str, spec: &TaskSpec, schema: SchemaText<'_>) -> Vec<Message> {
+pub fn generate(request: &str, spec: &TaskSpec, schema: SchemaText<'_>, api: ApiReference) -> Vec<Message> {
     let plan = serde_json::to_string_pretty(spec).expect("task specs serialise");
     let user = render(
         "generate",
@@ -83,12 +105,30 @@ pub fn generate(request: &str, spec: &TaskSpec, schema: SchemaText<'_>) -> Vec<M
             plan => plan,
             dialect => schema.dialect,
             schema => schema.tables.trim_end(),
-            api => API_REFERENCE.trim_end(),
+            api => api.text().trim_end(),
             scenarios => spec.runs_scenarios().then(|| spec.describe_scenarios()),
             shocks => crate::task::SHOCK_KEYS,
         },
     );
     vec![system(), Message::user(user)]
+}
+
+/// A repair conversation: the generate conversation, the latest script and what was wrong
+/// with it. Earlier scripts are left out, so that every round costs the same context.
+pub fn repair(generate: &[Message], script: &str, feedback: Message) -> Vec<Message> {
+    let mut messages = generate.to_vec();
+    messages.push(Message::assistant(format!("```python\n{}\n```", script.trim_end())));
+    messages.push(feedback);
+    messages
+}
+
+/// What the plan stage says after a plan that was cut at its token limit.
+pub fn plan_too_long() -> Message {
+    Message::user(
+        "Your plan was cut off at the token limit. Reply again with a much shorter JSON object: a goal of \
+         one sentence, at most 6 short steps, no explanations."
+            .to_owned(),
+    )
 }
 
 /// The feedback after the validator rejected a script: its errors, each with its line.
@@ -146,10 +186,30 @@ mod tests {
             steps: vec!["read NOI and debt service".into(), "apply the shocks".into()],
             ..TaskSpec::default()
         };
-        let text = transcript(&generate("Show DSCR with a 10% NOI stress test", &spec, schema(&[])));
+        let text =
+            transcript(&generate("Show DSCR with a 10% NOI stress test", &spec, schema(&[]), ApiReference::Full));
         assert!(text.contains("## metaexec.scenarios"), "the API reference is in the prompt");
         // The API reference has its own test; the snapshot keeps the frame around it.
         insta::assert_snapshot!(text.replace(API_REFERENCE.trim_end(), "<runtime/API.md>"));
+    }
+
+    #[test]
+    fn the_compact_prompt_is_the_same_frame_with_the_compact_reference() {
+        let spec = TaskSpec { goal: "DSCR".into(), ..TaskSpec::default() };
+        let full = transcript(&generate("DSCR", &spec, schema(&[]), ApiReference::Full));
+        let compact = transcript(&generate("DSCR", &spec, schema(&[]), ApiReference::Compact));
+        assert!(compact.contains(API_COMPACT.trim_end()) && !compact.contains(API_REFERENCE.trim_end()));
+        assert_eq!(full.replace(API_REFERENCE.trim_end(), "API"), compact.replace(API_COMPACT.trim_end(), "API"));
+        assert!(compact.len() * 2 < full.len(), "the compact prompt is much shorter");
+    }
+
+    #[test]
+    fn repairs_keep_the_latest_script_only() {
+        let base = vec![system(), Message::user("write it")];
+        let first = repair(&base, "print(1)", Message::user("no results"));
+        let second = repair(&base, "result([])", Message::user("still nothing"));
+        assert_eq!(first.len(), second.len());
+        assert!(second[2].content.contains("result([])") && !second[2].content.contains("print(1)"));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub(crate) struct ChatBody<'a> {
     pub max_tokens: u32,
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_format: Option<Value>,
 }
 

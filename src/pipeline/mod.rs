@@ -22,17 +22,18 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-pub use record::{Attempt, ModelCall, Planner, RunRecord, Stage, SweepRecord, Timings};
+pub use record::{Attempt, AttemptStatus, ModelCall, Planner, RunRecord, Stage, SweepRecord, Timings};
 
 use self::model::ModelStage;
 use crate::cancel::Cancel;
 use crate::db::{Capability, DbProxy, DbUrl, Schema};
 use crate::guest_db::DbHandle;
 use crate::job::{Job, Limits};
+use crate::llm::fit::AnswerBudget;
 use crate::llm::offline::{self, OfflineError};
-use crate::llm::prompts::{self, SchemaText};
-use crate::llm::{LlmConfig, Message, json_repair};
-use crate::outcome::{ErrorKind, Outcome, OutcomeError};
+use crate::llm::prompts::{self, ApiReference, SchemaText};
+use crate::llm::{ChatRequest, Completion, LlmConfig, LlmError, Message, json_repair};
+use crate::outcome::{ErrorKind, Outcome, OutcomeError, Status};
 use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
 use crate::store::RunDir;
 use crate::sweep::output::Keep;
@@ -175,6 +176,8 @@ pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
         base_params: Map::new(),
         sweeping: &sweeping,
         stage: Mutex::new(None),
+        last_stage: None,
+        compact_api: false,
     };
     let stopped = async {
         options.cancel.cancelled().await;
@@ -187,9 +190,17 @@ pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
         () = stopped => None,
     };
     let stage = driver.stage.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let last_stage = driver.last_stage;
     let dropped = result.is_none();
     match result {
-        Some(Err(error)) => record.error = Some(error),
+        Some(Err(mut error)) => {
+            // Which stage failed, in the message too: what came before it is in the record.
+            if let Some(stage) = last_stage.filter(|_| record.planner == Planner::Model) {
+                error.message = format!("{} (in the {} stage)", error.message, stage.as_str());
+            }
+            record.failed_stage = last_stage;
+            record.error = Some(error);
+        }
         Some(Ok(())) => {}
         None => {
             // The stage that was running is gone; the stages before it are in the record.
@@ -222,6 +233,7 @@ fn empty_record(request: &str, options: &PipelineOptions, id: String, run_dir: P
         attempts: Vec::new(),
         outcome: None,
         error: None,
+        failed_stage: None,
         exports: Vec::new(),
         notes: Vec::new(),
         timings: Timings::default(),
@@ -261,6 +273,17 @@ struct Driver<'a> {
     sweeping: &'a AtomicBool,
     /// The stage running, for the note of an interrupted run.
     stage: Mutex<Option<Stage>>,
+    /// The last stage started: the one a run's error came from.
+    last_stage: Option<Stage>,
+    /// The compact API reference was sent (and said so).
+    compact_api: bool,
+}
+
+/// What a script is written from: what a repair round needs to write the prompt again.
+struct Draft<'a> {
+    request: &'a str,
+    spec: &'a TaskSpec,
+    db: &'a Database,
 }
 
 /// What the schema stage found.
@@ -278,8 +301,9 @@ impl Driver<'_> {
         (self.options.progress)(&event);
     }
 
-    fn started(&self, stage: Stage, round: u32) -> Instant {
+    fn started(&mut self, stage: Stage, round: u32) -> Instant {
         *self.stage.lock().unwrap_or_else(|e| e.into_inner()) = Some(stage);
+        self.last_stage = Some(stage);
         self.emit(Event::Started { stage, round });
         Instant::now()
     }
@@ -314,15 +338,15 @@ impl Driver<'_> {
             Some(config) => Some(ModelStage::new(config.clone(), self.options)?),
             None => None,
         };
-        let (spec, script, messages) = match &model {
-            None => {
-                let (spec, script) = self.plan_offline(request, &db)?;
-                (spec, script, Vec::new())
-            }
+        let (spec, script) = match &model {
+            None => self.plan_offline(request, &db)?,
             Some(model) => {
                 let spec = self.plan_with_model(model, request, &db).await?;
-                let (script, messages) = self.generate(model, request, &spec, &db).await?;
-                (spec, script, messages)
+                // The plan is the run's from here on, whatever the later stages do.
+                self.record.task = Some(spec.clone());
+                self.checkpoint();
+                let script = self.generate(model, request, &spec, &db).await?;
+                (spec, script)
             }
         };
         self.emit(Event::Plan(spec.steps.clone()));
@@ -355,10 +379,11 @@ impl Driver<'_> {
         } else {
             None
         };
-        self.record.task = Some(spec);
+        self.record.task = Some(spec.clone());
         self.checkpoint();
         let sandbox = self.sandbox();
-        let outcome = self.validate_and_execute(&db, model.as_ref(), &sandbox, script, messages).await?;
+        let draft = Draft { request, spec: &spec, db: &db };
+        let outcome = self.validate_and_execute(&draft, model.as_ref(), &sandbox, script).await?;
         let ok = outcome.is_ok();
         self.record.outcome = Some(outcome);
         self.checkpoint();
@@ -449,14 +474,37 @@ impl Driver<'_> {
         db: &Database,
     ) -> Result<TaskSpec, OutcomeError> {
         let since = self.started(Stage::Plan, 0);
+        let failed = |driver: &Self, detail: &str| {
+            driver.finished(Stage::Plan, since, false, detail);
+        };
         let mut messages = prompts::plan(request, self.schema_text(db));
         let schema = Some(("task_spec".to_owned(), crate::task::json_schema()));
         let mut spec = None;
-        for _ in 0..2 {
-            let answer = model.ask(self, Stage::Plan, &messages, schema.clone()).await.inspect_err(|_| {
-                self.finished(Stage::Plan, since, false, "model unavailable");
-            })?;
-            match json_repair::extract_json(&answer)
+        let mut cut = 0;
+        for _ in 0..3 {
+            let ask = ChatRequest { messages: messages.clone(), schema: schema.clone(), budget: AnswerBudget::PLAN };
+            let answer = model.ask(self, Stage::Plan, ask).await.inspect_err(|e| failed(self, e.kind.as_str()))?;
+            if answer.finish_reason.as_deref() == Some("length") {
+                // A plan cut short is not a plan, however well its JSON can be patched up:
+                // once more with a tighter instruction, then a clear failure.
+                cut += 1;
+                if cut == 2 {
+                    failed(self, "cut at its token limit");
+                    return Err(OutcomeError::new(
+                        ErrorKind::LlmAnswer,
+                        format!(
+                            "The model's plan was cut at its token limit twice ({} tokens): it did not write a \
+                             complete plan",
+                            answer.fit.map_or(0, |f| f.max_tokens)
+                        ),
+                    )
+                    .with_hint("use a larger model, or a larger context (--llm-context, the server's -c / n_ctx)"));
+                }
+                // The cut answer is left out: it is long, and the point is a shorter one.
+                messages.push(prompts::plan_too_long());
+                continue;
+            }
+            match json_repair::extract_json(&answer.content)
                 .map_err(|e| e.to_string())
                 .and_then(|v| serde_json::from_value::<TaskSpec>(v).map_err(|e| e.to_string()))
                 .and_then(|spec| match scenarios::sweep_spec(&spec).and_then(|(s, _)| s.scenarios()) {
@@ -468,7 +516,7 @@ impl Driver<'_> {
                     break;
                 }
                 Err(why) => {
-                    messages.push(Message::assistant(answer));
+                    messages.push(Message::assistant(answer.content));
                     messages.push(Message::user(format!(
                         "That is not a valid plan: {why}. Reply with the JSON object only."
                     )));
@@ -485,36 +533,87 @@ impl Driver<'_> {
         Ok(spec)
     }
 
+    /// The generate conversation that fits the model's context: with the full API
+    /// reference, else the compact one (said in a note), else an `llm_context` error.
+    async fn fitted_generate(
+        &mut self,
+        model: &ModelStage,
+        request: &str,
+        spec: &TaskSpec,
+        db: &Database,
+        latest: Option<(&str, &Message)>,
+    ) -> Result<Vec<Message>, OutcomeError> {
+        let mut too_long = None;
+        for api in [ApiReference::Full, ApiReference::Compact] {
+            let base = prompts::generate(request, spec, self.schema_text(db), api);
+            let messages = match latest {
+                Some((script, feedback)) => prompts::repair(&base, script, feedback.clone()),
+                None => base,
+            };
+            match model.fit(&ChatRequest::new(messages.clone())).await {
+                Ok(_) => {
+                    if api == ApiReference::Compact && !self.compact_api {
+                        self.compact_api = true;
+                        self.note(
+                            "The model's context cannot hold the full API reference beside a script: the compact \
+                             one was sent."
+                                .into(),
+                        );
+                    }
+                    return Ok(messages);
+                }
+                Err(error @ LlmError::Context { .. }) => too_long = Some(error),
+                Err(error) => return Err(model::model_error(error)),
+            }
+        }
+        Err(model::model_error(too_long.expect("both references were tried")))
+    }
+
     async fn generate(
         &mut self,
         model: &ModelStage,
         request: &str,
         spec: &TaskSpec,
         db: &Database,
-    ) -> Result<(String, Vec<Message>), OutcomeError> {
+    ) -> Result<String, OutcomeError> {
         let since = self.started(Stage::Generate, 0);
-        let messages = prompts::generate(request, spec, self.schema_text(db));
-        let answer = model.ask(self, Stage::Generate, &messages, None).await.inspect_err(|_| {
-            self.finished(Stage::Generate, since, false, "model unavailable");
+        let fitted = self.fitted_generate(model, request, spec, db, None).await;
+        let messages = fitted.inspect_err(|e| {
+            self.finished(Stage::Generate, since, false, e.kind.as_str());
         })?;
-        let script = json_repair::extract_code(&answer);
-        let mut messages = messages;
-        messages.push(Message::assistant(answer));
+        let answer = model.ask(self, Stage::Generate, ChatRequest::new(messages)).await.inspect_err(|e| {
+            self.finished(Stage::Generate, since, false, e.kind.as_str());
+        })?;
+        self.cut_note(Stage::Generate, &answer);
+        let script = json_repair::extract_code(&answer.content);
         let ms = self.finished(Stage::Generate, since, true, format!("{} lines", script.lines().count()));
         self.record.timings.generate_ms += ms;
-        Ok((script, messages))
+        Ok(script)
+    }
+
+    /// Says so when a script was cut at its token limit: it will fail to check or run, and
+    /// the user should know why.
+    fn cut_note(&mut self, stage: Stage, answer: &Completion) {
+        if answer.finish_reason.as_deref() == Some("length") {
+            let limit = answer.fit.map_or(0, |f| f.max_tokens);
+            self.note(format!(
+                "The model's {} answer was cut at its token limit ({limit} tokens); the script is likely incomplete.",
+                stage.as_str()
+            ));
+        }
     }
 
     /// Validates and runs `script`, and with a model repairs it until it runs or the rounds
-    /// are used up. Returns the last execution's outcome.
+    /// are used up. Returns the last execution's outcome; one that ran but reported nothing
+    /// is a `no_results` failure.
     async fn validate_and_execute(
         &mut self,
-        db: &Database,
+        draft: &Draft<'_>,
         model: Option<&ModelStage>,
         sandbox: &WasiSandbox,
         mut script: String,
-        mut messages: Vec<Message>,
     ) -> Result<Outcome, OutcomeError> {
+        let db = draft.db;
         let tables = Tables::from(&db.schema);
         let oracle = CompileCheck::new(sandbox.clone(), crate::cache::scratch_dir(&self.options.cache_root));
         for round in 0.. {
@@ -535,6 +634,7 @@ impl Driver<'_> {
                 round,
                 script: script.clone(),
                 validation: report,
+                status: if rejected { AttemptStatus::Rejected } else { AttemptStatus::NotRun },
                 execution_error: None,
             });
             self.checkpoint();
@@ -545,7 +645,7 @@ impl Driver<'_> {
                 let errors: Vec<_> =
                     report.findings.iter().filter(|f| f.severity == Severity::Error).cloned().collect();
                 let feedback = prompts::repair_validation(if errors.is_empty() { &report.findings } else { &errors });
-                script = self.repair(model, &mut messages, feedback, round + 1).await?;
+                script = self.repair(model, draft, &script, feedback, round + 1).await?;
                 continue;
             }
             if let (Some(confirm), Some(_)) = (&self.options.confirm, model)
@@ -554,23 +654,31 @@ impl Driver<'_> {
                 return Err(OutcomeError::new(ErrorKind::Usage, "The script was not run: declined")
                     .with_hint(format!("the script is in {}", self.run_dir.path.join("script.py").display())));
             }
-            let outcome = self.execute(db, &script, sandbox, round).await;
-            let failure = outcome.error.clone().filter(|e| repairable(e.kind)).or_else(|| {
+            let mut outcome = self.execute(db, &script, sandbox, round).await;
+            if outcome.is_ok() && outcome.results.is_empty() {
                 // A script that ran but answered nothing has not done what was asked.
-                (outcome.is_ok() && outcome.results.is_empty()).then(|| {
-                    OutcomeError::new(ErrorKind::GuestException, "The script ran but reported no results")
-                        .with_hint("report the answer with metaexec.result(rows) and metaexec.emit(name, value)")
-                })
-            });
+                outcome.status = Status::Error;
+                outcome.error = Some(
+                    OutcomeError::new(ErrorKind::NoResults, "The script ran to the end but reported no results")
+                        .with_hint("report the answer with metaexec.result(rows) or metaexec.emit(name, value)"),
+                );
+            }
+            if let Some(last) = self.record.attempts.last_mut() {
+                last.status = match &outcome.error {
+                    None => AttemptStatus::Ok,
+                    Some(e) if e.kind == ErrorKind::NoResults => AttemptStatus::NoResults,
+                    Some(_) => AttemptStatus::Failed,
+                };
+                last.execution_error = outcome.error.clone();
+            }
+            self.checkpoint();
+            let failure = outcome.error.clone().filter(|e| repairable(e.kind) || e.kind == ErrorKind::NoResults);
             match (failure, model) {
                 (Some(error), Some(model)) if can_repair => {
                     let line =
                         error.line.and_then(|l| script.lines().nth(l.saturating_sub(1) as usize)).map(str::to_owned);
                     let feedback = prompts::repair_execution(&error, line.as_deref());
-                    if let Some(last) = self.record.attempts.last_mut() {
-                        last.execution_error = Some(error);
-                    }
-                    script = self.repair(model, &mut messages, feedback, round + 1).await?;
+                    script = self.repair(model, draft, &script, feedback, round + 1).await?;
                 }
                 _ => return Ok(outcome),
             }
@@ -581,17 +689,21 @@ impl Driver<'_> {
     async fn repair(
         &mut self,
         model: &ModelStage,
-        messages: &mut Vec<Message>,
+        draft: &Draft<'_>,
+        script: &str,
         feedback: Message,
         round: u32,
     ) -> Result<String, OutcomeError> {
         let since = self.started(Stage::Repair, round);
-        messages.push(feedback);
-        let answer = model.ask(self, Stage::Repair, messages, None).await.inspect_err(|_| {
-            self.finished(Stage::Repair, since, false, "model unavailable");
+        let fitted = self.fitted_generate(model, draft.request, draft.spec, draft.db, Some((script, &feedback))).await;
+        let messages = fitted.inspect_err(|e| {
+            self.finished(Stage::Repair, since, false, e.kind.as_str());
         })?;
-        let script = json_repair::extract_code(&answer);
-        messages.push(Message::assistant(answer));
+        let answer = model.ask(self, Stage::Repair, ChatRequest::new(messages)).await.inspect_err(|e| {
+            self.finished(Stage::Repair, since, false, e.kind.as_str());
+        })?;
+        self.cut_note(Stage::Repair, &answer);
+        let script = json_repair::extract_code(&answer.content);
         self.record.timings.generate_ms += self.finished(Stage::Repair, since, true, format!("round {round}"));
         Ok(script)
     }

@@ -1,9 +1,10 @@
 //! The pipeline's model calls: through the answer cache, recorded in the run, with the
-//! client's errors turned into the run's `llm_unavailable`.
-
-use serde_json::Value;
+//! client's errors turned into the run's error kinds (`llm_unavailable`, `llm_context`,
+//! `llm_answer`).
 
 use super::{Driver, Event, ModelCall, PipelineOptions, Stage};
+use crate::llm::fit::Fit;
+use crate::llm::server::ServerMemory;
 use crate::llm::{AnswerCache, ChatRequest, Completion, LlmClient, LlmConfig, LlmError, Message};
 use crate::outcome::{ErrorKind, OutcomeError};
 
@@ -14,9 +15,16 @@ pub(super) struct ModelStage {
     read_cache: bool,
 }
 
-fn unavailable(error: LlmError) -> OutcomeError {
+/// The run's error for a failed model call: a request too long for the context and an
+/// unusable answer are not an unavailable server.
+pub(super) fn model_error(error: LlmError) -> OutcomeError {
     let hint = error.hint();
-    let error = OutcomeError::new(ErrorKind::LlmUnavailable, error.to_string());
+    let kind = match error {
+        LlmError::Context { .. } | LlmError::ServerContext { .. } => ErrorKind::LlmContext,
+        LlmError::Incomplete { .. } | LlmError::Protocol(_) => ErrorKind::LlmAnswer,
+        _ => ErrorKind::LlmUnavailable,
+    };
+    let error = OutcomeError::new(kind, error.to_string());
     match hint {
         Some(hint) => error.with_hint(hint),
         None => error,
@@ -26,10 +34,15 @@ fn unavailable(error: LlmError) -> OutcomeError {
 impl ModelStage {
     pub(super) fn new(config: LlmConfig, options: &PipelineOptions) -> Result<Self, OutcomeError> {
         Ok(Self {
-            client: LlmClient::new(config).map_err(unavailable)?,
+            client: LlmClient::new(config).map_err(model_error)?.with_memory(ServerMemory::new(&options.cache_root)),
             cache: AnswerCache::new(&options.cache_root),
             read_cache: options.use_cache,
         })
+    }
+
+    /// How `request` fits the model's context, or why it does not.
+    pub(super) async fn fit(&self, request: &ChatRequest) -> Result<Fit, LlmError> {
+        self.client.fit(request).await
     }
 
     /// Asks the model (or the cache) and records the call in the run.
@@ -37,15 +50,13 @@ impl ModelStage {
         &self,
         driver: &mut Driver<'_>,
         stage: Stage,
-        messages: &[Message],
-        schema: Option<(String, Value)>,
-    ) -> Result<String, OutcomeError> {
-        let request = ChatRequest { messages: messages.to_vec(), schema };
+        request: ChatRequest,
+    ) -> Result<Completion, OutcomeError> {
         // A configured model id keys the cache without asking the server, so a cached run
         // needs no server at all.
         let model = match &self.client.config().model {
             Some(model) => model.clone(),
-            None => self.client.connect().await.map_err(unavailable)?.to_owned(),
+            None => self.client.connect().await.map_err(model_error)?.to_owned(),
         };
         let key = AnswerCache::key(self.client.config(), &model, &request);
         if self.read_cache
@@ -53,23 +64,21 @@ impl ModelStage {
         {
             driver.emit(Event::Progress { stage, detail: "cached answer".into() });
             driver.record.model_calls.push(call(stage, request.messages, &hit, true));
-            return Ok(hit.content);
+            return Ok(hit);
         }
         let progress = driver.options.progress.clone();
         let on_progress = move |chars: usize| {
             progress(&Event::Progress { stage, detail: format!("{chars} characters") });
         };
-        let completion = self.client.chat(&request, &on_progress).await.map_err(unavailable)?;
-        self.cache.put(&key, &completion);
-        driver.record.timings.model_ms += completion.elapsed_ms;
-        if completion.finish_reason.as_deref() == Some("length") {
-            driver.note(format!(
-                "The model's {} answer was cut at its token limit; raise max_tokens if the script is incomplete.",
-                stage.as_str()
-            ));
+        let completion = self.client.chat(&request, &on_progress).await.map_err(model_error)?;
+        // An answer cut at its limit is not what the model would say again with more room:
+        // it is kept in the record, not in the cache.
+        if completion.finish_reason.as_deref() != Some("length") {
+            self.cache.put(&key, &completion);
         }
+        driver.record.timings.model_ms += completion.elapsed_ms;
         driver.record.model_calls.push(call(stage, request.messages, &completion, false));
-        Ok(completion.content)
+        Ok(completion)
     }
 }
 
@@ -83,5 +92,9 @@ fn call(stage: Stage, messages: Vec<Message>, completion: &Completion, cached: b
         cached,
         elapsed_ms: if cached { 0.0 } else { completion.elapsed_ms },
         usage: completion.usage,
+        usage_estimated: completion.usage_estimated,
+        finish_reason: completion.finish_reason.clone(),
+        fit: completion.fit,
+        json_mode: completion.json_mode,
     }
 }

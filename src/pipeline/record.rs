@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::llm::Message;
+use crate::llm::fit::Fit;
+use crate::llm::server::JsonMode;
 use crate::llm::wire::Usage;
 use crate::outcome::{Outcome, OutcomeError};
 use crate::sweep::SweepMetrics;
@@ -79,8 +81,21 @@ pub struct ModelCall {
     pub cached: bool,
     /// Time spent waiting for it, in milliseconds (0 when cached).
     pub elapsed_ms: f64,
-    /// Token counts, where the server reports them.
+    /// Token counts: the server's, or metaexec's own count where the server reports none
+    /// (`usage_estimated`).
     pub usage: Usage,
+    /// metaexec counted `usage` itself: the server reported no token counts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub usage_estimated: bool,
+    /// Why the answer ended (`stop`, `length`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// How prompt and answer were fitted into the model's context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Fit>,
+    /// The structured-output form the answer was asked in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_mode: Option<JsonMode>,
 }
 
 /// One script and what became of it: each repair round adds one.
@@ -92,9 +107,29 @@ pub struct Attempt {
     pub script: String,
     /// The validator's report.
     pub validation: Report,
+    /// What became of it.
+    #[serde(default)]
+    pub status: AttemptStatus,
     /// Why running it failed, when it ran and failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub execution_error: Option<OutcomeError>,
+}
+
+/// What became of one script.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStatus {
+    /// The validator rejected it.
+    Rejected,
+    /// It was not run (declined, or the run stopped first).
+    #[default]
+    NotRun,
+    /// It ran and failed (`execution_error`).
+    Failed,
+    /// It ran to the end and reported nothing.
+    NoResults,
+    /// It ran and reported results.
+    Ok,
 }
 
 /// Time per stage, in milliseconds.
@@ -172,6 +207,9 @@ pub struct RunRecord {
     /// Why the run failed before or around running (unrecognised request, model down,
     /// script rejected); a failed script's error is in `outcome`.
     pub error: Option<OutcomeError>,
+    /// The stage `error` came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_stage: Option<Stage>,
     /// Files written for the user besides the run's own records (CSV, XLSX).
     pub exports: Vec<PathBuf>,
     /// Things the user should know (a web interface asked for but not built, tables left out).

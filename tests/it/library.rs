@@ -75,11 +75,15 @@ fn api_reference_is_up_to_date() {
     // The generator finds the package relative to its own file: `tools/../metaexec`.
     job.script_name = "tools/gen_api.py".into();
     let outcome = run_job(&job);
-    let generated = ctx.results().join("API.md");
     assert_ok(&outcome);
-    assert_eq!(
-        std::fs::read_to_string(generated).unwrap(),
-        std::fs::read_to_string(runtime_dir().join("API.md")).unwrap(),
-        "runtime/API.md is stale: run `python3 runtime/tools/gen_api.py`"
-    );
+    for name in ["API.md", "API.compact.md"] {
+        assert_eq!(
+            std::fs::read_to_string(ctx.results().join(name)).unwrap(),
+            std::fs::read_to_string(runtime_dir().join(name)).unwrap(),
+            "runtime/{name} is stale: run `python3 runtime/tools/gen_api.py`"
+        );
+    }
+    // The compact reference is what a 4,096-token context can afford beside a script.
+    let compact = std::fs::read_to_string(runtime_dir().join("API.compact.md")).unwrap();
+    assert!(compact.len() <= 4096, "API.compact.md is {} bytes, over 4 KiB", compact.len());
 }

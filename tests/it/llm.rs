@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use metaexec::llm::client::ChatRequest;
+use metaexec::llm::server::{JsonMode, ServerMemory};
 use metaexec::llm::{LlmClient, LlmConfig, LlmError, Message};
 use serde_json::json;
 
@@ -25,7 +26,7 @@ fn chat(config: LlmConfig, request: &ChatRequest) -> Result<metaexec::llm::Compl
 }
 
 fn hello() -> ChatRequest {
-    ChatRequest { messages: vec![Message::system("be brief"), Message::user("hello")], schema: None }
+    ChatRequest::new(vec![Message::system("be brief"), Message::user("hello")])
 }
 
 #[test]
@@ -86,10 +87,10 @@ fn server_errors_and_rate_limits_are_retried_with_backoff() {
 fn client_errors_are_not_retried_and_retries_run_out() {
     let server = MockLlm::start(
         &["test-model"],
-        vec![Reply::Error { status: 400, message: "context length exceeded".into() }, Reply::Content("never".into())],
+        vec![Reply::Error { status: 400, message: "unknown parameter: top_k".into() }, Reply::Content("never".into())],
     );
     let error = chat(config(&server), &hello()).unwrap_err();
-    assert_eq!(error, LlmError::Http { status: 400, message: "context length exceeded".into() });
+    assert_eq!(error, LlmError::Http { status: 400, message: "unknown parameter: top_k".into() });
     assert_eq!(server.remaining(), 1);
 
     let server =
@@ -123,20 +124,151 @@ fn a_malformed_body_is_a_protocol_error() {
     assert!(matches!(error, LlmError::Protocol(ref m) if m.contains("not a chat completion")), "{error:?}");
 }
 
+fn plan_request() -> ChatRequest {
+    ChatRequest {
+        messages: vec![Message::user("plan")],
+        schema: Some(("task_spec".into(), json!({"type": "object"}))),
+        budget: metaexec::llm::fit::AnswerBudget::PLAN,
+    }
+}
+
 #[test]
 fn servers_without_json_mode_get_the_request_again_without_it() {
     let server = MockLlm::start(&["test-model"], vec![Reply::NoJsonMode("{\"goal\": \"x\"}".into())]);
-    let request = ChatRequest {
-        messages: vec![Message::user("plan")],
-        schema: Some(("task_spec".into(), json!({"type": "object"}))),
-    };
-    let completion = chat(config(&server), &request).unwrap();
+    let completion = chat(config(&server), &plan_request()).unwrap();
     assert_eq!(completion.content, "{\"goal\": \"x\"}");
+    assert_eq!(completion.json_mode, Some(JsonMode::Text));
     let requests = server.requests();
-    assert_eq!(requests.len(), 2);
+    assert_eq!(requests.len(), 3, "json_schema, then json_object, then plain text");
     assert_eq!(requests[0]["response_format"]["type"], "json_schema");
     assert_eq!(requests[0]["response_format"]["json_schema"]["name"], "task_spec");
-    assert!(requests[1].get("response_format").is_none(), "{}", requests[1]);
+    assert_eq!(requests[1]["response_format"]["type"], "json_object");
+    assert!(requests[2].get("response_format").is_none(), "{}", requests[2]);
+}
+
+#[test]
+fn a_500_refusing_json_schema_steps_down_to_json_object_and_is_remembered() {
+    // llama-cpp-python's server answers a json_schema response_format with a 500.
+    let cache = tempfile::tempdir().unwrap();
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![Reply::NoJsonSchema("{\"goal\": \"a\"}".into()), Reply::NoJsonSchema("{\"goal\": \"b\"}".into())],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ask = || {
+        let client = LlmClient::new(config(&server)).unwrap().with_memory(ServerMemory::new(cache.path()));
+        runtime.block_on(client.chat(&plan_request(), &|_| {}))
+    };
+    let first = ask().unwrap();
+    assert_eq!((first.content.as_str(), first.json_mode), ("{\"goal\": \"a\"}", Some(JsonMode::JsonObject)));
+    assert_eq!(first.attempts, 1, "a refusal is not a failed attempt");
+    // A new client (the next run) asks in the form the server took, at once.
+    let second = ask().unwrap();
+    assert_eq!(second.json_mode, Some(JsonMode::JsonObject));
+    let requests = server.requests();
+    let forms: Vec<_> = requests.iter().map(|r| r["response_format"]["type"].as_str().unwrap_or("none")).collect();
+    assert_eq!(forms, ["json_schema", "json_object", "json_object"]);
+    assert_eq!(requests[1]["response_format"]["schema"], json!({"type": "object"}));
+}
+
+#[test]
+fn a_stream_that_ends_early_is_asked_once_more_then_fails() {
+    let streaming = |server: &MockLlm| {
+        let mut config = config(server);
+        config.stream = true;
+        config
+    };
+    let server = MockLlm::start(&["test-model"], vec![Reply::Cut("print(".into()), Reply::Content("print(1)".into())]);
+    let completion = chat(streaming(&server), &hello()).unwrap();
+    assert_eq!((completion.content.as_str(), completion.attempts), ("print(1)", 2));
+
+    // An empty stream is what llama-cpp-python sends for a prompt longer than its context.
+    let server = MockLlm::start(&["test-model"], vec![Reply::Cut(String::new()), Reply::Cut("x = ".into())]);
+    let error = chat(streaming(&server), &hello()).unwrap_err();
+    assert!(matches!(error, LlmError::Incomplete { .. }), "{error:?}");
+    assert!(error.to_string().contains("no finish_reason and no [DONE]"), "{error}");
+    assert!(error.hint().unwrap().contains("--llm-context"), "{error:?}");
+    assert_eq!(server.requests().len(), 2, "retried once, not more");
+
+    // A complete but empty answer is not an answer either.
+    let server = MockLlm::start(&["test-model"], vec![Reply::Content(String::new()), Reply::Content(String::new())]);
+    let error = chat(config(&server), &hello()).unwrap_err();
+    assert!(error.to_string().contains("the answer is empty"), "{error}");
+}
+
+#[test]
+fn streamed_answers_ask_for_and_record_usage() {
+    let server = MockLlm::start(&["test-model"], vec![Reply::Content("print('a fairly long answer')".into())]);
+    let mut streaming = config(&server);
+    streaming.stream = true;
+    let completion = chat(streaming, &hello()).unwrap();
+    assert_eq!(server.requests()[0]["stream_options"], json!({"include_usage": true}));
+    assert!(completion.usage.prompt_tokens > 0 && completion.usage.completion_tokens > 0, "{completion:?}");
+    assert!(!completion.usage_estimated);
+}
+
+#[test]
+fn a_steady_trickle_is_waited_for_and_a_stall_is_not() {
+    let text = "x".repeat(16 * 8);
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![
+            Reply::Trickle { text: text.clone(), pause: Duration::from_millis(150) },
+            Reply::Trickle { text, pause: Duration::from_millis(1500) },
+        ],
+    );
+    let mut streaming = config(&server);
+    streaming.stream = true;
+    streaming.idle_timeout = Duration::from_millis(700);
+    // ~3 s in all, over the idle timeout many times, but never silent for that long.
+    let steady = chat(streaming.clone(), &hello()).unwrap();
+    assert_eq!(steady.content.len(), 128);
+    let started = Instant::now();
+    let error = chat(streaming, &hello()).unwrap_err();
+    assert!(matches!(error, LlmError::Stalled { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(4), "gave up at the first long silence");
+    assert!(error.hint().unwrap().contains("--llm-idle-timeout"), "{error:?}");
+}
+
+#[test]
+fn requests_are_fitted_to_the_context_the_server_reports() {
+    let server = MockLlm::start_with_context(&["test-model"], vec![Reply::Content("ok".into())], Some(2048));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = LlmClient::new(config(&server)).unwrap();
+    let context = runtime.block_on(client.context()).unwrap();
+    assert_eq!(context.tokens, 2048);
+    assert!(context.source.ends_with("/props"), "{context:?}");
+    // 3,000 characters count as 1,000 tokens before the server has reported any count.
+    let medium = ChatRequest::new(vec![Message::user("x".repeat(3000))]);
+    let fit = runtime.block_on(client.fit(&medium)).unwrap();
+    assert_eq!(fit.max_tokens, 2048 - fit.prompt_tokens - metaexec::llm::fit::MARGIN_TOKENS);
+    let completion = runtime.block_on(client.chat(&medium, &|_| {})).unwrap();
+    assert_eq!(server.requests()[0]["max_tokens"], json!(fit.max_tokens));
+    assert!(completion.fit.is_some());
+
+    let huge = ChatRequest::new(vec![Message::user("x".repeat(20_000))]);
+    let error = runtime.block_on(client.chat(&huge, &|_| {})).unwrap_err();
+    assert!(matches!(error, LlmError::Context { available: 2048, .. }), "{error:?}");
+    assert!(error.to_string().contains("nothing was sent"), "{error}");
+    assert_eq!(server.requests().len(), 1, "the oversized request was never sent");
+
+    // Without a context from the server, the configured one counts, else the default.
+    let quiet = MockLlm::start(&["test-model"], vec![]);
+    let mut configured = config(&quiet);
+    configured.context = Some(1000);
+    let context = runtime.block_on(LlmClient::new(configured).unwrap().context()).unwrap();
+    assert_eq!((context.tokens, context.source.as_str()), (1000, "--llm-context"));
+    let context = runtime.block_on(LlmClient::new(config(&quiet)).unwrap().context()).unwrap();
+    assert_eq!(context.tokens, metaexec::llm::server::DEFAULT_CONTEXT);
+}
+
+#[test]
+fn the_servers_own_context_refusal_is_told_apart() {
+    let server = MockLlm::start(&["test-model"], vec![Reply::ContextExceeded]);
+    let error = chat(config(&server), &hello()).unwrap_err();
+    assert!(matches!(error, LlmError::ServerContext { .. }), "{error:?}");
+    assert!(error.hint().unwrap().contains("--llm-context"), "{error:?}");
+    assert_eq!(server.requests().len(), 1, "not retried");
 }
 
 #[test]

@@ -44,6 +44,19 @@ pub enum Reply {
     /// body saying response_format is not supported (like servers without JSON mode) and does
     /// NOT consume the reply, so the client's retry without response_format gets the content.
     NoJsonMode(String),
+    /// Like llama-cpp-python's server: a `json_schema` response_format is refused with a 500
+    /// whose body names `json_object` (not consumed); any other request gets the content.
+    NoJsonSchema(String),
+    /// The content, with finish_reason "length" (an answer cut at max_tokens).
+    Length(String),
+    /// A stream that stops after the content: no finish_reason, no `[DONE]` (a dropped
+    /// upstream, or llama-cpp-python's answer to a prompt longer than its context when the
+    /// content is empty).
+    Cut(String),
+    /// A stream whose events come `pause` apart (a slow model, or a stalled one).
+    Trickle { text: String, pause: Duration },
+    /// llama-server's 400 for a prompt longer than its context.
+    ContextExceeded,
 }
 
 /// A running server; stops when dropped.
@@ -58,6 +71,8 @@ pub struct MockLlm {
 #[derive(Default)]
 struct Shared {
     models: Vec<String>,
+    /// The context `GET /props` reports, as llama-server does; `None` answers 404.
+    context: Option<u32>,
     replies: VecDeque<Reply>,
     requests: Vec<Value>,
     authorizations: Vec<Option<String>>,
@@ -70,6 +85,12 @@ impl MockLlm {
     /// The server runs on its own thread with its own tokio runtime, so it works from both sync
     /// tests and tests that have their own runtime.
     pub fn start(models: &[&str], replies: Vec<Reply>) -> MockLlm {
+        Self::start_with_context(models, replies, None)
+    }
+
+    /// Like `start`, and `GET /props` reports `context` as llama-server's
+    /// `default_generation_settings.n_ctx`.
+    pub fn start_with_context(models: &[&str], replies: Vec<Reply>, context: Option<u32>) -> MockLlm {
         // Checked here: a panic in a handler would reach the client only as a dropped connection.
         for reply in &replies {
             if let Reply::Error { status, .. } = innermost(reply) {
@@ -83,11 +104,13 @@ impl MockLlm {
         let addr = listener.local_addr().expect("the listener's address");
         let shared = Arc::new(Mutex::new(Shared {
             models: models.iter().map(|m| (*m).to_owned()).collect(),
+            context,
             replies: replies.into(),
             ..Shared::default()
         }));
         let app = Router::new()
             .route("/v1/models", get(list_models))
+            .route("/props", get(props))
             .route("/v1/chat/completions", post(chat))
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
@@ -153,6 +176,13 @@ fn innermost(reply: &Reply) -> &Reply {
     }
 }
 
+async fn props(State(shared): State<SharedState>) -> Response {
+    match lock(&shared).context {
+        Some(n_ctx) => Json(json!({"default_generation_settings": {"n_ctx": n_ctx}, "total_slots": 1})).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
 async fn list_models(State(shared): State<SharedState>) -> Json<Value> {
     let data: Vec<Value> = lock(&shared)
         .models
@@ -168,6 +198,7 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, body: Bytes
     let authorization = headers.get(header::AUTHORIZATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let parsed = serde_json::from_slice::<Value>(&body);
     let wants_format = parsed.as_ref().is_ok_and(|r| r.get("response_format").is_some_and(|f| !f.is_null()));
+    let wants_schema = parsed.as_ref().is_ok_and(|r| r["response_format"]["type"] == "json_schema");
     let (number, request, reply) = {
         let mut state = lock(&shared);
         state.authorizations.push(authorization);
@@ -183,6 +214,7 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, body: Bytes
         let reply = match state.replies.front() {
             // Left queued for the retry without response_format that the 400 provokes.
             Some(front) if wants_format && matches!(innermost(front), Reply::NoJsonMode(_)) => Some(front.clone()),
+            Some(front) if wants_schema && matches!(innermost(front), Reply::NoJsonSchema(_)) => Some(front.clone()),
             _ => state.replies.pop_front(),
         };
         (state.requests.len(), request, reply)
@@ -200,7 +232,23 @@ async fn chat(State(shared): State<SharedState>, headers: HeaderMap, body: Bytes
             Reply::NoJsonMode(_) if wants_format => {
                 error(StatusCode::BAD_REQUEST, "response_format is not supported by this server")
             }
-            Reply::Content(text) | Reply::NoJsonMode(text) => completion(number, &request, &text),
+            Reply::NoJsonSchema(_) if wants_schema => error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "[{'type': 'literal_error', 'loc': ('body', 'response_format', 'type'), 'msg': \"Input should be \
+                 'text' or 'json_object'\", 'input': 'json_schema'}]",
+            ),
+            Reply::Content(text) | Reply::NoJsonMode(text) | Reply::NoJsonSchema(text) => {
+                completion(number, &request, &text, Ending::Stop, Duration::from_millis(2))
+            }
+            Reply::Length(text) => completion(number, &request, &text, Ending::Length, Duration::from_millis(2)),
+            Reply::Cut(text) => completion(number, &request, &text, Ending::Cut, Duration::from_millis(2)),
+            Reply::Trickle { text, pause } => completion(number, &request, &text, Ending::Stop, pause),
+            Reply::ContextExceeded => (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": {"code": 400, "message": "the request exceeds the available context size, \
+                    try increasing it", "type": "exceed_context_size_error"}})),
+            )
+                .into_response(),
             Reply::Error { status, message } => {
                 error(StatusCode::from_u16(status).expect("checked by MockLlm::start"), &message)
             }
@@ -228,28 +276,45 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({"error": {"message": message, "type": kind, "code": code}}))).into_response()
 }
 
-fn completion(number: usize, request: &Value, text: &str) -> Response {
+/// How an answer ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ending {
+    /// finish_reason "stop", then `[DONE]` when streamed.
+    Stop,
+    /// finish_reason "length", then `[DONE]`.
+    Length,
+    /// Nothing: the stream just stops.
+    Cut,
+}
+
+fn completion(number: usize, request: &Value, text: &str, ending: Ending, pause: Duration) -> Response {
     let id = format!("chatcmpl-test-{number}");
     let model = request.get("model").cloned().unwrap_or(Value::Null);
     let messages = request["messages"].as_array().into_iter().flatten();
     let prompt_chars = messages.filter_map(|m| m["content"].as_str()).map(|c| c.chars().count()).sum::<usize>();
-    if request["stream"].as_bool() == Some(true) {
-        return stream(&id, &model, text);
-    }
     let (prompt, answer) = (prompt_chars / 4, text.chars().count() / 4);
     let usage = json!({"prompt_tokens": prompt, "completion_tokens": answer, "total_tokens": prompt + answer});
+    if request["stream"].as_bool() == Some(true) {
+        let usage = (request["stream_options"]["include_usage"] == true).then_some(usage);
+        return stream(&id, &model, text, ending, usage, pause);
+    }
+    let finish = match ending {
+        Ending::Stop => json!("stop"),
+        Ending::Length => json!("length"),
+        Ending::Cut => Value::Null,
+    };
     Json(json!({
         "id": id,
         "object": "chat.completion",
         "created": 0,
         "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
         "usage": usage,
     }))
     .into_response()
 }
 
-fn stream(id: &str, model: &Value, text: &str) -> Response {
+fn stream(id: &str, model: &Value, text: &str, ending: Ending, usage: Option<Value>, pause: Duration) -> Response {
     let delta = |delta: Value, finish: Value| {
         let choices = json!([{"index": 0, "delta": delta, "finish_reason": finish}]);
         json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": choices})
@@ -257,18 +322,27 @@ fn stream(id: &str, model: &Value, text: &str) -> Response {
     let chars: Vec<char> = text.chars().collect();
     let mut events = vec![delta(json!({"role": "assistant", "content": ""}), Value::Null)];
     events.extend(chars.chunks(16).map(|c| delta(json!({"content": c.iter().collect::<String>()}), Value::Null)));
-    events.push(delta(json!({}), json!("stop")));
+    match ending {
+        Ending::Stop => events.push(delta(json!({}), json!("stop"))),
+        Ending::Length => events.push(delta(json!({}), json!("length"))),
+        Ending::Cut => {}
+    }
+    // As OpenAI sends it with `stream_options.include_usage`: a last chunk with no choices.
+    if let Some(usage) = usage.filter(|_| ending != Ending::Cut) {
+        events.push(json!({"id": id, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [], "usage": usage}));
+    }
+    let done = (ending != Ending::Cut).then(|| "data: [DONE]\n\n".to_owned());
     let mut frames = Vec::new();
-    for event in events.iter().map(|e| format!("data: {e}\n\n")).chain(["data: [DONE]\n\n".to_owned()]) {
+    for event in events.iter().map(|e| format!("data: {e}\n\n")).chain(done) {
         // Each event goes out in two writes cut mid-line, so a client that parses per read
         // rather than per line fails here as it would against a real server behind a proxy.
         let (head, tail) = event.split_at(event.floor_char_boundary(event.len() / 2));
         frames.extend([head.to_owned(), tail.to_owned()]);
     }
-    // A few milliseconds between writes so they reach the client as separate reads.
-    let body = futures_util::stream::unfold(frames.into_iter(), |mut frames| async move {
+    // A pause between writes so they reach the client as separate reads.
+    let body = futures_util::stream::unfold(frames.into_iter(), move |mut frames| async move {
         let frame = frames.next()?;
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(pause).await;
         Some((Ok::<_, Infallible>(frame), frames))
     });
     ([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(body))

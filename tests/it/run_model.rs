@@ -40,6 +40,9 @@ emit("portfolio_dscr", sum(r["noi"] for r in rows) / sum(r["annual_debt_service"
 fn with_model(server: &MockLlm, args: &[&str]) -> Vec<String> {
     let mut all: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
     all.extend(["--llm-url".into(), server.base_url(), "--model".into(), "test-model".into(), "--json".into()]);
+    // The test server does not say its context: this is a roomy local model's. Tests of
+    // small contexts have the server report one, which wins when it is smaller.
+    all.extend(["--llm-context".into(), "16384".into()]);
     all
 }
 
@@ -110,18 +113,107 @@ fn a_failing_script_sends_its_traceback_back() {
     assert_eq!(dscr_by_name(&record).len(), 10);
 }
 
+/// A script that refers to `result` but reports nothing when it runs: the validator
+/// cannot see that, the run can.
+const SILENT: &str = "from metaexec import log, result\nrows = []\nif rows:\n    result(rows)\nlog('done')\n";
+
 #[test]
 fn a_script_that_reports_nothing_is_sent_back() {
-    let silent = "from metaexec import log\nlog('done')\nprint('DSCR computed')\n";
+    let printer = "from metaexec import log\nlog('done')\nprint('DSCR computed')\n";
     let server = MockLlm::start(
         &["test-model"],
-        vec![Reply::Content(PLAN.into()), Reply::Content(answer(silent)), Reply::Content(answer(GOOD))],
+        vec![
+            Reply::Content(PLAN.into()),
+            Reply::Content(answer(printer)),
+            Reply::Content(answer(SILENT)),
+            Reply::Content(answer(GOOD)),
+        ],
     );
     let ctx = TestContext::new();
     let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache"]);
     assert_eq!(code, Some(0), "{record:#}");
-    assert!(last_user_message(&server, 2).contains("reported no results"), "{}", last_user_message(&server, 2));
+    // Caught before running: nothing in the script can report a result.
+    assert!(last_user_message(&server, 2).contains("MX015"), "{}", last_user_message(&server, 2));
+    // Caught after running: it could have, and did not.
+    assert!(last_user_message(&server, 3).contains("reported no results"), "{}", last_user_message(&server, 3));
+    let statuses: Vec<_> = record["attempts"].as_array().unwrap().iter().map(|a| a["status"].clone()).collect();
+    assert_eq!(statuses, ["rejected", "no_results", "ok"]);
     assert_eq!(dscr_by_name(&record).len(), 10);
+}
+
+#[test]
+fn a_run_whose_last_script_reports_nothing_is_no_results_not_ok() {
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![Reply::Content(PLAN.into()), Reply::Content(answer(SILENT)), Reply::Content(answer(SILENT))],
+    );
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache", "--max-repairs", "1"]);
+    assert_eq!(code, Some(1), "{record:#}");
+    assert_eq!(record["outcome"]["status"], "error");
+    assert_eq!(record["outcome"]["error"]["kind"], "no_results");
+    assert_eq!(record["attempts"][1]["execution_error"]["kind"], "no_results");
+}
+
+#[test]
+fn a_model_error_mid_run_keeps_the_plan_and_names_the_stage() {
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![Reply::Content(PLAN.into()), Reply::Error { status: 400, message: "bad request".into() }],
+    );
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache"]);
+    assert_eq!(code, Some(2), "{record:#}");
+    assert_eq!(record["task"]["goal"], "Review DSCR for every property", "the plan is kept: {record:#}");
+    assert_eq!(record["failed_stage"], "generate");
+    assert!(record["error"]["message"].as_str().unwrap().contains("generate stage"), "{record:#}");
+    let task = ctx.path().join(record["run_dir"].as_str().unwrap()).join("task.json");
+    assert!(std::fs::read_to_string(task).unwrap().contains("Review DSCR"), "task.json is kept");
+}
+
+#[test]
+fn a_plan_cut_at_its_limit_twice_is_an_honest_failure() {
+    let cut = "{\"goal\": \"Review DSCR for every property, property by property, and then again".to_owned();
+    let server = MockLlm::start(&["test-model"], vec![Reply::Length(cut.clone()), Reply::Length(cut)]);
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache"]);
+    assert_eq!(code, Some(1), "{record:#}");
+    assert_eq!(record["error"]["kind"], "llm_answer", "{record:#}");
+    assert!(last_user_message(&server, 1).contains("cut off at the token limit"), "a tighter instruction");
+    assert!(record["task"].is_null(), "no plan was used");
+    assert_eq!(record["model_calls"][0]["finish_reason"], "length");
+}
+
+#[test]
+fn a_small_context_gets_the_compact_reference_and_too_small_a_one_fails_before_calling() {
+    // 4,096 tokens: the plan fits; the generate prompt fits only with the compact reference.
+    let server = MockLlm::start_with_context(
+        &["test-model"],
+        vec![Reply::Content(PLAN.into()), Reply::Content(answer(GOOD))],
+        Some(4096),
+    );
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache"]);
+    assert_eq!(code, Some(0), "{record:#}");
+    let generate = &server.requests()[1];
+    let prompt = generate["messages"][1]["content"].as_str().unwrap();
+    assert!(prompt.contains("# metaexec API (compact)"), "{prompt}");
+    assert!(record["notes"].to_string().contains("compact one was sent"), "{record:#}");
+    for call in record["model_calls"].as_array().unwrap() {
+        let fit = &call["fit"];
+        let used = call["usage"]["prompt_tokens"].as_u64().unwrap() + fit["max_tokens"].as_u64().unwrap();
+        assert!(used <= 4096, "prompt and answer fit the context: {call:#}");
+    }
+
+    // 1,024 tokens hold not even the plan prompt: nothing is sent.
+    let tiny = MockLlm::start_with_context(&["test-model"], vec![Reply::Content(PLAN.into())], Some(1024));
+    let (code, record) = run_model(&ctx, &tiny, &[PORTFOLIO_REQUEST, "--no-cache"]);
+    assert_eq!(code, Some(2), "{record:#}");
+    assert_eq!(record["error"]["kind"], "llm_context");
+    let message = record["error"]["message"].as_str().unwrap();
+    assert!(message.contains("holds 1024") && message.contains("nothing was sent"), "{message}");
+    assert!(record["error"]["hint"].as_str().unwrap().contains("-c N"), "{record:#}");
+    assert!(tiny.requests().is_empty());
 }
 
 #[test]

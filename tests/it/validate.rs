@@ -82,7 +82,7 @@ fn markers(source: &str) -> BTreeSet<(u32, String)> {
 /// The best-practice warnings are left out except in their own folders, where they are
 /// the subject.
 fn counted(code: &str, folder: &str) -> bool {
-    !matches!(code, "MX010" | "MX011") || code == folder
+    !matches!(code, "MX010" | "MX011" | "MX015") || code == folder
 }
 
 #[test]
@@ -240,7 +240,7 @@ fn the_score_and_threshold_decide_the_verdict() {
     assert_eq!((report.verdict, report.score), (Verdict::Warn, 0.9));
     let strict = Options { threshold: 0.95, ..Options::default() };
     assert_eq!(validate::validate(source, &strict).verdict, Verdict::Reject);
-    let clean = "import metaexec\ntry:\n    metaexec.log('start')\nexcept Exception as e:\n    metaexec.log(str(e))\n";
+    let clean = "import metaexec\ntry:\n    metaexec.log('start')\n    metaexec.result({'x': 1})\nexcept Exception as e:\n    metaexec.log(str(e))\n";
     let report = validate::validate(clean, &Options::default());
     assert_eq!((report.verdict, report.score), (Verdict::Pass, 1.0), "{report:#?}");
 }
@@ -249,12 +249,12 @@ fn the_score_and_threshold_decide_the_verdict() {
 fn check_prints_findings_like_a_linter_and_exits_1_on_reject() {
     let ctx = TestContext::new();
     let script = ctx.path().join("bad.py");
-    std::fs::write(&script, "import os\nos.system('id')\n").unwrap();
+    std::fs::write(&script, "import os\nimport metaexec\nos.system('id')\nmetaexec.result({})\n").unwrap();
     let output = metaexec_command(&ctx).args(["check", "bad.py"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("bad.py:2:1: MX002 [error] `os.system` starts other programs"), "{stdout}");
-    assert!(stdout.contains("2 | os.system('id')"), "{stdout}");
+    assert!(stdout.contains("bad.py:3:1: MX002 [error] `os.system` starts other programs"), "{stdout}");
+    assert!(stdout.contains("3 | os.system('id')"), "{stdout}");
     assert!(stdout.contains("bad.py: reject"), "{stdout}");
 
     let output = metaexec_command(&ctx).args(["check", "bad.py", "--json"]).output().unwrap();
@@ -262,7 +262,7 @@ fn check_prints_findings_like_a_linter_and_exits_1_on_reject() {
     assert_eq!(report["verdict"], "reject");
     let codes: Vec<_> = report["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
     assert_eq!(codes, ["MX010", "MX011", "MX002"]);
-    assert_eq!(report["findings"][2]["line"], 2);
+    assert_eq!(report["findings"][2]["line"], 3);
     assert_eq!(report["backend"]["backend"], "wasi");
 
     // The shipped example passes through the command as well.

@@ -18,6 +18,7 @@ mod invalid_sql;
 mod logging;
 mod native_code;
 mod network;
+mod no_results;
 mod shell_process;
 mod sql_formatting;
 mod sql_schema;
@@ -57,6 +58,7 @@ pub static RULES: &[&Rule] = &[
     &unknown_table::RULE,
     &unknown_column::RULE,
     &invalid_sql::RULE,
+    &no_results::RULE,
 ];
 
 /// The rule with a code.
