@@ -266,40 +266,44 @@ pub const DEFAULT_AT_RISK_THRESHOLD: f64 = 1.25;
 /// servers with structured output return a valid plan.
 pub fn json_schema() -> serde_json::Value {
     let shock = serde_json::json!({"type": "number"});
+    // The lengths bound what a server that enforces the schema (llama.cpp's grammars) lets
+    // a model write: a small model otherwise rambles in `goal` until its token limit.
+    let text = |max: u32| serde_json::json!({"type": "string", "maxLength": max});
+    let list = |max_items: u32, max_len: u32| serde_json::json!({"type": "array", "items": text(max_len), "maxItems": max_items});
     serde_json::json!({
         "type": "object",
         "properties": {
-            "goal": {"type": "string"},
+            "goal": text(240),
             "task_kind": {"type": "string", "enum": [
                 "portfolio_review", "property_review", "at_risk", "stress_test",
                 "metrics_summary", "export", "trend", "loan_sizing", "maturities", "hold_irr", "other"
             ]},
-            "entities": {"type": "array", "items": {"type": "string"}},
+            "entities": list(12, 80),
             "metrics": {"type": "array", "items": {"type": "string", "enum": ["dscr", "cap_rate", "debt_yield", "ltv"]}},
             "threshold": {"type": ["number", "null"]},
             "scenarios": {"type": "array", "items": {
                 "type": "object",
                 "properties": {
-                    "name": {"type": "string"},
+                    "name": text(60),
                     "noi_change": shock, "revenue_change": shock, "expense_change": shock,
                     "vacancy_change": shock, "rate_change": shock
                 },
                 "required": ["name"]
-            }},
+            }, "maxItems": 12},
             "sweep": {
                 "type": "object",
                 "properties": {
-                    "grid": {"type": "array", "items": {"type": "string"}},
+                    "grid": list(4, 80),
                     "monte_carlo": {"type": "integer", "minimum": 0},
                     "seed": {"type": ["integer", "null"]},
-                    "dist": {"type": "array", "items": {"type": "string"}}
+                    "dist": list(4, 80)
                 }
             },
             "wants_web": {"type": "boolean"},
             "wants_simulations": {"type": "boolean"},
             "exports": {"type": "array", "items": {"type": "string", "enum": ["csv", "xlsx"]}},
-            "steps": {"type": "array", "items": {"type": "string"}},
-            "assumptions": {"type": "array", "items": {"type": "string"}}
+            "steps": list(8, 120),
+            "assumptions": list(6, 160)
         },
         "required": ["goal", "task_kind", "steps"]
     })

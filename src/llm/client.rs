@@ -457,12 +457,23 @@ impl LlmClient {
         };
         let idle = self.config.idle_timeout;
         let mut done = false;
+        let mut started = false;
         while !done {
-            // Silence is bounded between events; the whole answer by the request's timeout.
-            let chunk = tokio::time::timeout(idle, response.chunk()).await.map_err(|_| {
-                AttemptError::Fatal(LlmError::Stalled { url: self.config.base_url.clone(), secs: idle.as_secs_f64() })
-            })?;
+            // Silence is bounded between events once the answer has begun; before its first
+            // piece the server reads the prompt, which on a CPU can take minutes, so only
+            // the request's whole-answer timeout applies.
+            let chunk = if started {
+                tokio::time::timeout(idle, response.chunk()).await.map_err(|_| {
+                    AttemptError::Fatal(LlmError::Stalled {
+                        url: self.config.base_url.clone(),
+                        secs: idle.as_secs_f64(),
+                    })
+                })?
+            } else {
+                response.chunk().await
+            };
             let Some(bytes) = chunk.map_err(|e| self.classify_transport(&e))? else { break };
+            started = true;
             pending.extend_from_slice(&bytes);
             // Events are lines; a chunk may end inside one, so only whole lines are read.
             while let Some(end) = pending.iter().position(|&b| b == b'\n') {
