@@ -1,6 +1,6 @@
 //! Integration tests: the real wasmtime sandbox running the real CPython component, real SQLite
-//! files and a throwaway PostgreSQL cluster (`pg`), and the real `metaexec` binary. One
-//! test binary, shared helpers in `common`.
+//! files, a throwaway PostgreSQL cluster (`pg`), real llama.cpp model servers (`llama`) and
+//! the real `metaexec` binary. One test binary, shared helpers in `common`.
 
 mod analysis;
 mod cli;
@@ -13,6 +13,7 @@ mod interrupt;
 mod isolation;
 mod library;
 mod limits;
+mod llama;
 mod llm;
 mod llm_server;
 mod pg;
