@@ -82,7 +82,7 @@ mod tests {
             attempts: 1,
             fit: None,
             json_mode: None,
-            usage_estimated: false,
+            usage_source: crate::llm::wire::UsageSource::Reported,
         };
         cache.put(&key, &completion);
         assert_eq!(cache.get(&key), Some(completion));

@@ -16,7 +16,7 @@ use super::LlmError;
 use super::config::LlmConfig;
 use super::fit::{self, AnswerBudget, Fit};
 use super::server::{self, ContextWindow, JsonMode, Remembered, ServerMemory};
-use super::wire::{self, ChatBody, ChatChunk, ChatResponse, Message, ModelList, Usage};
+use super::wire::{self, ChatBody, ChatChunk, ChatResponse, Message, ModelList, Usage, UsageSource};
 
 /// The longest pause a `Retry-After` header can impose; a server asking for more is
 /// reported rather than waited on.
@@ -65,9 +65,9 @@ pub struct Completion {
     /// The structured-output form the answer was asked in, for a request with a schema.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json_mode: Option<JsonMode>,
-    /// The server reported no token counts: `usage` is metaexec's own count.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub usage_estimated: bool,
+    /// Who counted `usage`.
+    #[serde(default, skip_serializing_if = "UsageSource::is_reported")]
+    pub usage_source: UsageSource,
 }
 
 /// What the first contact with the server established.
@@ -289,7 +289,7 @@ impl LlmClient {
                     completion.elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
                     completion.attempts = attempts;
                     completion.fit = Some(fitted);
-                    self.account(&mut completion, request, fitted);
+                    self.account(&mut completion, request, fitted).await;
                     return Ok(completion);
                 }
                 Err(AttemptError::Refused(refusal)) => {
@@ -338,9 +338,26 @@ impl LlmClient {
         }
     }
 
-    /// Learns the tokenizer's ratio from the server's count, or counts for a server that
-    /// reports none, so that every call has its tokens on record.
-    fn account(&self, completion: &mut Completion, request: &ChatRequest, fitted: Fit) {
+    /// Learns the tokenizer's ratio from the server's count. For a server that reported
+    /// none (llama-cpp-python's streams), its tokenizer counts, else metaexec does, so
+    /// that every call has its tokens on record.
+    async fn account(&self, completion: &mut Completion, request: &ChatRequest, fitted: Fit) {
+        if completion.usage.prompt_tokens == 0 {
+            let timeout = self.probe_timeout();
+            let authorise = |b| self.authorised(b);
+            let (http, url) = (&self.http, self.config.base_url.as_str());
+            let prompt: String = request.messages.iter().map(|m| m.content.as_str()).collect::<Vec<_>>().join("\n");
+            let prompt = server::count_tokens(http, url, prompt, &authorise, timeout).await;
+            let answer = match prompt {
+                Some(_) => server::count_tokens(http, url, completion.content.clone(), &authorise, timeout).await,
+                None => None,
+            };
+            if let (Some(prompt), Some(answer)) = (prompt, answer) {
+                let template = u64::from(fit::PER_MESSAGE_TOKENS) * request.messages.len() as u64;
+                completion.usage = Usage { prompt_tokens: prompt + template, completion_tokens: answer };
+                completion.usage_source = UsageSource::Tokenized;
+            }
+        }
         let mut learnt = self.learnt();
         match fit::learnt_ratio(fit::chars(&request.messages), completion.usage.prompt_tokens) {
             Some(ratio) => learnt.measured = Some(learnt.measured.map_or(ratio, |m| m.min(ratio))),
@@ -348,7 +365,7 @@ impl LlmClient {
                 let answer = completion.content.chars().count() as f64 / learnt.chars_per_token();
                 completion.usage =
                     Usage { prompt_tokens: u64::from(fitted.prompt_tokens), completion_tokens: answer.ceil() as u64 };
-                completion.usage_estimated = true;
+                completion.usage_source = UsageSource::Estimated;
             }
         }
     }
@@ -453,7 +470,7 @@ impl LlmClient {
             attempts: 0,
             fit: None,
             json_mode: None,
-            usage_estimated: false,
+            usage_source: UsageSource::Reported,
         };
         let idle = self.config.idle_timeout;
         let mut done = false;
@@ -559,7 +576,7 @@ fn parse_response(model: &str, text: &str) -> Result<Completion, LlmError> {
         attempts: 0,
         fit: None,
         json_mode: None,
-        usage_estimated: false,
+        usage_source: UsageSource::Reported,
     })
 }
 
@@ -601,7 +618,7 @@ mod tests {
             attempts: 0,
             fit: None,
             json_mode: None,
-            usage_estimated: false,
+            usage_source: UsageSource::Reported,
         };
         for data in [
             r#"{"model":"served","choices":[{"delta":{"role":"assistant"}}]}"#,

@@ -12,7 +12,7 @@ use super::wire::Message;
 pub const CAUTIOUS_CHARS_PER_TOKEN: f64 = 3.0;
 
 /// Tokens each message costs beyond its text (role markers, separators in chat templates).
-const PER_MESSAGE_TOKENS: u32 = 8;
+pub const PER_MESSAGE_TOKENS: u32 = 8;
 
 /// Tokens kept free between prompt and answer for what the count cannot see (the chat
 /// template's own text, a tokenizer that splits worse than measured).

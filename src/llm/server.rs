@@ -81,10 +81,11 @@ fn tokens_at(value: &Value, pointer: &str) -> Option<u32> {
     value.pointer(pointer).and_then(Value::as_u64).filter(|&n| n > 0).and_then(|n| u32::try_from(n).ok())
 }
 
-/// The context length in a `GET /models` list: vLLM gives `max_model_len` per model.
+/// The context length in a `GET /models` list: vLLM gives `max_model_len` per model,
+/// llama-server `meta.n_ctx`.
 pub fn context_in_model_list(list: &Value, model: &str) -> Option<u32> {
     let entry = list.get("data")?.as_array()?.iter().find(|m| m.get("id").and_then(Value::as_str) == Some(model))?;
-    tokens_at(entry, "/max_model_len")
+    tokens_at(entry, "/max_model_len").or_else(|| tokens_at(entry, "/meta/n_ctx"))
 }
 
 /// Asks the server's own endpoints for the context it runs `model` with: llama-server's
@@ -156,6 +157,34 @@ pub async fn probe_context(
     None
 }
 
+/// How many tokens `text` is, by the server's own tokenizer: llama-cpp-python's
+/// `POST /extras/tokenize/count`, else llama-server's `POST /tokenize`; `None` when the
+/// server has neither.
+pub async fn count_tokens(
+    http: &reqwest::Client,
+    base_url: &str,
+    text: String,
+    authorise: &dyn Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    timeout: Duration,
+) -> Option<u64> {
+    let root = root(base_url);
+    let post = |path: &str, body: Value| {
+        let request = authorise(http.post(format!("{root}{path}")))
+            .timeout(timeout)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        async move {
+            let response = request.send().await.ok().filter(|r| r.status().is_success())?;
+            serde_json::from_slice::<Value>(&response.bytes().await.ok()?).ok()
+        }
+    };
+    if let Some(counted) = post("/extras/tokenize/count", json!({"input": text})).await {
+        return counted.get("count").and_then(Value::as_u64);
+    }
+    let tokens = post("/tokenize", json!({"content": text})).await?;
+    tokens.get("tokens").and_then(Value::as_array).map(|t| t.len() as u64)
+}
+
 /// What is remembered of one endpoint and model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Remembered {
@@ -225,10 +254,12 @@ mod tests {
     }
 
     #[test]
-    fn vllm_lists_the_context_with_the_model() {
-        let list = json!({"data": [{"id": "a", "max_model_len": 8192}, {"id": "b"}]});
+    fn vllm_and_llama_server_list_the_context_with_the_model() {
+        let list =
+            json!({"data": [{"id": "a", "max_model_len": 8192}, {"id": "b"}, {"id": "c", "meta": {"n_ctx": 4096}}]});
         assert_eq!(context_in_model_list(&list, "a"), Some(8192));
         assert_eq!(context_in_model_list(&list, "b"), None);
+        assert_eq!(context_in_model_list(&list, "c"), Some(4096), "llama-server");
         assert_eq!(root("http://h:1/v1"), "http://h:1");
     }
 

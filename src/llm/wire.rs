@@ -90,6 +90,29 @@ pub struct Usage {
     pub completion_tokens: u64,
 }
 
+/// Who counted a call's tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsageSource {
+    /// The server, in its answer (`usage`).
+    #[default]
+    Reported,
+    /// The server's tokenizer, asked afterwards (`/extras/tokenize/count`, `/tokenize`):
+    /// exact for the answer, the chat template's few tokens per message added by us. For
+    /// servers whose streams carry no usage (llama-cpp-python).
+    Tokenized,
+    /// metaexec's own count (characters over the learnt ratio): the server reports none
+    /// and has no tokenizer endpoint.
+    Estimated,
+}
+
+impl UsageSource {
+    /// Whether this is the default, left out of records.
+    pub fn is_reported(&self) -> bool {
+        *self == Self::Reported
+    }
+}
+
 /// One server-sent event of a streamed answer.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatChunk {

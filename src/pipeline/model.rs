@@ -92,7 +92,7 @@ fn call(stage: Stage, messages: Vec<Message>, completion: &Completion, cached: b
         cached,
         elapsed_ms: if cached { 0.0 } else { completion.elapsed_ms },
         usage: completion.usage,
-        usage_estimated: completion.usage_estimated,
+        usage_source: completion.usage_source,
         finish_reason: completion.finish_reason.clone(),
         fit: completion.fit,
         json_mode: completion.json_mode,

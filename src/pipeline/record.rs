@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::llm::Message;
 use crate::llm::fit::Fit;
 use crate::llm::server::JsonMode;
-use crate::llm::wire::Usage;
+use crate::llm::wire::{Usage, UsageSource};
 use crate::outcome::{Outcome, OutcomeError};
 use crate::sweep::SweepMetrics;
 use crate::sweep::summary::{DscrMatrix, ScenarioLine, Summary};
@@ -81,12 +81,12 @@ pub struct ModelCall {
     pub cached: bool,
     /// Time spent waiting for it, in milliseconds (0 when cached).
     pub elapsed_ms: f64,
-    /// Token counts: the server's, or metaexec's own count where the server reports none
-    /// (`usage_estimated`).
+    /// Token counts (see `usage_source`).
     pub usage: Usage,
-    /// metaexec counted `usage` itself: the server reported no token counts.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub usage_estimated: bool,
+    /// Who counted `usage`: the server in its answer (left out), its tokenizer afterwards
+    /// (`tokenized`), or metaexec (`estimated`).
+    #[serde(default, skip_serializing_if = "UsageSource::is_reported")]
+    pub usage_source: UsageSource,
     /// Why the answer ended (`stop`, `length`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,

@@ -204,7 +204,7 @@ fn streamed_answers_ask_for_and_record_usage() {
     let completion = chat(streaming, &hello()).unwrap();
     assert_eq!(server.requests()[0]["stream_options"], json!({"include_usage": true}));
     assert!(completion.usage.prompt_tokens > 0 && completion.usage.completion_tokens > 0, "{completion:?}");
-    assert!(!completion.usage_estimated);
+    assert_eq!(completion.usage_source, metaexec::llm::wire::UsageSource::Reported);
 }
 
 #[test]

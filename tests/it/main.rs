@@ -18,6 +18,7 @@ mod llm;
 mod llm_server;
 mod pg;
 mod questions;
+mod real_llm;
 mod redteam;
 mod run;
 mod run_model;
