@@ -266,44 +266,47 @@ pub const DEFAULT_AT_RISK_THRESHOLD: f64 = 1.25;
 /// servers with structured output return a valid plan.
 pub fn json_schema() -> serde_json::Value {
     let shock = serde_json::json!({"type": "number"});
-    // The lengths bound what a server that enforces the schema (llama.cpp's grammars) lets
-    // a model write: a small model otherwise rambles in `goal` until its token limit.
+    // Every string and list is bounded, so a server that enforces the schema (llama.cpp's
+    // grammars) stops a small model that loops, in `goal` or by repeating a list's item,
+    // before its token limit cuts the plan: the largest plan fits `AnswerBudget::PLAN`
+    // (checked by a test).
     let text = |max: u32| serde_json::json!({"type": "string", "maxLength": max});
     let list = |max_items: u32, max_len: u32| serde_json::json!({"type": "array", "items": text(max_len), "maxItems": max_items});
+    let choices = |names: &[&str]| serde_json::json!({"type": "array", "items": {"type": "string", "enum": names}, "maxItems": names.len()});
     serde_json::json!({
         "type": "object",
         "properties": {
-            "goal": text(240),
+            "goal": text(200),
             "task_kind": {"type": "string", "enum": [
                 "portfolio_review", "property_review", "at_risk", "stress_test",
                 "metrics_summary", "export", "trend", "loan_sizing", "maturities", "hold_irr", "other"
             ]},
-            "entities": list(12, 80),
-            "metrics": {"type": "array", "items": {"type": "string", "enum": ["dscr", "cap_rate", "debt_yield", "ltv"]}},
+            "entities": list(8, 60),
+            "metrics": choices(&["dscr", "cap_rate", "debt_yield", "ltv"]),
             "threshold": {"type": ["number", "null"]},
             "scenarios": {"type": "array", "items": {
                 "type": "object",
                 "properties": {
-                    "name": text(60),
+                    "name": text(40),
                     "noi_change": shock, "revenue_change": shock, "expense_change": shock,
                     "vacancy_change": shock, "rate_change": shock
                 },
                 "required": ["name"]
-            }, "maxItems": 12},
+            }, "maxItems": 8},
             "sweep": {
                 "type": "object",
                 "properties": {
-                    "grid": list(4, 80),
+                    "grid": list(3, 60),
                     "monte_carlo": {"type": "integer", "minimum": 0},
                     "seed": {"type": ["integer", "null"]},
-                    "dist": list(4, 80)
+                    "dist": list(3, 60)
                 }
             },
             "wants_web": {"type": "boolean"},
             "wants_simulations": {"type": "boolean"},
-            "exports": {"type": "array", "items": {"type": "string", "enum": ["csv", "xlsx"]}},
-            "steps": list(8, 120),
-            "assumptions": list(6, 160)
+            "exports": choices(&["csv", "xlsx"]),
+            "steps": list(6, 100),
+            "assumptions": list(4, 120)
         },
         "required": ["goal", "task_kind", "steps"]
     })
@@ -312,6 +315,61 @@ pub fn json_schema() -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The longest JSON text a value of `schema` can be, as a server that enforces the
+    /// schema lets a model write it: every property present, every list full, every string
+    /// at its limit, one line break and indentation before each item.
+    fn longest_json(schema: &serde_json::Value) -> usize {
+        const INDENT: usize = 8;
+        let kinds: Vec<&str> = match &schema["type"] {
+            serde_json::Value::String(kind) => vec![kind.as_str()],
+            serde_json::Value::Array(kinds) => kinds.iter().filter_map(|k| k.as_str()).collect(),
+            other => panic!("a schema without a type: {other}"),
+        };
+        kinds
+            .into_iter()
+            .map(|kind| match kind {
+                "object" => {
+                    let properties = schema["properties"].as_object().expect("an object's properties");
+                    2 + properties
+                        .iter()
+                        .map(|(key, value)| INDENT + key.len() + 4 + longest_json(value))
+                        .sum::<usize>()
+                }
+                "array" => {
+                    let items = schema["maxItems"].as_u64().unwrap_or_else(|| panic!("an unbounded list: {schema}"));
+                    2 + items as usize * (INDENT + 1 + longest_json(&schema["items"]))
+                }
+                "string" => match schema["enum"].as_array() {
+                    Some(names) => 2 + names.iter().map(|n| n.as_str().unwrap().len()).max().unwrap(),
+                    None => {
+                        2 + schema["maxLength"].as_u64().unwrap_or_else(|| panic!("an unbounded string: {schema}"))
+                            as usize
+                    }
+                },
+                // llama.cpp's grammars allow at most 16 digits either side of the point.
+                "number" => 1 + 16 + 1 + 16,
+                "integer" => 1 + 16,
+                "boolean" => 5,
+                "null" => 4,
+                other => panic!("an unexpected type {other}"),
+            })
+            .max()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_longest_plan_the_schema_allows_fits_the_plan_budget() {
+        use crate::llm::fit::AnswerBudget;
+        let chars = longest_json(&json_schema());
+        // Counted as cautiously as a prompt is before the server's ratio is known.
+        let tokens = chars as f64 / 3.0;
+        assert!(
+            tokens <= f64::from(AnswerBudget::PLAN.want),
+            "the largest plan is {chars} characters, about {tokens:.0} tokens, over the plan's {} tokens",
+            AnswerBudget::PLAN.want
+        );
+    }
 
     #[test]
     fn a_sparse_plan_fills_in_defaults() {

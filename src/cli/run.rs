@@ -54,7 +54,7 @@ pub struct RunArgs {
     pub temperature: Option<f64>,
 
     /// The most tokens one model answer may have; each stage asks for less when it needs
-    /// less or the context is small (a plan 768, a script 2048) [default: 4096].
+    /// less or the context is small (a plan or a script 2048) [default: 4096].
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<u32>,
 

@@ -28,8 +28,8 @@ pub struct AnswerBudget {
 }
 
 impl AnswerBudget {
-    /// A plan: one small JSON object.
-    pub const PLAN: Self = Self { want: 768, least: 320 };
+    /// A plan: one JSON object, whose schema bounds it to fit this (checked by a test in `task`).
+    pub const PLAN: Self = Self { want: 2048, least: 320 };
     /// A script, first or repaired.
     pub const SCRIPT: Self = Self { want: 2048, least: 768 };
 }

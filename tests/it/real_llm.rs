@@ -32,8 +32,9 @@ fn check(kind: Server, json_mode: &str) {
     let Some(server) = llama::start(kind, CONTEXT) else { return };
     let ctx = TestContext::new();
     // One repair round and answers of at most 1,024 tokens: a 135M model on two busy cores
-    // writes a few tokens a second.
-    let (code, record) = run_real(&ctx, &server, &[PORTFOLIO_REQUEST, "--max-repairs", "1", "--max-tokens", "1024"]);
+    // writes a few tokens a second. Greedy sampling, so a run is the same every time.
+    let args = [PORTFOLIO_REQUEST, "--max-repairs", "1", "--max-tokens", "1024", "--temperature", "0"];
+    let (code, record) = run_real(&ctx, &server, &args);
     let log = || server.log();
 
     // The plan: a valid TaskSpec, asked for in the form this server takes.
