@@ -54,13 +54,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let (rows, cached) = runtime.block_on(proxy.query(UNCACHED, &[json!(n), json!(n)], false)).unwrap();
-            assert!(!cached && rows.rows.len() == 10);
+            assert!(!cached && rows.rows.count == 10);
         })
     });
     group.bench_function("host_cached", |b| {
         b.iter(|| {
             let (rows, _) = runtime.block_on(proxy.query(QUERY, &[json!(2024)], false)).unwrap();
-            assert_eq!(rows.rows.len(), 10);
+            assert_eq!(rows.rows.count, 10);
         })
     });
 

@@ -4,7 +4,9 @@
 //!   core), fresh namespace per scenario: the whole sweep, instances started included.
 //! - `sweep/instance_1000`: 1,000 scenarios with a fresh instance each
 //!   (`--isolation instance`).
-//! - `sweep/namespace_10000_trivial`: 10,000 scenarios of `pass`, the runner's own cost.
+//! - `sweep/namespace_10000_trivial`: 10,000 scenarios of a script that reads its two
+//!   parameters and does nothing else, the runner's own cost (a script that reads no
+//!   parameter is refused: its scenarios would all be the same).
 //! - `sweep/command_10000`: `metaexec sweep examples/dscr_stress.py --monte-carlo 10000`
 //!   as a whole process, report files written.
 //! - `sweep/native_python3_10000`: the same script over 10,000 draws in native `python3`
@@ -23,6 +25,9 @@ use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
 use metaexec::sweep::spec::{self, MonteCarlo, SweepSpec};
 use metaexec::sweep::{self, Isolation, SweepOptions};
+
+/// A scenario that only reads its parameters.
+const TRIVIAL: &str = "from metaexec import params\nparams.get('noi_change')\nparams.get('rate_change')\n";
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
@@ -57,7 +62,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10).measurement_time(Duration::from_secs(20));
     for (name, source, n, isolation) in [
         ("namespace_10000", source.as_str(), 10_000, Isolation::Namespace),
-        ("namespace_10000_trivial", "pass\n", 10_000, Isolation::Namespace),
+        ("namespace_10000_trivial", TRIVIAL, 10_000, Isolation::Namespace),
         ("instance_1000", source.as_str(), 1000, Isolation::Instance),
     ] {
         let scenarios = draws(n);

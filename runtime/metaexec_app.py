@@ -34,7 +34,6 @@ _builtins = __builtins__
 # The C scanner alone: `json.loads` also runs a regular expression over the text.
 _scan = json.decoder.JSONDecoder().scan_once
 _set_params = metaexec._set_params
-_seed = random.seed
 _chdir = __import__("os").chdir
 _marshal = __import__("marshal").dumps
 _unmarshal = __import__("marshal").loads
@@ -42,6 +41,63 @@ _CodeType = type(compile("", "", "exec"))
 
 # The loaded script: (name, source, code).
 _script = None
+
+# `random`'s shared generator (`random._inst`, behind `random.random()`, `random.gauss()`
+# ...) starts every run from the run's seed. Seeding rebuilds the generator's 624-word
+# state, which costs as much as a small script, and most scripts draw no number at all;
+# so the generator is seeded when a run first reaches for it. Between runs, the module's
+# names for the generator and its methods are out of its namespace; the module's
+# `__getattr__`, which Python calls for a name a module lacks (`random.gauss`, `from
+# random import gauss` alike), seeds the generator and puts them back. The module is
+# reset to that state when a script is loaded (componentize-py's start-up reads
+# `random.seed`, which puts them back) and after each run that used it, so a run also
+# finds none of the names an earlier one replaced.
+_rng = random._inst
+_random_names = vars(random)
+_RANDOM = {
+    name: value
+    for name, value in _random_names.items()
+    if value is _rng or getattr(value, "__self__", None) is _rng
+}
+# The rest of the namespace, taken once everything is in it (see the end of this module):
+# clearing the module's dict and filling it from this copy costs a quarter of deleting
+# the names one by one.
+_HIDDEN = None
+# The C method underneath `random.seed`: no hashing, no Python-level checks.
+_seed = __import__("_random").Random.seed
+_from_bytes = int.from_bytes
+# The seed of the running run, until the generator is seeded from it: 8 bytes, made a
+# 65-bit integer (a 1 byte above them) so that seeding takes the same steps, and the same
+# fuel, whatever the value.
+_run_seed = None
+
+
+def _random_getattr(name):
+    global _run_seed
+    value = _RANDOM.get(name)
+    if value is None:
+        raise AttributeError("module 'random' has no attribute %r" % (name,))
+    if _run_seed is not None:
+        _seed(_rng, _from_bytes(_run_seed + b"\x01", "little"))
+        _rng.gauss_next = None
+        _run_seed = None
+    if _random_names.keys().isdisjoint(_RANDOM):
+        _random_names.update(_RANDOM)
+    else:
+        # The script put one of the names in first: it keeps its own.
+        for other, function in _RANDOM.items():
+            _random_names.setdefault(other, function)
+    return _random_names[name]
+
+
+def _hide_random():
+    """Resets `random`'s namespace to what the snapshot holds, less the generator's names."""
+    _random_names.clear()
+    _random_names.update(_HIDDEN)
+
+
+random.__getattr__ = _random_getattr
+random.__dir__ = lambda: sorted({*_random_names, *_RANDOM})
 
 
 class _ImportCounter:
@@ -110,6 +166,7 @@ def _flush():
 class Runner(exports.Runner):
     def load(self, name, source, mode, compiled):
         global _script
+        _hide_random()
         # The results folder is the working directory, so that `open("out.csv", "w")`
         # lands where the host collects files. (Not at import: the snapshot is taken
         # where there is no results folder.)
@@ -137,12 +194,12 @@ class Runner(exports.Runner):
         return _marshal(code) if fresh else None
 
     def run(self, params, seed):
+        global _run_seed
         name, source, code = _script
         given = _set_params(_scan(params, 0)[0])
-        # The snapshot froze `random`'s state: every run starts from its own seed. As
-        # bytes, the seed is hashed to a fixed length: seeding costs the same whatever the
-        # value, so a run's fuel does not depend on it.
-        _seed(seed.to_bytes(8, "little"))
+        # The snapshot froze `random`'s state: a run that uses it starts from its own seed
+        # (and no `gauss()` value left over from the run before).
+        _run_seed = seed
         main = _module("__main__")
         main.__file__ = name
         main.__builtins__ = _builtins
@@ -155,6 +212,9 @@ class Runner(exports.Runner):
                 error = _describe(exc, name, source)
         except BaseException as exc:  # noqa: BLE001 - everything the script raises is reported
             error = _describe(exc, name, source)
+        if _run_seed is None:
+            # The run seeded the generator: the next run seeds it again.
+            _hide_random()
         _flush()
         if error is not None:
             raise Err(error)
@@ -166,17 +226,20 @@ def _params_read(given):
     names = []
     for name, default in given._read.items():
         if type(name) is str:
-            try:
-                names.append((name, None if default is None else float(default)))
-            except OverflowError:  # an integer too large for a float: no fallback known
-                names.append((name, None))
-    return ParamsRead(names=names, listed=given._listed)
+            if default is not None and type(default) is not float:
+                try:
+                    default = float(default)
+                except OverflowError:  # an integer too large for a float: no fallback known
+                    default = None
+            names.append((name, default))
+    # Positional: keyword arguments cost this interpreter twice as much.
+    return ParamsRead(names, given._listed)
 
 
 def _warm():
-    """Takes, once, the paths every run takes, so that what they import lazily (`random`
-    seeding from bytes, traceback formatting) is in the snapshot too, not imported by
-    every run."""
+    """Takes, once, the paths runs take, so that what they import lazily (`random`
+    seeding from bytes or text, traceback formatting) is in the snapshot too, not imported
+    by every run that takes them."""
     random.seed(b"\0" * 8)
     try:
         compile("1 +", "<warm>", "exec")
@@ -191,5 +254,6 @@ def _warm():
 
 
 _warm()
+_HIDDEN = {name: value for name, value in _random_names.items() if name not in _RANDOM}
 sys.meta_path.insert(0, _ImportCounter)
 metaexec._import_counter = _ImportCounter

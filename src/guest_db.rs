@@ -5,6 +5,11 @@
 //! implementation of [`GuestDb`] without knowing how it is done; the `db` module provides
 //! the real one (the capability-checked proxy). Keeping the types here lets a backend
 //! depend on the shape of the conversation and not on sqlx.
+//!
+//! A query's rows travel by typed column ([`Rows`], [`Column`]): the guest turns a list of
+//! floats into Python floats far faster than it parses the same numbers out of JSON text.
+//! Each column sits behind an `Arc`, so the snapshot cache hands the same rows to every
+//! scenario of a sweep without copying them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -116,11 +121,104 @@ impl AuditEntry {
     }
 }
 
+/// One column of a query's rows: typed where every value has one plain type (SQL NULLs
+/// allowed), JSON for the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Column {
+    /// Every value a float.
+    Floats(Arc<[f64]>),
+    /// Every value an integer.
+    Integers(Arc<[i64]>),
+    /// Every value a string.
+    Texts(Arc<[Box<str>]>),
+    /// Every value a float or NULL.
+    MaybeFloats(Arc<[Option<f64>]>),
+    /// Every value an integer or NULL.
+    MaybeIntegers(Arc<[Option<i64>]>),
+    /// Every value a string or NULL.
+    MaybeTexts(Arc<[Option<Box<str>>]>),
+    /// Anything else (booleans, exact decimals, JSON, mixed types): a JSON array.
+    Values(Arc<str>),
+}
+
+/// The rows of one query, by column, as the guest receives them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows {
+    /// The column names, in order (as the database gave them: they may repeat).
+    pub names: Arc<[String]>,
+    /// One column per name, each `count` values long.
+    pub columns: Arc<[Column]>,
+    /// How many rows (also when there are no columns to count them by).
+    pub count: usize,
+    /// The statement only reads: the guest may keep its rows for identical requests.
+    pub read: bool,
+    /// Some value is an exact decimal object (`{"$decimal": "..."}`).
+    pub decimals: bool,
+}
+
+impl Column {
+    /// The bytes the column holds: its values, and the text of its strings.
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            Self::Floats(values) => size_of_val(&**values),
+            Self::Integers(values) => size_of_val(&**values),
+            Self::MaybeFloats(values) => size_of_val(&**values),
+            Self::MaybeIntegers(values) => size_of_val(&**values),
+            Self::Texts(values) => size_of_val(&**values) + values.iter().map(|s| s.len()).sum::<usize>(),
+            Self::MaybeTexts(values) => {
+                size_of_val(&**values) + values.iter().flatten().map(|s| s.len()).sum::<usize>()
+            }
+            Self::Values(json) => json.len(),
+        }
+    }
+}
+
+impl Rows {
+    /// The `i`-th value of every row of `column`, as the guest sees it (`None` past the
+    /// end, or for a JSON column that is not an array).
+    pub fn column_values(&self, column: usize) -> Option<Vec<Value>> {
+        fn float(x: f64) -> Value {
+            serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+        }
+        fn text(s: &str) -> Value {
+            Value::String(s.to_owned())
+        }
+        Some(match self.columns.get(column)? {
+            Column::Floats(values) => values.iter().copied().map(float).collect(),
+            Column::Integers(values) => values.iter().copied().map(Value::from).collect(),
+            Column::Texts(values) => values.iter().map(|s| text(s)).collect(),
+            Column::MaybeFloats(values) => values.iter().map(|x| x.map_or(Value::Null, float)).collect(),
+            Column::MaybeIntegers(values) => values.iter().map(|x| x.map_or(Value::Null, Value::from)).collect(),
+            Column::MaybeTexts(values) => values.iter().map(|s| s.as_deref().map_or(Value::Null, text)).collect(),
+            Column::Values(json) => match serde_json::from_str(json) {
+                Ok(Value::Array(values)) => values,
+                _ => return None,
+            },
+        })
+    }
+
+    /// The rows, each a list of values in column order (for callers on the host).
+    pub fn records(&self) -> Vec<Vec<Value>> {
+        let mut columns: Vec<std::vec::IntoIter<Value>> =
+            (0..self.columns.len()).map(|i| self.column_values(i).unwrap_or_default().into_iter()).collect();
+        (0..self.count).map(|_| columns.iter_mut().map(|c| c.next().unwrap_or_default()).collect()).collect()
+    }
+}
+
+/// What a request is answered with.
+#[derive(Debug, Clone)]
+pub enum DbAnswer {
+    /// A query's rows.
+    Rows(Rows),
+    /// The schema, as JSON.
+    Schema(Box<RawValue>),
+}
+
 /// The answer to a request and its audit record.
 #[derive(Debug, Clone)]
 pub struct DbResponse {
-    /// The value sent back to the guest, serialized, or why not.
-    pub result: Result<Box<RawValue>, DbFailure>,
+    /// The answer sent back to the guest, or why not.
+    pub result: Result<DbAnswer, DbFailure>,
     /// What is recorded.
     pub audit: AuditEntry,
 }

@@ -100,9 +100,10 @@ params = Params({})
 
 def _set_params(values):
     # Each run (and each scenario of a sweep) sets its own before the script starts, so
-    # `from metaexec import params` sees them. The runtime reads back what it noted.
+    # `from metaexec import params` sees them. The runtime reads back what it noted. (It
+    # hands over a dict it just parsed and keeps no other reference to: no copy needed.)
     global params
-    params = Params(dict(values))
+    params = Params(values if type(values) is dict else dict(values))
     return params
 
 

@@ -48,6 +48,7 @@ _ERRORS = {"db_denied": DenyError, "db_error": QueryError}
 # turns it on (`_remember_reads`) when it loads a script for a sweep.
 _memo = None
 _decimal = None
+_copy = dict.copy
 
 
 def _remember_reads(on):
@@ -55,16 +56,16 @@ def _remember_reads(on):
     _memo = {} if on else None
 
 
-def _call(request, *args):
-    try:
-        return request(*args)
-    except _host.HostError as error:
-        cls = _ERRORS.get(error.kind, QueryError)
-        raise cls(str(error) or "the database request failed", error.hint) from None
+def _error(error):
+    """The library's exception for the host's refusal or failure `error`."""
+    cls = _ERRORS.get(error.kind, QueryError)
+    return cls(str(error) or "the database request failed", error.hint)
 
 
 def _exact(value):
     global _decimal
+    if type(value) is not dict or "$decimal" not in value:
+        return value
     if _decimal is None:
         import decimal
 
@@ -80,12 +81,14 @@ def query(sql, params=None, exact_decimals=False):
     NUMERIC/DECIMAL as float, or as `decimal.Decimal` with `exact_decimals=True`.
     Raises DenyError when the job may not run it, QueryError when it fails.
     """
-    if type(sql) is not str or not sql.strip():
+    if type(sql) is not str or not sql or sql.isspace():
         raise TypeError("query(sql, params=None): sql must be a non-empty string")
     if params is None:
         params = []
-    elif isinstance(params, (str, bytes)) or not isinstance(params, (list, tuple)):
-        raise TypeError("query(sql, params): params must be a list or tuple of values, one per `?`")
+    elif type(params) is not list:
+        if isinstance(params, (str, bytes)) or not isinstance(params, (list, tuple)):
+            raise TypeError("query(sql, params): params must be a list or tuple of values, one per `?`")
+        params = list(params)
     key = None
     if _memo is not None:
         try:
@@ -94,20 +97,21 @@ def query(sql, params=None, exact_decimals=False):
         except TypeError:  # unhashable params: no memo
             key = rows = None
         if rows is not None:
-            return [dict(row) for row in rows]
-    answer = _call(_host.db_query, sql, list(params), bool(exact_decimals))
-    rows = answer["records"]
+            # The rows are the script's to change: each call gets its own dicts.
+            return list(map(_copy, rows))
+    try:
+        names, columns, count, read, decimals = _host.db_query(sql, params, bool(exact_decimals))
+    except _host.HostError as error:
+        raise _error(error) from None
+    if exact_decimals and decimals:
+        columns = [list(map(_exact, column)) for column in columns]
+    rows = _host.records(names, columns, count)
     if _memo is not None:
-        if answer.get("read"):
+        if read:
             if key is not None:
-                _memo[key] = [dict(row) for row in rows]
+                _memo[key] = list(map(_copy, rows))
         else:
             _memo.clear()  # a write may change what any kept read would return
-    if exact_decimals and answer.get("decimals"):
-        for row in rows:
-            for key, value in row.items():
-                if type(value) is dict and "$decimal" in value:
-                    row[key] = _exact(value)
     return rows
 
 
@@ -123,4 +127,7 @@ def schema():
     """The tables this job may use: `{"dialect", "tables": [{"name", "columns": [{"name",
     "data_type", "nullable", "primary_key"}], "foreign_keys", "row_count"}], "joins", "text"}`
     ("text": one line per table)."""
-    return _call(_host.db_schema)
+    try:
+        return _host.db_schema()
+    except _host.HostError as error:
+        raise _error(error) from None

@@ -631,6 +631,201 @@ def test_everyday_questions():
     assert close(held["irr"], 0.065 + 0.025) and len(held["cash_flows"]) == 8, held
 
 
+# --------------------------------------------------------------------------- the host module
+
+
+def _host_module():
+    """The guest library's `_host`, loaded as a plain module: in the runtime over its real
+    bindings, elsewhere over stand-ins of the same shapes (nothing is sent anywhere)."""
+    try:
+        import wit_world.imports.host  # noqa: F401
+    except ImportError:
+        import types
+        from dataclasses import make_dataclass
+
+        host = types.ModuleType("wit_world.imports.host")
+        for kind in ("Floats", "Integers", "Texts", "MaybeFloats", "MaybeIntegers", "MaybeTexts", "Values"):
+            setattr(host, "Column_" + kind, make_dataclass("Column_" + kind, ["value"]))
+        host.Table = make_dataclass("Table", ["names", "columns"])
+        types_module = types.ModuleType("componentize_py_types")
+        types_module.Err = type("Err", (Exception,), {})
+        package = types.ModuleType("wit_world")
+        package.imports = types.ModuleType("wit_world.imports")
+        package.imports.host = host
+        sys.modules.update({"wit_world": package, "wit_world.imports": package.imports,
+                            "wit_world.imports.host": host, "componentize_py_types": types_module})
+    import _host
+
+    return _host
+
+
+def _reference_dumps(h):
+    """What `_host.dumps` wrote before it kept its encoder: the standard encoder, then the
+    lenient fallback."""
+    strict = json.JSONEncoder(allow_nan=False, default=h._default, separators=(",", ":"), check_circular=True).encode
+
+    def dumps(obj):
+        try:
+            return strict(obj)
+        except (ValueError, TypeError, RecursionError):
+            return json.dumps(h._finite(obj), separators=(",", ":"))
+
+    return dumps
+
+
+def _reference_table(h, rows):
+    """How `_host._table` chose columns before: the definition of what the host must keep
+    receiving."""
+    dumps = _reference_dumps(h)
+
+    def column(values):
+        kinds = set(map(type, values))
+        if len(kinds) == 1:
+            kind = kinds.pop()
+            if kind is float:
+                return h._Floats(values)
+            if kind is str:
+                return h._Texts(values)
+            if kind is int and h._S64[0] <= min(values) and max(values) <= h._S64[1]:
+                return h._Integers(values)
+        return h._Values(dumps(values))
+
+    if type(rows) is not list or len(rows) < 2:
+        return None
+    first = rows[0]
+    if type(first) is not dict or not first:
+        return None
+    names = list(first)
+    for row in rows:
+        if type(row) is not dict or list(row) != names:
+            return None
+    if set(map(type, names)) != {str}:
+        return None
+    return h._Table(names, [column([row[name] for row in rows]) for name in names])
+
+
+def _received(h, column):
+    """The values of a table column as the host holds them: JSON decoded, non-finite
+    floats as None (JSON null), written with `repr` so that 1, 1.0, True and -0.0 differ."""
+    if type(column) is h._Values:
+        values = json.loads(column.value)
+    else:
+        values = [None if type(v) is float and v - v != 0.0 else v for v in column.value]
+    return repr(values)
+
+
+class _Num(float):
+    pass
+
+
+class _Text(str):
+    pass
+
+
+class _Int(int):
+    pass
+
+
+class _Row(dict):
+    pass
+
+
+def _table_cases():
+    import datetime
+    import decimal
+    import random
+
+    rng = random.Random(20240)
+    pool = [0.0, -0.0, 1.5, 1e300, 5e-324, float("nan"), float("inf"), -float("inf"), 0, 1, -7, 2**63 - 1,
+            -(2**63), 2**63, -(2**63) - 1, 10**30, True, False, None, "", "a", "é ✓", "x" * 40, _Num(2.5),
+            _Num("nan"), _Text("t"), _Int(3), [1, 2], {"k": 1}, (1, 2), decimal.Decimal("1.10"),
+            datetime.date(2024, 1, 31)]
+    plain = [1.5, 2.25, 7, 9, "s", "t", None]
+    cases = [None, [], [{}], [{"a": 1}], [{"a": 1}, {"a": 2}], ({"a": 1}, {"a": 2}), [{}, {}],
+             [{"a": 1}, {"b": 1}], [{"a": 1, "b": 2}, {"b": 1, "a": 2}], [{"a": 1}, {"a": 1, "b": 2}],
+             [{"a": 1, "b": 2}, {"a": 1}], [{"a": 1}, _Row(a=2)], [_Row(a=1), {"a": 2}], [{"a": 1}, [1]],
+             [{1: "x"}, {1: "y"}], [{True: 1}, {True: 2}], [{None: 1}, {None: 2}], [{"a": 1}, {1: 2}],
+             [{"a": 1, 2: 3}, {"a": 1, 2: 3}], [{_Text("k"): 1}, {_Text("k"): 2}], [{"a": 1}, None],
+             [{"a": [1]}, {"a": [2]}]]
+    for _ in range(400):
+        width = rng.randint(1, 4)
+        names = rng.sample(["n", "noi", "dscr", "name", "v", "é"], width)
+        kinds = [rng.choice([pool, plain, [1.5, None], [3, None], ["s", None], [None]]) for _ in names]
+        cases.append([{name: rng.choice(kind) for name, kind in zip(names, kinds)}
+                      for _ in range(rng.randint(2, 6))])
+    # Every value of one column the same type, or that type and None.
+    for values in ([0.1, -0.0, float("nan")], [1, 2**63 - 1, -(2**63)], [1, 2**63], ["a", "b"],
+                   [None, None], [1.5, None, float("inf")], [None, 2, -(2**63)], [None, 2**63],
+                   [None, "x", ""], [True, None], [1, 1.0], [_Num(1.5), 1.5], [_Text("a"), "b"],
+                   [_Int(1), 2], [True, False]):
+        cases.append([{"c": v, "d": i} for i, v in enumerate(values)])
+    return cases
+
+
+def test_host_tables_reach_the_host_as_before():
+    h = _host_module()
+    for case in _table_cases():
+        want = _reference_table(h, case)
+        got = h._table(case)
+        assert (want is None) == (got is None), (case, want, got)
+        if got is None:
+            continue
+        assert got.names == want.names, case
+        assert len(got.columns) == len(want.columns), case
+        for old, new in zip(want.columns, got.columns):
+            if type(old) is type(new) and type(old) is not h._Values:
+                assert repr(old.value) == repr(new.value), (case, old, new)
+            elif type(old) is type(new):
+                assert old.value == new.value, (case, old, new)
+            else:
+                # A column with None in it is typed now instead of JSON.
+                assert type(old) is h._Values and type(new) in (h._MaybeFloats, h._MaybeIntegers,
+                                                                h._MaybeTexts), (case, old, new)
+            assert _received(h, old) == _received(h, new), (case, old, new)
+            if type(new) is not h._Values:
+                assert type(new.value) is list, (case, new)
+
+
+def test_host_dumps_writes_what_the_standard_encoder_writes():
+    h = _host_module()
+    reference = _reference_dumps(h)
+    shared = [1, 2]
+    circular = []
+    circular.append(circular)
+
+    class Reentrant:
+        def to_dict(self):
+            return {"inner": h.dumps({"shared": shared})}
+
+    values = [None, 1, 1.5, "é\n", [shared, shared], {"k": shared, 1: 2}, float("nan"), [float("inf")],
+              {(1, 2): "tuple key"}, {1, 2}, Reentrant(), [Reentrant(), shared], 2**70, -0.0, (1, (2,))]
+    for value in values * 2:
+        assert h.dumps(value) == reference(value), value
+    try:
+        h.dumps(circular)
+    except (ValueError, RecursionError):
+        pass
+    else:
+        raise AssertionError("a circular value was encoded")
+    # A failed encoding leaves nothing behind that refuses the next value.
+    assert h.dumps([shared, shared]) == "[[1,2],[1,2]]"
+    assert h.dumps(circular[:0] + [shared]) == "[[1,2]]"
+
+
+def test_host_records_build_each_row_as_its_own_dict():
+    h = _host_module()
+    for width in (1, 2, 3, 5, 31, 32, 33, 40):
+        names = ["c%d" % i for i in range(width)]
+        columns = [[(i, r) for r in range(3)] for i in range(width)]
+        rows = h.records(names, columns, 3)
+        assert rows == [dict(zip(names, values)) for values in zip(*columns)], width
+        assert len({id(row) for row in rows}) == 3
+    # Repeated names keep the last value, as a JSON object with repeated keys does.
+    assert h.records(["a", "b", "a"], [[1], [2], [3]], 1) == [json.loads('{"a": 1, "b": 2, "a": 3}')]
+    rows = h.records([], [], 2)
+    assert rows == [{}, {}] and rows[0] is not rows[1]
+    assert h.records(["a"], [[]], 0) == []
+
 def main():
     tests = [(n, f) for n, f in sorted(globals().items()) if n.startswith("test_") and callable(f)]
     failed = 0

@@ -10,12 +10,12 @@
 //! - [`policy`] and [`functions`]: the sqlparser classification (one statement, reads
 //!   only, functions and catalogs by allowlist per dialect, the table allowlist) and the
 //!   `?` to `$n` placeholder translation;
-//! - [`params`] and [`value`]: JSON parameters in, JSON rows out, mapped by hand so every
-//!   type is explicit;
+//! - [`params`] and [`value`]: JSON parameters in, database values as JSON values out,
+//!   mapped by hand so every type is explicit;
 //! - [`proxy`]: the checked request path with caps, timeout and an audit record per
-//!   request ([`crate::guest_db::AuditEntry`]); [`rows`]: the rows serialized for the
-//!   guest as they arrive, under the caps and the host memory budget; [`snapshot`]: the
-//!   snapshot cache, least recently used out, bounded in bytes;
+//!   request ([`crate::guest_db::AuditEntry`]); [`rows`]: the rows gathered by typed
+//!   column for the guest as they arrive, under the caps and the host memory budget;
+//!   [`snapshot`]: the snapshot cache, least recently used out, bounded in bytes;
 //! - [`inspect`]: the schema as a typed value and as compact prompt text;
 //! - [`demo`]: the embedded demo portfolio.
 //!

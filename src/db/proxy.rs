@@ -33,12 +33,12 @@ use super::connect::{Database, Pool};
 use super::inspect::{self, Schema};
 use super::params::{self, ParamError};
 use super::policy::{Access, Checked, Denial, Policy};
-use super::rows::{Collector, Rows};
+use super::rows::Collector;
 use super::snapshot::{CacheKey, Snapshots};
 use super::value::{self, Decimals, UnmappedType};
 use super::{Capability, DbError, DbUrl};
 use crate::budget::{HostBudget, Reservation};
-use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbRequest, DbResponse, GuestDb};
+use crate::guest_db::{AuditEntry, DbAnswer, DbFailure, DbFailureKind, DbRequest, DbResponse, GuestDb, Rows};
 
 /// How many SQLite virtual-machine steps run between two checks of the deadline.
 const SQLITE_PROGRESS_STEPS: i32 = 1000;
@@ -89,44 +89,43 @@ impl From<DbError> for ProxyError {
 }
 
 /// The rows of one query.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct QueryResult {
-    /// Column names, in order.
-    pub columns: Vec<String>,
-    /// The rows, kept once, as the JSON the guest receives (`{"columns", "records",
-    /// "decimals", "read"}`), since a snapshot hit may send it to thousands of scenarios;
-    /// [`Rows::iter`] parses values back for host callers.
+    /// The rows by column, kept once, as the guest receives them, since a snapshot hit
+    /// may send them to thousands of scenarios; [`Rows::records`] gives them by row.
     pub rows: Rows,
-    /// The bytes of that JSON, what the byte cap counted.
-    #[serde(skip)]
+    /// The bytes of the rows as JSON records, what the byte cap counted.
     pub bytes: usize,
-    /// Whether some value is an exact decimal object.
-    pub decimals: bool,
-    /// Keeps the JSON's bytes counted in the job's host budget for as long as it lives.
-    #[serde(skip)]
+    /// Keeps the rows counted in the job's host budget for as long as they live.
     held: Reservation,
 }
 
 impl QueryResult {
     /// The finished rows of `collector`.
     pub fn collected(collector: Collector) -> Result<Self, ProxyError> {
-        let (columns, rows, decimals, mut held) = collector.finish()?;
-        let bytes = rows.json().get().len();
-        let names: usize = columns.iter().map(|c| c.len() + 24).sum();
-        // The column names are kept beside the JSON: count them too (best effort: they are
-        // small, and already within the byte cap once).
-        held.grow(names, "the query's column names").map_err(Denial::HostMemory)?;
-        Ok(Self { columns, rows, bytes, decimals, held })
+        let (rows, bytes, held) = collector.finish()?;
+        Ok(Self { rows, bytes, held })
     }
 
-    /// The answer as the guest receives it.
-    pub fn json(&self) -> &RawValue {
-        self.rows.json()
+    /// Column names, in order.
+    pub fn columns(&self) -> &[String] {
+        &self.rows.names
+    }
+
+    /// Whether some value is an exact decimal object.
+    pub fn decimals(&self) -> bool {
+        self.rows.decimals
     }
 
     /// The rows as objects (column → value), for callers on the host.
     pub fn records(&self) -> Vec<serde_json::Map<String, Value>> {
-        self.rows.iter().map(|row| self.columns.iter().cloned().zip(row).collect()).collect()
+        self.rows.records().into_iter().map(|row| self.rows.names.iter().cloned().zip(row).collect()).collect()
+    }
+
+    /// The rows as the JSON text the byte cap counts (`{"columns", "records",
+    /// "decimals", "read"}`), `bytes` long.
+    pub fn to_json(&self) -> String {
+        super::rows::to_json(&self.rows)
     }
 
     /// Host bytes this answer holds (as reserved in the budget).
@@ -589,7 +588,7 @@ impl GuestDb for DbProxy {
         let outcome = match &request {
             DbRequest::Query { sql, params, exact_decimals } => {
                 self.query(sql, params, *exact_decimals).await.map(|(result, cached)| {
-                    (result.json().to_owned(), result.rows.len() as u64, result.bytes as u64, cached)
+                    (DbAnswer::Rows(result.rows.clone()), result.rows.count as u64, result.bytes as u64, cached)
                 })
             }
             DbRequest::Schema => self.schema().await.map(|schema| {
@@ -600,7 +599,7 @@ impl GuestDb for DbProxy {
                 }
                 let raw = serde_json::value::to_raw_value(&value)
                     .unwrap_or_else(|_| RawValue::from_string("null".into()).unwrap_or_default());
-                (raw, 0, 0, false)
+                (DbAnswer::Schema(raw), 0, 0, false)
             }),
         };
         let mut audit = AuditEntry::for_request(&request);

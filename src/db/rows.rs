@@ -1,102 +1,131 @@
-//! A query's rows, serialized for the guest as they arrive, under the row cap, the byte
-//! cap and the job's host memory budget.
+//! A query's rows, gathered by column as they arrive, under the row cap, the byte cap and
+//! the job's host memory budget.
 //!
-//! The guest receives `{"columns": [...], "records": [{"column": value, ...}, ...],
-//! "decimals": bool, "read": bool}`. The [`Collector`] writes exactly that text row by
-//! row, so the byte cap counts what is sent (every record's keys, JSON escapes, commas)
-//! and is checked before a row is kept: the host never holds more than the cap plus the
-//! row in hand. The buffer grows in steps it first reserves in the [`HostBudget`], never
-//! past the cap. The finished text is the only copy kept ([`Rows`]): host callers that
-//! want values parse it back.
+//! The guest receives the rows by typed column ([`Rows`]): a column whose values are all
+//! floats (or NULL) crosses as floats, all integers as integers, all strings as strings;
+//! anything else (booleans, exact decimals, JSON, a mix) as one JSON array. Each column
+//! starts as the narrowest kind and widens when a value does not fit, so a column keeps
+//! every value's own type: an integer in a REAL column of SQLite stays an integer.
+//!
+//! The byte cap does not depend on how rows cross: it counts the rows as the JSON records
+//! `{"columns": [...], "records": [{"column": value, ...}, ...], "decimals": bool, "read":
+//! bool}` would be written (every record's keys, JSON escapes, commas), and is checked
+//! value by value, before a value is kept. What is kept is charged to the [`HostBudget`]
+//! before it is allocated: the columns' storage as it grows, each string's bytes, and at
+//! the end the finished columns before the builders are freed.
 
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::error::ProxyError;
 use super::policy::Denial;
 use crate::budget::{HostBudget, Reservation};
+use crate::guest_db::{Column, Rows};
+use crate::guest_value::{VALUE_BYTES, value_cost};
 
 /// What the reservations of rows are called in budget messages.
 const WHAT: &str = "the query's rows";
 
-/// The rows of one query, kept once, as the JSON text the guest receives.
+/// One column as it fills: the narrowest kind that holds every value so far.
 #[derive(Debug)]
-pub struct Rows {
-    json: Box<RawValue>,
-    len: usize,
+enum Cells {
+    /// Only NULLs so far: how many.
+    Nulls(usize),
+    Floats(Vec<Option<f64>>),
+    Integers(Vec<Option<i64>>),
+    Texts(Vec<Option<Box<str>>>),
+    Values(Vec<Value>),
 }
 
-impl Rows {
-    /// How many rows.
-    pub fn len(&self) -> usize {
-        self.len
+/// What one value is, for the column that receives it.
+enum Cell<'a> {
+    Null,
+    Float(f64),
+    Integer(i64),
+    Text(&'a str),
+    Other,
+}
+
+fn cell(value: &Value) -> Cell<'_> {
+    match value {
+        Value::Null => Cell::Null,
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Cell::Integer(i),
+            // Past i64 (a JSON value of PostgreSQL) an integer is still no float.
+            None if n.is_u64() => Cell::Other,
+            None => n.as_f64().map_or(Cell::Other, Cell::Float),
+        },
+        Value::String(s) => Cell::Text(s),
+        _ => Cell::Other,
+    }
+}
+
+/// A column being filled, with the bytes it holds (all reserved in the collector's
+/// reservation): its storage, and what its strings and JSON values hold besides.
+#[derive(Debug)]
+struct Builder {
+    cells: Cells,
+    /// Bytes of strings and nested values (beyond the storage).
+    heap: usize,
+    /// Bytes of the JSON array the values would be written as, brackets included.
+    json: usize,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Self { cells: Cells::Nulls(0), heap: 0, json: 2 }
     }
 
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The rows, each a list of values in column order, parsed back from the JSON (for
-    /// callers on the host; the guest gets [`Rows::json`]).
-    pub fn iter(&self) -> std::vec::IntoIter<Vec<Value>> {
-        #[derive(Deserialize)]
-        struct Payload {
-            records: Vec<Record>,
+    fn len(&self) -> usize {
+        match &self.cells {
+            Cells::Nulls(n) => *n,
+            Cells::Floats(v) => v.len(),
+            Cells::Integers(v) => v.len(),
+            Cells::Texts(v) => v.len(),
+            Cells::Values(v) => v.len(),
         }
-        serde_json::from_str::<Payload>(self.json.get())
-            .map(|p| p.records.into_iter().map(|r| r.0).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
     }
 
-    /// The whole answer as the guest receives it.
-    pub fn json(&self) -> &RawValue {
-        &self.json
-    }
-}
-
-impl Serialize for Rows {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.iter())
-    }
-}
-
-/// One record's values in order; duplicate column names keep every value.
-struct Record(Vec<Value>);
-
-impl<'de> Deserialize<'de> for Record {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Values;
-        impl<'de> Visitor<'de> for Values {
-            type Value = Record;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a record")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Record, A::Error> {
-                let mut values = Vec::new();
-                while let Some((_, value)) = map.next_entry::<serde::de::IgnoredAny, Value>()? {
-                    values.push(value);
-                }
-                Ok(Record(values))
-            }
+    /// Bytes of storage.
+    fn storage(&self) -> usize {
+        match &self.cells {
+            Cells::Nulls(_) => 0,
+            Cells::Floats(v) => v.capacity() * size_of::<Option<f64>>(),
+            Cells::Integers(v) => v.capacity() * size_of::<Option<i64>>(),
+            Cells::Texts(v) => v.capacity() * size_of::<Option<Box<str>>>(),
+            Cells::Values(v) => v.capacity() * size_of::<Value>(),
         }
-        deserializer.deserialize_map(Values)
     }
+
+    fn held(&self) -> usize {
+        self.storage() + self.heap
+    }
+}
+
+/// The capacity a column grows to for one more value: doubling, so copies stay rare.
+fn grown(len: usize) -> usize {
+    len.saturating_mul(2).max(8)
+}
+
+/// Pushes `item` onto `cells`, growing it to `grown(len)` first when it is full (the
+/// growth already reserved by the caller).
+fn push<T>(cells: &mut Vec<T>, item: T) {
+    if cells.len() == cells.capacity() {
+        cells.reserve_exact(grown(cells.len()) - cells.len());
+    }
+    cells.push(item);
 }
 
 /// Gathers rows under the row and byte caps and the host memory budget.
 #[derive(Debug)]
 pub struct Collector {
     columns: Option<Vec<String>>,
-    /// Each column's key as written in a record: `"name":`.
-    keys: Vec<Vec<u8>>,
-    /// The answer so far.
-    out: Vec<u8>,
-    /// The row being written.
-    row: Vec<u8>,
+    /// The length of each column's key as written in a record: `"name":`.
+    keys: Vec<usize>,
+    builders: Vec<Builder>,
+    /// Bytes of the answer as JSON, finished rows only.
+    bytes: usize,
+    /// Bytes of the row being written, as JSON.
+    row_bytes: usize,
     rows: usize,
     /// Values written in the current row.
     values: usize,
@@ -106,6 +135,8 @@ pub struct Collector {
     /// The statement only reads: the guest may keep its answer for identical requests.
     read: bool,
     reservation: Reservation,
+    /// Where a value is written to measure it (numbers and nested values only).
+    scratch: Vec<u8>,
 }
 
 /// The longest end of an answer: `],"decimals":false,"read":false}`.
@@ -118,8 +149,9 @@ impl Collector {
         Self {
             columns: None,
             keys: Vec::new(),
-            out: Vec::new(),
-            row: Vec::new(),
+            builders: Vec::new(),
+            bytes: 0,
+            row_bytes: 0,
             rows: 0,
             values: 0,
             decimals: false,
@@ -127,6 +159,7 @@ impl Collector {
             max_bytes,
             read,
             reservation: budget.empty(),
+            scratch: Vec::new(),
         }
     }
 
@@ -137,13 +170,14 @@ impl Collector {
 
     /// Sets the column names (from the first row).
     pub fn set_columns(&mut self, columns: Vec<String>) -> Result<(), ProxyError> {
-        self.keys = columns.iter().map(|c| key(c)).collect();
-        let mut head = br#"{"columns":"#.to_vec();
-        write_json(&mut head, &columns)?;
-        head.extend_from_slice(br#","records":["#);
-        self.check_size(head.len())?;
-        self.make_room(head.len())?;
-        self.out.extend_from_slice(&head);
+        self.keys = columns.iter().map(|c| json_str_len(c) + 1).collect();
+        // `{"columns":[...],"records":[`
+        let names = columns.iter().map(|c| json_str_len(c)).sum::<usize>() + columns.len().saturating_sub(1) + 2;
+        let head = r#"{"columns":"#.len() + names + r#","records":["#.len();
+        self.check_size(head)?;
+        let names_held = columns.iter().map(|c| c.capacity() + size_of::<String>()).sum();
+        self.reservation.grow(names_held, WHAT).map_err(Denial::HostMemory)?;
+        self.bytes = head;
         self.columns = Some(columns);
         Ok(())
     }
@@ -167,42 +201,47 @@ impl Collector {
         if !self.has_columns() {
             self.set_columns(Vec::new())?;
         }
-        self.row.clear();
         self.values = 0;
-        if self.rows > 0 {
-            self.row.push(b',');
-        }
-        self.row.push(b'{');
+        // `,{` or `{`
+        self.row_bytes = if self.rows > 0 { 2 } else { 1 };
         Ok(())
     }
 
     /// Adds the next value of the row being written.
     pub fn push_value(&mut self, value: &Value) -> Result<(), ProxyError> {
-        if self.values > 0 {
-            self.row.push(b',');
+        let i = self.values;
+        // More values than columns cannot come from a driver; name them anyway.
+        let key = match self.keys.get(i) {
+            Some(&key) => key,
+            None => json_str_len(&format!("column{}", i + 1)) + 1,
+        };
+        let size = self.json_len(value)?;
+        self.row_bytes += usize::from(i > 0) + key + size;
+        self.check_size(self.bytes.saturating_add(self.row_bytes))?;
+        if self.builders.len() <= i {
+            // A column the first rows did not have: NULL in each of them.
+            let mut builder = Builder::new();
+            builder.cells = Cells::Nulls(self.rows);
+            builder.json += 5 * self.rows;
+            self.builders.push(builder);
         }
-        match self.keys.get(self.values) {
-            Some(key) => self.row.extend_from_slice(key),
-            // More values than columns cannot come from a driver; name them anyway.
-            None => self.row.extend_from_slice(&key(&format!("column{}", self.values + 1))),
-        }
-        write_json(&mut self.row, value)?;
+        self.keep(i, value, size)?;
         self.decimals |= has_decimal(value, 0);
         self.values += 1;
-        self.check_size(self.out.len().saturating_add(self.row.len()))
+        Ok(())
     }
 
     /// Closes the row being written and keeps it.
     pub fn end_row(&mut self) -> Result<(), ProxyError> {
-        self.row.push(b'}');
-        self.check_size(self.out.len().saturating_add(self.row.len()))?;
-        self.make_room(self.row.len())?;
-        self.out.extend_from_slice(&self.row);
-        self.rows += 1;
-        // A row far larger than the next ones should not keep its scratch space.
-        if self.row.capacity() > 1 << 20 {
-            self.row = Vec::new();
+        self.row_bytes += 1;
+        self.check_size(self.bytes.saturating_add(self.row_bytes))?;
+        // Columns this row had no value for (none, from a driver) hold NULL.
+        for i in self.values..self.builders.len() {
+            self.keep(i, &Value::Null, 4)?;
         }
+        self.bytes += self.row_bytes;
+        self.row_bytes = 0;
+        self.rows += 1;
         Ok(())
     }
 
@@ -211,28 +250,150 @@ impl Collector {
         self.rows
     }
 
-    /// Bytes of the answer so far.
+    /// Bytes of the answer so far, as JSON.
     pub fn bytes(&self) -> usize {
-        self.out.len()
+        self.bytes
     }
 
-    /// The finished answer, its column names, whether it holds exact decimals, and the
-    /// reservation that keeps its bytes counted for as long as it is kept.
-    pub fn finish(mut self) -> Result<(Vec<String>, Rows, bool, Reservation), ProxyError> {
+    /// The finished rows, their column names, the bytes of the answer as JSON, and the
+    /// reservation that keeps the rows counted for as long as they are kept.
+    pub fn finish(mut self) -> Result<(Rows, usize, Reservation), ProxyError> {
         if !self.has_columns() {
             self.set_columns(Vec::new())?;
         }
         let tail = format!(r#"],"decimals":{},"read":{}}}"#, self.decimals, self.read);
-        self.make_room(tail.len())?;
-        self.out.extend_from_slice(tail.as_bytes());
-        let text = String::from_utf8(std::mem::take(&mut self.out))
-            .map_err(|_| ProxyError::invalid("metaexec could not encode the rows as JSON"))?;
-        let json = RawValue::from_string(text)
+        let bytes = self.bytes + tail.len();
+        let names = self.columns.take().unwrap_or_default();
+        let mut columns = Vec::with_capacity(self.builders.len());
+        self.reservation.grow(self.builders.len() * size_of::<Column>(), WHAT).map_err(Denial::HostMemory)?;
+        for builder in std::mem::take(&mut self.builders) {
+            columns.push(self.seal(builder)?);
+        }
+        let rows = Rows {
+            names: names.into(),
+            columns: columns.into(),
+            count: self.rows,
+            read: self.read,
+            decimals: self.decimals,
+        };
+        Ok((rows, bytes, self.reservation))
+    }
+
+    /// The finished column of `builder`, its final storage reserved before it is built
+    /// and the builder's given back once it is.
+    fn seal(&mut self, builder: Builder) -> Result<Column, ProxyError> {
+        let held = builder.held();
+        let len = builder.len();
+        // An upper bound on what the finished column takes besides the builder: the
+        // `Arc` copies the cells (strings move, and collecting into a `Vec` of a smaller
+        // or equal cell reuses the builder's storage).
+        let storage = match &builder.cells {
+            Cells::Nulls(_) | Cells::Floats(_) | Cells::Integers(_) => len * size_of::<Option<f64>>(),
+            Cells::Texts(_) => len * size_of::<Option<Box<str>>>(),
+            Cells::Values(_) => builder.json,
+        };
+        self.reservation.grow(storage, WHAT).map_err(Denial::HostMemory)?;
+        let column = match builder.cells {
+            // A column of NULLs only: typed as floats, the kind NULLs are most often in.
+            Cells::Nulls(n) => Column::MaybeFloats(vec![None; n].into()),
+            Cells::Floats(cells) if cells.iter().all(Option::is_some) => {
+                Column::Floats(cells.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>().into())
+            }
+            Cells::Floats(cells) => Column::MaybeFloats(cells.into()),
+            Cells::Integers(cells) if cells.iter().all(Option::is_some) => {
+                Column::Integers(cells.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>().into())
+            }
+            Cells::Integers(cells) => Column::MaybeIntegers(cells.into()),
+            Cells::Texts(cells) if cells.iter().all(Option::is_some) => {
+                Column::Texts(cells.into_iter().map(Option::unwrap_or_default).collect::<Vec<_>>().into())
+            }
+            Cells::Texts(cells) => Column::MaybeTexts(cells.into()),
+            Cells::Values(cells) => {
+                let mut json = String::with_capacity(builder.json);
+                serde_json::to_writer(JsonText(&mut json), &cells)
+                    .map_err(|e| ProxyError::invalid(format!("metaexec could not encode the rows as JSON: {e}")))?;
+                Column::Values(json.into())
+            }
+        };
+        let total = self.reservation.bytes();
+        self.reservation.shrink_to(total - held - storage + column.held_bytes());
+        Ok(column)
+    }
+
+    /// Keeps `value` (of `size` bytes as JSON) in column `i`, widening the column when
+    /// the value does not fit its kind; what it takes is reserved first.
+    fn keep(&mut self, i: usize, value: &Value, size: usize) -> Result<(), ProxyError> {
+        let builder = &mut self.builders[i];
+        let len = builder.len();
+        let cell = cell(value);
+        let fits = matches!(
+            (&builder.cells, &cell),
+            (Cells::Floats(_), Cell::Float(_) | Cell::Null)
+                | (Cells::Integers(_), Cell::Integer(_) | Cell::Null)
+                | (Cells::Texts(_), Cell::Text(_) | Cell::Null)
+                | (Cells::Values(_), _)
+                | (Cells::Nulls(_), Cell::Null)
+        );
+        if !fits {
+            let storage = builder.storage();
+            let wider = match (&builder.cells, &cell) {
+                (Cells::Nulls(_), Cell::Float(_)) => Cells::Floats(Vec::new()),
+                (Cells::Nulls(_), Cell::Integer(_)) => Cells::Integers(Vec::new()),
+                (Cells::Nulls(_), Cell::Text(_)) => Cells::Texts(Vec::new()),
+                _ => Cells::Values(Vec::new()),
+            };
+            let per_cell = match wider {
+                Cells::Floats(_) | Cells::Integers(_) => size_of::<Option<f64>>(),
+                Cells::Texts(_) => size_of::<Option<Box<str>>>(),
+                _ => size_of::<Value>(),
+            };
+            let capacity = grown(len);
+            self.reservation.grow(capacity * per_cell, WHAT).map_err(Denial::HostMemory)?;
+            let old = std::mem::replace(&mut builder.cells, wider);
+            widen(old, &mut builder.cells, capacity);
+            self.reservation.shrink_to(self.reservation.bytes() - storage);
+        }
+        let builder = &mut self.builders[i];
+        let extra = match (&builder.cells, &cell) {
+            (_, Cell::Text(s)) if !matches!(builder.cells, Cells::Values(_)) => s.len(),
+            (Cells::Values(_), _) => value_cost(value).saturating_sub(VALUE_BYTES),
+            _ => 0,
+        };
+        let growth = match &builder.cells {
+            Cells::Nulls(_) => 0,
+            _ if builder.len() < builder.storage_capacity() => 0,
+            _ => (grown(len) - len) * builder.cell_size(),
+        };
+        self.reservation.grow(extra + growth, WHAT).map_err(Denial::HostMemory)?;
+        builder.heap += extra;
+        builder.json += size + usize::from(len > 0);
+        match (&mut builder.cells, cell) {
+            (Cells::Nulls(n), _) => *n += 1,
+            (Cells::Floats(cells), Cell::Float(x)) => push(cells, Some(x)),
+            (Cells::Floats(cells), _) => push(cells, None),
+            (Cells::Integers(cells), Cell::Integer(x)) => push(cells, Some(x)),
+            (Cells::Integers(cells), _) => push(cells, None),
+            (Cells::Texts(cells), Cell::Text(s)) => push(cells, Some(s.into())),
+            (Cells::Texts(cells), _) => push(cells, None),
+            (Cells::Values(cells), _) => push(cells, value.clone()),
+        }
+        Ok(())
+    }
+
+    /// The bytes of `value` as JSON.
+    fn json_len(&mut self, value: &Value) -> Result<usize, ProxyError> {
+        if let Value::String(s) = value {
+            return Ok(json_str_len(s));
+        }
+        self.scratch.clear();
+        serde_json::to_writer(&mut self.scratch, value)
             .map_err(|e| ProxyError::invalid(format!("metaexec could not encode the rows as JSON: {e}")))?;
-        // `from_string` shrinks the buffer to its length: hold exactly that from now on.
-        let mut reservation = self.reservation;
-        reservation.shrink_to(json.get().len());
-        Ok((self.columns.unwrap_or_default(), Rows { json, len: self.rows }, self.decimals, reservation))
+        let len = self.scratch.len();
+        // A large nested value should not keep its scratch space.
+        if self.scratch.capacity() > 1 << 20 {
+            self.scratch = Vec::new();
+        }
+        Ok(len)
     }
 
     fn check_size(&self, bytes: usize) -> Result<(), ProxyError> {
@@ -241,39 +402,98 @@ impl Collector {
         }
         Ok(())
     }
+}
 
-    /// Grows the buffer for `extra` more bytes, reserving first; doubles, but never past
-    /// the byte cap.
-    fn make_room(&mut self, extra: usize) -> Result<(), ProxyError> {
-        let needed = self.out.len().saturating_add(extra);
-        if needed <= self.out.capacity() {
-            return Ok(());
+impl Builder {
+    fn storage_capacity(&self) -> usize {
+        match &self.cells {
+            Cells::Nulls(_) => usize::MAX,
+            Cells::Floats(v) => v.capacity(),
+            Cells::Integers(v) => v.capacity(),
+            Cells::Texts(v) => v.capacity(),
+            Cells::Values(v) => v.capacity(),
         }
-        let doubled = self.out.capacity().saturating_mul(2).max(4096).min(self.max_bytes.saturating_add(TAIL));
-        let held = self.reservation.bytes();
-        // Doubling keeps copies rare; near the end of the budget, exactly what is needed.
-        let mut target = doubled.max(needed);
-        if target > held && self.reservation.grow(target - held, WHAT).is_err() {
-            target = needed;
-            if target > held {
-                self.reservation.grow(target - held, WHAT).map_err(Denial::HostMemory)?;
-            }
+    }
+
+    fn cell_size(&self) -> usize {
+        match &self.cells {
+            Cells::Nulls(_) => 0,
+            Cells::Floats(_) => size_of::<Option<f64>>(),
+            Cells::Integers(_) => size_of::<Option<i64>>(),
+            Cells::Texts(_) => size_of::<Option<Box<str>>>(),
+            Cells::Values(_) => size_of::<Value>(),
         }
-        self.out.reserve_exact(target - self.out.len());
-        Ok(())
     }
 }
 
-/// `"name":` as written before a value.
-fn key(name: &str) -> Vec<u8> {
-    let mut out = serde_json::to_vec(name).unwrap_or_else(|_| b"\"\"".to_vec());
-    out.push(b':');
-    out
+/// Moves the cells of `old` into `wider` (empty, of a kind that holds them all), with
+/// room for `capacity` cells.
+fn widen(old: Cells, wider: &mut Cells, capacity: usize) {
+    fn values<T>(cells: Vec<Option<T>>, out: &mut Vec<Value>, f: impl Fn(T) -> Value) {
+        out.extend(cells.into_iter().map(|c| c.map_or(Value::Null, &f)));
+    }
+    match wider {
+        Cells::Floats(out) => {
+            out.reserve_exact(capacity);
+            if let Cells::Nulls(n) = old {
+                out.resize(n, None);
+            }
+        }
+        Cells::Integers(out) => {
+            out.reserve_exact(capacity);
+            if let Cells::Nulls(n) = old {
+                out.resize(n, None);
+            }
+        }
+        Cells::Texts(out) => {
+            out.reserve_exact(capacity);
+            if let Cells::Nulls(n) = old {
+                out.resize(n, None);
+            }
+        }
+        Cells::Values(out) => {
+            out.reserve_exact(capacity);
+            match old {
+                Cells::Nulls(n) => out.resize(n, Value::Null),
+                Cells::Floats(cells) => {
+                    values(cells, out, |x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number));
+                }
+                Cells::Integers(cells) => values(cells, out, Value::from),
+                Cells::Texts(cells) => values(cells, out, |s| Value::String(s.into())),
+                Cells::Values(cells) => out.extend(cells),
+            }
+        }
+        Cells::Nulls(_) => {}
+    }
 }
 
-fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), ProxyError> {
-    serde_json::to_writer(out, value)
-        .map_err(|e| ProxyError::invalid(format!("metaexec could not encode the rows as JSON: {e}")))
+/// The bytes of `text` as a JSON string, quotes and escapes included, as serde_json
+/// writes it: `"` and `\` take two bytes, control characters two (`\n`, `\t` ...) or six
+/// (`\u001f`).
+fn json_str_len(text: &str) -> usize {
+    2 + text
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\x08' | b'\x0c' | b'\n' | b'\r' | b'\t' => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
+/// Writes JSON into a `String` (serde_json writes only UTF-8).
+struct JsonText<'a>(&'a mut String);
+
+impl std::io::Write for JsonText<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.0.push_str(text);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether `value` holds an exact decimal object (`{"$decimal": ...}`), at any depth the
@@ -289,40 +509,161 @@ fn has_decimal(value: &Value, depth: usize) -> bool {
     }
 }
 
+/// The answer as the JSON text the byte cap counts (for tests and tools: the guest
+/// receives [`Rows`]); [`Collector::finish`] gives its length without writing it.
+pub fn to_json(rows: &Rows) -> String {
+    let mut out = format!(r#"{{"columns":{},"records":["#, Value::from(rows.names.to_vec()));
+    for (r, values) in rows.records().into_iter().enumerate() {
+        out.push_str(if r > 0 { ",{" } else { "{" });
+        for (i, value) in values.into_iter().enumerate() {
+            let name = rows.names.get(i).cloned().unwrap_or_else(|| format!("column{}", i + 1));
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("{}:{value}", Value::String(name)));
+        }
+        out.push('}');
+    }
+    out.push_str(&format!(r#"],"decimals":{},"read":{}}}"#, rows.decimals, rows.read));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
 
-    fn collect(columns: &[&str], rows: &[Vec<Value>], max_bytes: usize) -> Result<(Rows, usize), ProxyError> {
+    fn collect(columns: &[&str], rows: &[Vec<Value>], max_bytes: usize) -> Result<(Rows, usize, usize), ProxyError> {
         let budget = HostBudget::new(1 << 30);
         let mut c = Collector::new(1000, max_bytes, true, &budget);
         c.set_columns(columns.iter().map(|s| s.to_string()).collect())?;
         for row in rows {
             c.push(row)?;
         }
-        let (_, rows, _, reservation) = c.finish()?;
+        let (rows, bytes, reservation) = c.finish()?;
         assert_eq!(budget.used(), reservation.bytes());
-        Ok((rows, reservation.bytes()))
+        Ok((rows, bytes, reservation.bytes()))
     }
 
-    /// What is counted is exactly what is sent: keys per record and escapes included.
+    /// What is counted is exactly the JSON answer: keys per record and escapes included.
     #[test]
-    fn the_answer_is_the_guests_json_byte_for_byte() {
+    fn the_byte_count_is_the_json_answers_length() {
         let columns = ["a", "quote\"d", "é"];
         let rows = vec![
-            vec![json!(1), json!("line\nbreak \"quoted\" \u{1}"), Value::Null],
+            vec![json!(1), json!("line\nbreak \"quoted\" \u{1}\u{8}\u{7f}"), Value::Null],
             vec![json!(2.5), json!({"$decimal": "1.10"}), json!([true, false])],
         ];
-        let (got, held) = collect(&columns, &rows, 1 << 20).unwrap();
-        let records: Vec<serde_json::Map<String, Value>> =
-            rows.iter().map(|r| columns.iter().map(|c| c.to_string()).zip(r.iter().cloned()).collect()).collect();
-        let expected = json!({"columns": columns, "records": records, "decimals": true, "read": true}).to_string();
-        assert_eq!(got.json().get(), expected);
-        assert_eq!(held, expected.len());
-        assert_eq!(got.len(), 2);
-        assert_eq!(got.iter().collect::<Vec<_>>(), rows);
+        let (got, bytes, _) = collect(&columns, &rows, 1 << 20).unwrap();
+        let records: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let fields: Vec<String> =
+                    columns.iter().zip(r).map(|(c, v)| format!("{}:{v}", Value::from(*c))).collect();
+                format!("{{{}}}", fields.join(","))
+            })
+            .collect();
+        let expected = format!(
+            r#"{{"columns":{},"records":[{}],"decimals":true,"read":true}}"#,
+            json!(columns),
+            records.join(",")
+        );
+        assert_eq!(to_json(&got), expected);
+        assert_eq!(bytes, expected.len());
+        assert_eq!(got.count, 2);
+        assert!(got.decimals);
+        assert_eq!(got.records(), rows);
+    }
+
+    #[test]
+    fn strings_are_measured_as_serde_json_writes_them() {
+        for text in ["", "plain", "é ✓ 😀", "\"\\/", "\u{0}\u{1f}\u{20}\u{7f}", "\u{8}\u{c}\n\r\t\u{b}"] {
+            assert_eq!(json_str_len(text), serde_json::to_string(text).unwrap().len(), "{text:?}");
+        }
+    }
+
+    /// Each column takes the narrowest kind that holds all its values, with NULLs; a
+    /// value of another kind widens it to JSON, keeping every value's own type.
+    #[test]
+    fn columns_are_typed_and_widen_to_json() {
+        let columns = ["f", "i", "t", "mf", "mi", "mt", "null", "bool", "mixed", "late", "big"];
+        let rows = vec![
+            vec![
+                json!(1.5),
+                json!(1),
+                json!("a"),
+                Value::Null,
+                json!(-7),
+                json!("x"),
+                Value::Null,
+                json!(true),
+                json!(1),
+                Value::Null,
+                json!(1),
+            ],
+            vec![
+                json!(-0.0),
+                json!(i64::MIN),
+                json!(""),
+                json!(2.25),
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                json!(false),
+                json!(1.0),
+                Value::Null,
+                json!(u64::MAX),
+            ],
+            vec![
+                json!(1e300),
+                json!(i64::MAX),
+                json!("é"),
+                json!(3.0),
+                json!(8),
+                json!("z"),
+                Value::Null,
+                Value::Null,
+                json!("1"),
+                json!("now text"),
+                json!(2),
+            ],
+        ];
+        let (got, bytes, held) = collect(&columns, &rows, 1 << 20).unwrap();
+        assert_eq!(got.records(), rows);
+        assert_eq!(bytes, to_json(&got).len());
+        let kinds: Vec<&str> = got
+            .columns
+            .iter()
+            .map(|c| match c {
+                Column::Floats(_) => "floats",
+                Column::Integers(_) => "integers",
+                Column::Texts(_) => "texts",
+                Column::MaybeFloats(_) => "maybe-floats",
+                Column::MaybeIntegers(_) => "maybe-integers",
+                Column::MaybeTexts(_) => "maybe-texts",
+                Column::Values(_) => "values",
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "floats",
+                "integers",
+                "texts",
+                "maybe-floats",
+                "maybe-integers",
+                "maybe-texts",
+                "maybe-floats",
+                "values",
+                "values",
+                "maybe-texts",
+                "values"
+            ]
+        );
+        assert_eq!(got.columns[8], Column::Values(r#"[1,1.0,"1"]"#.into()));
+        let names: usize = columns.iter().map(|c| c.len() + size_of::<String>()).sum();
+        let columns_held: usize = got.columns.iter().map(Column::held_bytes).sum();
+        assert_eq!(held, names + columns_held + got.columns.len() * size_of::<Column>());
     }
 
     #[test]
@@ -365,8 +706,18 @@ mod tests {
         let mut c = Collector::new(1, 1 << 20, false, &budget);
         c.push(&[json!(1)]).unwrap();
         assert!(matches!(c.push(&[json!(2)]), Err(ProxyError::Denied(Denial::RowCap { max: 1 }))));
-        let (columns, rows, decimals, _) = Collector::new(5, 100, true, &budget).finish().unwrap();
-        assert!(columns.is_empty() && rows.is_empty() && !decimals);
-        assert_eq!(rows.json().get(), r#"{"columns":[],"records":[],"decimals":false,"read":true}"#);
+        let (rows, bytes, _) = Collector::new(5, 100, true, &budget).finish().unwrap();
+        assert!(rows.names.is_empty() && rows.columns.is_empty() && rows.count == 0 && !rows.decimals);
+        assert_eq!(to_json(&rows), r#"{"columns":[],"records":[],"decimals":false,"read":true}"#);
+        assert_eq!(bytes, to_json(&rows).len());
+        // Rows without columns are still counted.
+        let mut c = Collector::new(5, 100, true, &budget);
+        c.set_columns(Vec::new()).unwrap();
+        c.push(&[]).unwrap();
+        c.push(&[]).unwrap();
+        let (rows, bytes, _) = c.finish().unwrap();
+        assert_eq!(rows.count, 2);
+        assert_eq!(to_json(&rows), r#"{"columns":[],"records":[{},{}],"decimals":false,"read":true}"#);
+        assert_eq!(bytes, to_json(&rows).len());
     }
 }

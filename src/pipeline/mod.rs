@@ -421,8 +421,10 @@ impl Driver<'_> {
             Some(sql) => match proxy.query(&sql, &[], false).await {
                 Ok((result, _)) => result
                     .rows
-                    .iter()
-                    .filter_map(|row| row.first().and_then(|v| v.as_str()).map(str::to_owned))
+                    .column_values(0)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
                     .collect(),
                 Err(e) => {
                     tracing::debug!("property names not read: {e}");

@@ -8,21 +8,27 @@
 //! over a string as large as its memory allows makes the host copy nothing before the
 //! caps and the budget have had their say. (A table's columns are copied as they are
 //! lifted; wasmtime bounds what one call may copy, `hostcall_fuel`.)
+//!
+//! A query's rows go back by typed column straight from the proxy's copy (the snapshot's,
+//! on a hit): the types below lower the proxy's `Arc`-shared columns into the guest's
+//! memory without copying them on the host first.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 use wasmtime::StoreContextMut;
-use wasmtime::component::{Linker, ResourceTable, WasmStr};
+use wasmtime::component::{ComponentType, Linker, Lower, ResourceTable, WasmStr};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{Failure, Table};
 use super::limiter::MemoryLimiter;
 use super::session::{Session, Stop};
 use crate::db::policy::MAX_SQL_BYTES;
-use crate::guest_db::{AuditEntry, DbFailure, DbFailureKind, DbRequest, DbResponse};
+use crate::guest_db::{self, AuditEntry, DbAnswer, DbFailure, DbFailureKind, DbRequest, DbResponse};
 use crate::guest_value::DecodeError;
 
 /// The instance the imports live in.
-const HOST_INTERFACE: &str = "metaexec:sandbox/host@1.1.0";
+const HOST_INTERFACE: &str = "metaexec:sandbox/host@1.2.0";
 
 /// Per-instance store data.
 pub struct RunState {
@@ -46,8 +52,69 @@ fn trap(stop: Stop) -> wasmtime::Error {
     wasmtime::Error::new(stop)
 }
 
-/// A database request's answer as the interface returns it.
-type DbAnswer = (Result<String, Failure>,);
+/// The interface's `column`, lowered from the proxy's shared columns.
+#[derive(ComponentType, Lower)]
+#[component(variant)]
+enum ColumnOut {
+    #[component(name = "floats")]
+    Floats(Arc<[f64]>),
+    #[component(name = "integers")]
+    Integers(Arc<[i64]>),
+    #[component(name = "texts")]
+    Texts(Arc<[Box<str>]>),
+    #[component(name = "maybe-floats")]
+    MaybeFloats(Arc<[Option<f64>]>),
+    #[component(name = "maybe-integers")]
+    MaybeIntegers(Arc<[Option<i64>]>),
+    #[component(name = "maybe-texts")]
+    MaybeTexts(Arc<[Option<Box<str>>]>),
+    #[component(name = "values")]
+    Values(Arc<str>),
+}
+
+impl From<&guest_db::Column> for ColumnOut {
+    fn from(column: &guest_db::Column) -> Self {
+        use guest_db::Column as C;
+        match column {
+            C::Floats(v) => Self::Floats(v.clone()),
+            C::Integers(v) => Self::Integers(v.clone()),
+            C::Texts(v) => Self::Texts(v.clone()),
+            C::MaybeFloats(v) => Self::MaybeFloats(v.clone()),
+            C::MaybeIntegers(v) => Self::MaybeIntegers(v.clone()),
+            C::MaybeTexts(v) => Self::MaybeTexts(v.clone()),
+            C::Values(v) => Self::Values(v.clone()),
+        }
+    }
+}
+
+/// The interface's `table`, lowered.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct TableOut {
+    names: Arc<[String]>,
+    columns: Vec<ColumnOut>,
+}
+
+/// The interface's `rows`: a query's answer.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct RowsOut {
+    table: TableOut,
+    count: u64,
+    read: bool,
+    decimals: bool,
+}
+
+impl From<&guest_db::Rows> for RowsOut {
+    fn from(rows: &guest_db::Rows) -> Self {
+        Self {
+            table: TableOut { names: rows.names.clone(), columns: rows.columns.iter().map(ColumnOut::from).collect() },
+            count: rows.count as u64,
+            read: rows.read,
+            decimals: rows.decimals,
+        }
+    }
+}
 
 /// Defines the host interface's functions in `linker`.
 pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
@@ -73,7 +140,11 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
             Box::new(async move {
                 let session = store.data().session.clone();
                 let request = query_request(&session, &sql.to_str(&store)?, &params.to_str(&store)?, exact_decimals)?;
-                db_request(&session, request).await
+                let answer = db_request(&session, request).await?.and_then(|answer| match answer {
+                    DbAnswer::Rows(rows) => Ok(RowsOut::from(&rows)),
+                    DbAnswer::Schema(_) => Err(unexpected_answer()),
+                });
+                Ok((answer,))
             })
         },
     )?;
@@ -81,7 +152,11 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         Box::new(async move {
             let session = store.data().session.clone();
             session.lock().check().map_err(trap)?;
-            db_request(&session, DbRequest::Schema).await
+            let answer = db_request(&session, DbRequest::Schema).await?.and_then(|answer| match answer {
+                DbAnswer::Schema(json) => Ok(String::from(Box::<str>::from(json))),
+                DbAnswer::Rows(_) => Err(unexpected_answer()),
+            });
+            Ok((answer,))
         })
     })?;
     Ok(())
@@ -114,7 +189,7 @@ fn query_request(session: &Session, sql: &str, params: &str, exact_decimals: boo
 
 /// Answers a database request through the job's proxy (or refuses it when the run has
 /// none), recording it in the audit.
-async fn db_request(session: &Session, request: DbRequest) -> wasmtime::Result<DbAnswer> {
+async fn db_request(session: &Session, request: DbRequest) -> wasmtime::Result<Result<DbAnswer, Failure>> {
     let db = session.lock().db.clone();
     let response = match db {
         Some(db) => db.0.handle(request).await,
@@ -122,12 +197,21 @@ async fn db_request(session: &Session, request: DbRequest) -> wasmtime::Result<D
     };
     let failure_kind = response.result.as_ref().err().map(|failure| failure.kind);
     session.lock().record_db(response.audit, failure_kind).map_err(trap)?;
-    Ok((match response.result {
-        Ok(value) => Ok(String::from(Box::<str>::from(value))),
-        Err(failure) => {
-            Err(Failure { kind: failure.kind.as_str().into(), message: failure.message, hint: failure.hint })
-        }
-    },))
+    Ok(response.result.map_err(|failure| Failure {
+        kind: failure.kind.as_str().into(),
+        message: failure.message,
+        hint: failure.hint,
+    }))
+}
+
+/// An implementation of `GuestDb` answered a request with the other request's kind of
+/// answer: the script gets a failure, not a wrong value.
+fn unexpected_answer() -> Failure {
+    Failure {
+        kind: DbFailureKind::Error.as_str().into(),
+        message: "the database answered with the wrong kind of value".into(),
+        hint: None,
+    }
 }
 
 /// The answer to a database request in a run without a database.
@@ -142,4 +226,19 @@ fn no_database(request: &DbRequest) -> DbResponse {
     audit.status = failure.kind.as_str().into();
     audit.reason = Some(failure.message.clone());
     DbResponse { result: Err(failure), audit }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The instance the imports are linked under names the version of the interface the
+    /// runtime is built against.
+    #[test]
+    fn the_host_interface_is_the_manifests_version() {
+        let interface = crate::python_wasm::MANIFEST.interface;
+        assert_eq!(HOST_INTERFACE, interface.replacen("sandbox@", "sandbox/host@", 1));
+        let wit = include_str!("../../runtime/wit/metaexec.wit");
+        assert!(wit.contains(&format!("package {interface};")), "{interface}");
+    }
 }

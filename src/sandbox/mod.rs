@@ -304,14 +304,13 @@ fn script_key(job: &Job) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// A fresh seed for a run that asked for none. Its top bit is set: what handing a seed
-/// to Python costs depends on its magnitude, and a run's fuel must not depend on chance.
+/// A fresh seed for a run that asked for none.
 fn fresh_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher
         .write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
-    hasher.finish() | 1 << 63
+    hasher.finish()
 }
 
 /// The most a guest may hand the host in one call (wasmtime's "hostcall fuel", counted in
@@ -489,7 +488,7 @@ async fn drive_instance(
         }
         let params = serde_json::to_string(&job.params)?;
         let seed = job.seed.unwrap_or_else(fresh_seed);
-        match runner.call_run(&mut *store, &params, seed).await? {
+        match runner.call_run(&mut *store, &params, &seed.to_le_bytes()).await? {
             Ok(read) => session.lock().params_read = Some(read.into()),
             Err(error) => session.lock().exception = Some(error),
         }
@@ -504,7 +503,8 @@ async fn drive_instance(
                 store.set_fuel(fuel)?;
             }
             let params = serde_json::to_string(&params)?;
-            let ended = runner.call_run(&mut *store, &params, scenario_seed(base_seed, &id)).await?;
+            let seed = scenario_seed(base_seed, &id).to_le_bytes();
+            let ended = runner.call_run(&mut *store, &params, &seed).await?;
             session.lock().settle(ended.map(Into::into));
         }
     }

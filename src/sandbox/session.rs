@@ -339,6 +339,11 @@ impl SessionState {
                     Column::Floats(values) => values.len() * 8,
                     Column::Integers(values) => values.len() * 8,
                     Column::Texts(values) => text_bytes(values) + values.len(),
+                    Column::MaybeFloats(values) => values.len() * 8,
+                    Column::MaybeIntegers(values) => values.len() * 8,
+                    Column::MaybeTexts(values) => {
+                        values.iter().map(|v| v.as_ref().map_or(4, |s| s.len() + 1)).sum::<usize>()
+                    }
                     Column::Values(text) => text.len(),
                 })
                 .sum::<usize>();
@@ -346,15 +351,20 @@ impl SessionState {
         if names.len() != columns.len() {
             return Err(self.violation(format!("a table of {} names and {} columns", names.len(), columns.len())));
         }
+        let float = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
         let mut decoded = Vec::with_capacity(columns.len());
         for column in columns {
             decoded.push(match column {
-                Column::Floats(values) => values
-                    .into_iter()
-                    .map(|x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number))
-                    .collect(),
+                Column::Floats(values) => values.into_iter().map(float).collect(),
                 Column::Integers(values) => values.into_iter().map(Value::from).collect(),
                 Column::Texts(values) => values.into_iter().map(Value::String).collect(),
+                Column::MaybeFloats(values) => values.into_iter().map(|x| x.map_or(Value::Null, float)).collect(),
+                Column::MaybeIntegers(values) => {
+                    values.into_iter().map(|x| x.map_or(Value::Null, Value::from)).collect()
+                }
+                Column::MaybeTexts(values) => {
+                    values.into_iter().map(|x| x.map_or(Value::Null, Value::String)).collect()
+                }
                 Column::Values(text) => match self.decode(&text, "a table column")? {
                     Value::Array(values) => values,
                     _ => return Err(self.violation("a table column that is not a list")),
@@ -587,20 +597,23 @@ mod tests {
         let s = session();
         let mut state = s.lock();
         let table = Table {
-            names: vec!["name".into(), "dscr".into(), "n".into(), "note".into()],
+            names: ["name", "dscr", "n", "note", "mf", "mi", "mt"].map(String::from).to_vec(),
             columns: vec![
                 Column::Texts(vec!["A".into(), "B".into()]),
                 Column::Floats(vec![1.5, f64::NAN]),
                 Column::Integers(vec![1, -2]),
                 Column::Values(r#"[null, {"x": true}]"#.into()),
+                Column::MaybeFloats(vec![None, Some(2.5)]),
+                Column::MaybeIntegers(vec![Some(3), None]),
+                Column::MaybeTexts(vec![None, Some("t".into())]),
             ],
         };
         state.emit_table("rows", table).unwrap();
         assert_eq!(
             state.results["rows"],
             serde_json::json!([
-                {"name": "A", "dscr": 1.5, "n": 1, "note": null},
-                {"name": "B", "dscr": null, "n": -2, "note": {"x": true}},
+                {"name": "A", "dscr": 1.5, "n": 1, "note": null, "mf": null, "mi": 3, "mt": null},
+                {"name": "B", "dscr": null, "n": -2, "note": {"x": true}, "mf": 2.5, "mi": null, "mt": "t"},
             ])
         );
         let ragged = Table {

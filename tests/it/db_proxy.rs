@@ -11,11 +11,13 @@ use metaexec::db::{Capability, DbProxy, DbUrl, Denial, ProxyError};
 use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
 use metaexec::outcome::{ErrorKind, Outcome};
+use metaexec::sweep::spec::{self, SweepSpec};
+use metaexec::sweep::{self, Isolation, SweepOptions};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Connection;
 
-use crate::common::{TestContext, assert_kind, assert_ok, dedent, metaexec_command, run_job};
+use crate::common::{TestContext, assert_kind, assert_ok, dedent, metaexec_command, run_job, sandbox};
 use crate::pg;
 
 pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
@@ -348,6 +350,118 @@ fn values_map_to_python_faithfully() {
     }
 }
 
+/// Rows cross by typed column: floats, integers and strings each with and without a
+/// NULL, a column of NULLs only, and JSON for the rest (booleans, mixed types, exact
+/// decimals); every value arrives as the Python value it was, NULL as None.
+#[test]
+fn columns_of_every_kind_cross_with_their_nulls() {
+    for (name, target) in targets() {
+        let ctx = TestContext::new();
+        let db = proxy(&target, Capability::default());
+        // The last column is booleans in PostgreSQL; SQLite has none (without a BOOLEAN
+        // column), so there it mixes an integer and a string.
+        let sql = if name == "postgres" {
+            "SELECT 1.5::float8 AS f, 7::int8 AS i, 'a' AS t, 2.5::float8 AS mf, 3 AS mi, 'x' AS mt, \
+             NULL::text AS n, CAST(1.10 AS NUMERIC(4,2)) AS d, true AS other \
+             UNION ALL SELECT -0.5, CAST('-9223372036854775808' AS int8), 'é ✓', NULL, NULL, NULL, NULL, NULL, false \
+             UNION ALL SELECT 1e300, 9223372036854775807, '', 0.1, -4, '', NULL, 2.5, NULL"
+        } else {
+            "SELECT 1.5 AS f, 7 AS i, 'a' AS t, 2.5 AS mf, 3 AS mi, 'x' AS mt, NULL AS n, 1.10 AS d, 1 AS other \
+             UNION ALL SELECT -0.5, -9223372036854775808, 'é ✓', NULL, NULL, NULL, NULL, NULL, 'one' \
+             UNION ALL SELECT 1e300, 9223372036854775807, '', 0.1, -4, '', NULL, 2.5, NULL"
+        };
+        let outcome = run_with(
+            &ctx,
+            &db,
+            &format!(
+                r#"
+                from metaexec import db, emit
+                from wit_world.imports import host
+                sql = {sql:?}
+                answer = host.db_query(sql, "[]", False)
+                emit("kinds", [type(c).__name__.replace("Column_", "") for c in answer.table.columns])
+                emit("count", answer.count)
+                rows = db.query(sql)
+                emit("rows", [[repr(v) for v in row.values()] for row in rows])
+                exact = db.query(sql, exact_decimals=True)
+                emit("exact", [repr(row["d"]) for row in exact])
+                emit("nothing", db.query(sql + " LIMIT 0"))
+                "#
+            ),
+        );
+        assert_ok(&outcome);
+        let r = &outcome.results;
+        assert_eq!(
+            r["kinds"],
+            json!([
+                "Floats",
+                "Integers",
+                "Texts",
+                "MaybeFloats",
+                "MaybeIntegers",
+                "MaybeTexts",
+                "MaybeFloats",
+                "MaybeFloats",
+                "Values"
+            ]),
+            "{name}"
+        );
+        assert_eq!(r["count"], 3);
+        let last = if name == "postgres" { ["True", "False", "None"] } else { ["1", "'one'", "None"] };
+        assert_eq!(
+            r["rows"],
+            json!([
+                ["1.5", "7", "'a'", "2.5", "3", "'x'", "None", "1.1", last[0]],
+                ["-0.5", "-9223372036854775808", "'é ✓'", "None", "None", "None", "None", "None", last[1]],
+                ["1e+300", "9223372036854775807", "''", "0.1", "-4", "''", "None", "2.5", last[2]],
+            ]),
+            "{name}"
+        );
+        let exact = if name == "postgres" {
+            json!(["Decimal('1.10')", "None", "Decimal('2.5')"])
+        } else {
+            json!(["1.1", "None", "2.5"])
+        };
+        assert_eq!(r["exact"], exact, "{name}");
+        assert_eq!(r["nothing"], json!([]), "{name}");
+    }
+}
+
+/// In a sweep the guest keeps the rows of a read for the next scenarios: what it hands
+/// out again is what the first scenario got, exact decimals included.
+#[test]
+fn rows_kept_between_scenarios_are_the_rows_first_read() {
+    let Some(target) = postgres_demo() else { return };
+    let ctx = TestContext::new();
+    let mut job = Job::new(
+        "script.py",
+        dedent(
+            r#"
+            from metaexec import db, emit, params
+            rows = db.query("SELECT loan_id, CAST(principal AS NUMERIC(14,2)) AS p, NULL::int AS n FROM loans WHERE loan_id <= ? ORDER BY loan_id", [2], exact_decimals=True)
+            emit("rows", [[repr(v) for v in row.values()] for row in rows])
+            rows[0]["p"] = "changed by scenario %s" % params["x"]
+            "#,
+        ),
+        ctx.results(),
+    );
+    job.db = Some(proxy(&target, Capability::default()));
+    let scenarios =
+        SweepSpec { grids: vec![spec::parse_grid("x=1,2,3").unwrap()], ..Default::default() }.scenarios().unwrap();
+    let options = SweepOptions::new(1, Isolation::Namespace);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let report = runtime.block_on(sweep::run(sandbox(), &job, scenarios, options, |_| {})).unwrap();
+    assert_eq!(report.summary.ok, 3, "{:#?}", report.scenarios);
+    for scenario in &report.scenarios {
+        assert_eq!(
+            scenario.results["rows"],
+            json!([["1", "Decimal('62000000.00')", "None"], ["2", "Decimal('9800000.00')", "None"]]),
+            "{}",
+            scenario.id
+        );
+    }
+}
+
 #[test]
 fn identical_reads_come_from_the_snapshot() {
     let target = sqlite_demo();
@@ -528,7 +642,7 @@ pub fn denied(proxy: &DbProxy, sql: &str, params: &[Value]) -> Denial {
     match block_on(proxy.query(sql, params, false)) {
         Err(ProxyError::Denied(d)) => d,
         Err(other) => panic!("{sql}: expected a refusal, got the failure {other}"),
-        Ok((rows, _)) => panic!("{sql}: expected a refusal, got {} rows: {}", rows.rows.len(), rows.json().get()),
+        Ok((rows, _)) => panic!("{sql}: expected a refusal, got {} rows: {}", rows.rows.count, rows.to_json()),
     }
 }
 
@@ -566,7 +680,7 @@ fn catalogs_and_table_functions_of_sqlite_are_refused_through_the_proxy() {
     }
     // JSON table-valued functions and ordinary analytics still work.
     let (rows, _) = block_on(proxy.query("SELECT value FROM json_each('[1, 2, 3]')", &[], false)).unwrap();
-    assert_eq!(rows.rows.len(), 3);
+    assert_eq!(rows.rows.count, 3);
     // Named in --db-tables or allowed by flag, they run.
     let capability = Capability {
         tables: Some(vec!["properties".into(), "sqlite_master".into(), "pragma_table_info".into()]),
@@ -625,10 +739,10 @@ fn the_byte_cap_counts_keys_per_record_and_escapes() {
     // What is counted is what is sent.
     let (rows, _) =
         block_on(proxy.query("SELECT ? AS \"quote\"\"d\", ? AS b", &[json!("a\"\n\u{1}é"), json!(1)], false)).unwrap();
-    assert_eq!(rows.bytes, rows.json().get().len());
-    let sent: Value = serde_json::from_str(rows.json().get()).unwrap();
+    assert_eq!(rows.bytes, rows.to_json().len());
+    let sent: Value = serde_json::from_str(&rows.to_json()).unwrap();
     assert_eq!(sent["records"][0]["quote\"d"], "a\"\n\u{1}é");
-    assert_eq!(rows.rows.iter().next().unwrap(), vec![json!("a\"\n\u{1}é"), json!(1)]);
+    assert_eq!(rows.rows.records()[0], vec![json!("a\"\n\u{1}é"), json!(1)]);
     // Escapes count: 100,000 control characters are 600,000 bytes as JSON.
     let capability = Capability { max_bytes: 500_000, ..Capability::default() };
     let proxy = DbProxy::new(target.url.clone(), capability);

@@ -277,6 +277,61 @@ fn random_is_seeded_per_run() {
     assert_ne!(draw(None), draw(None), "a run without a seed gets a fresh one");
 }
 
+/// The generator is seeded when a run first reaches for it, by any way in: a function
+/// of the module, a name imported from it, `from random import *`, the shared instance
+/// itself. Each draws what `random.seed` would have set up. Seeding takes the same fuel
+/// whatever the seed's value, and a run that never uses `random` pays nothing for it.
+#[test]
+fn random_is_seeded_on_first_use_at_a_cost_that_does_not_depend_on_the_seed() {
+    let ctx = TestContext::new();
+    let run = |source: &str, seed: u64| {
+        let mut job = ctx.job(source);
+        job.seed = Some(seed);
+        job.limits.fuel = Some(u64::MAX / 2);
+        let outcome = run_job(&job);
+        assert_ok(&outcome);
+        (outcome.results.get("x").cloned().unwrap_or_default(), outcome.metrics.fuel_used.unwrap())
+    };
+    let ways = [
+        "import random\nx = [random.random(), random.gauss(0, 1), random.gauss(0, 1)]",
+        "from random import random, gauss\nx = [random(), gauss(0, 1), gauss(0, 1)]",
+        "from random import *\nx = [random(), gauss(0, 1), gauss(0, 1)]",
+        "import random\nr = random._inst\nx = [r.random(), r.gauss(0, 1), r.gauss(0, 1)]",
+    ];
+    for seed in [0, 1, 255, 1 << 32, 1 << 63, u64::MAX] {
+        let key = u128::from(seed) | 1 << 64;
+        let expected = run(
+            &format!(
+                "import random\nfrom metaexec import emit\nrandom.seed({key})\nemit('x', [random.random(), random.gauss(0, 1), random.gauss(0, 1)])"
+            ),
+            seed,
+        )
+        .0;
+        for way in ways {
+            assert_eq!(run(&format!("{way}\nfrom metaexec import emit\nemit('x', x)"), seed).0, expected, "{way}");
+        }
+    }
+    // What is emitted costs the same whatever was drawn (formatting a float would not), and
+    // each script runs once first, so that every measured run loads it compiled (see
+    // `fuel_is_deterministic`).
+    let draw = "import random\nfrom metaexec import emit\nemit('x', 0 <= random.random() < 1)";
+    run(draw, 0);
+    let fuel: Vec<u64> = [0, 1, 255, 1 << 32, 1 << 63, u64::MAX].into_iter().map(|seed| run(draw, seed).1).collect();
+    assert!(fuel.iter().all(|&f| f == fuel[0]), "{fuel:?}");
+    // A name the script sets before it first reaches for the generator stays its own.
+    let own = run(
+        "import random\nrandom.random = lambda: 0.25\nx = [random.random(), random.gauss(0, 1) != 0.25]\nfrom metaexec import emit\nemit('x', x)",
+        1,
+    );
+    assert_eq!(own.0, serde_json::json!([0.25, true]));
+    let unused = "from metaexec import emit\nemit('x', 1)";
+    let used = "import random\nfrom metaexec import emit\nemit('x', 1)\nrandom.random";
+    run(unused, 3);
+    run(used, 3);
+    let (unused, used) = (run(unused, 3).1, run(used, 3).1);
+    assert!(used > unused + 20_000, "seeding costs {} fuel", used - unused);
+}
+
 /// Whatever the script raises, `BaseException` subclasses and `SystemExit` included,
 /// comes back classified (an uncaught exception in the runtime's export would trap the
 /// instance instead).

@@ -325,11 +325,11 @@ mod hardening {
             false,
         ))
         .unwrap();
-        assert_eq!(rows.columns, ["a", "a", "p"]);
-        let first = rows.rows.iter().next().unwrap();
+        assert_eq!(rows.columns(), ["a", "a", "p"]);
+        let first = rows.rows.records().remove(0);
         assert_eq!(first, vec![json!(10), json!(10), json!("x")]);
         let (rows, _) = block_on(proxy.query("VALUES (1, 'a'), (2, 'b')", &[], false)).unwrap();
-        assert_eq!(rows.rows.len(), 2);
+        assert_eq!(rows.rows.count, 2);
         let (rows, _) = block_on(proxy.query("WITH t AS (SELECT 1 AS x) SELECT x FROM t", &[], false)).unwrap();
         assert_eq!(rows.records()[0]["x"], 1);
     }

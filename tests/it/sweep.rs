@@ -335,6 +335,39 @@ fn a_trapped_instance_is_never_reused_and_scenario_seeds_are_reproducible() {
     assert!(other.iter().zip(&first).all(|(a, b)| a != b), "another sweep seed, other draws");
 }
 
+/// A warm instance hands each scenario `random` as a fresh one would: seeded from the
+/// scenario's own seed, with no `gauss()` value or replaced function left over from the
+/// scenario before, and not seeded at all for a scenario that never uses it.
+#[test]
+fn each_scenario_gets_random_as_a_fresh_instance_would() {
+    let ctx = TestContext::new();
+    let job = Job::new(
+        "draws.py",
+        dedent(
+            r#"
+            import random
+            from metaexec import params, result
+            listed = "gauss" in dir(random)
+            if int(params["x"]) % 3 == 0:
+                result({"x": params["x"], "listed": listed})
+            else:
+                draws = [random.gauss(0, 1), random.random()]
+                random.random = lambda: 0.5
+                result({"x": params["x"], "listed": listed, "draws": draws})
+            "#,
+        ),
+        ctx.results(),
+    );
+    let results = |report: &SweepReport| -> Vec<Value> {
+        assert_eq!(report.summary.ok, 9, "{:#?}", report.scenarios);
+        report.scenarios.iter().map(|s| s.results["result"].clone()).collect()
+    };
+    let warm = results(&run_sweep(&job, grid(&["x=1..9:1"]), 1, Isolation::Namespace));
+    assert_eq!(warm, results(&run_sweep(&job, grid(&["x=1..9:1"]), 1, Isolation::Instance)));
+    assert!(warm.iter().all(|r| r["listed"] == true), "{warm:?}");
+    assert!(warm.iter().filter_map(|r| r.get("draws")).all(|d| d[1] != 0.5), "{warm:?}");
+}
+
 #[test]
 fn a_script_that_does_not_compile_fails_the_sweep_once() {
     let ctx = TestContext::new();
