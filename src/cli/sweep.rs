@@ -109,10 +109,12 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
     match sweep(&args, cache_root) {
         Ok(report) => {
             let script = args.script.script.display().to_string();
+            let writing = std::time::Instant::now();
             match output::write_files(&report, &args.script.results, &script, args.keep.into()) {
                 Ok(written) => print_written(&written),
                 Err(e) => super::note(&format!("warning: {e}")),
             }
+            tracing::debug!(elapsed_ms = writing.elapsed().as_secs_f64() * 1000.0, "files written");
             if args.xlsx
                 && let Err(e) = sweep::output::write_xlsx(&report, &args.script.results)
             {

@@ -71,12 +71,16 @@ pub fn config(metered: bool) -> Config {
     // A run starts from the snapshot in the component's data: mapped copy-on-write, not
     // copied, so a fresh instance costs page faults only where the guest writes.
     config.memory_init_cow(true);
-    // Instances come from a pool of slots reserved once per engine. A slot keeps resident
-    // the pages its last run wrote, up to `KEEP_RESIDENT`, and copies them back from the
-    // snapshot (found with Linux's PAGEMAP_SCAN, where the kernel has it; wasmtime resets
-    // up to 32 such stretches this way and hands the rest back to the kernel), so the next
-    // run in that slot takes fewer page faults. With a fresh mapping per instance, page
-    // faults were half of what an `--isolation instance` scenario cost.
+    // Instances come from a pool of slots reserved once per engine. A slot keeps its
+    // memory resident between runs, up to `KEEP_RESIDENT`, and copies the snapshot back
+    // over it, so the next run in that slot takes no page faults. Not by scanning for the
+    // pages the last run wrote (Linux's PAGEMAP_SCAN): wasmtime copies back at most 32
+    // such stretches and hands the rest back to the kernel, and CPython writes all over
+    // its heap (reference counts), so nearly every page came back as a copy-on-write
+    // fault, each a cross-core TLB shootdown. Copying the whole snapshot back (13 MB) is
+    // cheaper: measured on 2 cores, 1,000 `--isolation instance` scenarios took 3.1 s
+    // with the scan (455,000 page faults, most of the time in the kernel) and 1.5 s
+    // without (8,500).
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)
         // The runtime is CPython linked from a handful of core modules (libc, libpython,
@@ -91,7 +95,7 @@ pub fn config(metered: bool) -> Config {
         .total_stacks(POOL_INSTANCES)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(1 << 20)
-        .pagemap_scan(wasmtime::Enabled::Auto);
+        .pagemap_scan(wasmtime::Enabled::No);
     config.allocation_strategy(pool);
     config
 }

@@ -45,7 +45,12 @@ pub async fn refine(sandbox: &WasiSandbox, job: &Job, report: &mut SweepReport, 
         && !options.cancel.is_cancelled()
     {
         let defaults = report.params_read.defaults();
+        let analysing = std::time::Instant::now();
         report.summary.analysis = analyze(&report.scenarios, &extra.scenarios, &defaults);
+        tracing::debug!(
+            analysis_ms = analysing.elapsed().as_secs_f64() * 1000.0,
+            "analysed again with the missing points"
+        );
         // What is still missing failed to run: the analysis stands without it.
         report.summary.analysis.missing.clear();
     }

@@ -253,7 +253,13 @@ pub async fn run(
     }
     let wall = started.elapsed().as_secs_f64();
     let db_queries = job.db.as_ref().map_or(0, |db| db.0.queries_executed());
+    let summarizing = Instant::now();
     let mut summary = summary::summarize(&outcomes, &params_read.defaults());
+    tracing::debug!(
+        scenarios_ms = wall * 1000.0,
+        summary_ms = summarizing.elapsed().as_secs_f64() * 1000.0,
+        "sweep finished"
+    );
     if options.cancel.is_cancelled() && outcomes.len() < total {
         summary.interrupted = Some(summary::Interrupted { finished: outcomes.len(), planned: total });
     }
