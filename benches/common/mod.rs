@@ -13,6 +13,8 @@ use metaexec::sandbox::{SandboxOptions, WasiSandbox};
 pub fn sandbox() -> WasiSandbox {
     let mut options = SandboxOptions::new(metaexec::cache::cache_dir());
     options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
+    // A benchmark starts instance after instance, as a long-lived process does.
+    options.many_instances = true;
     let sandbox = WasiSandbox::new(options);
     sandbox.prepare(false).expect("runtime ready (run `metaexec runtime fetch`)");
     sandbox

@@ -31,7 +31,7 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
         Ok(mut job) => {
             job.seed = args.seed;
             given = job.params.keys().cloned().collect();
-            let sandbox = args.script.sandbox(cache_root, args.json);
+            let sandbox = args.script.sandbox(cache_root, args.json, false);
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(runtime) => runtime.block_on(sandbox.run(&job)),
                 Err(e) => Outcome::failed_before_start(

@@ -89,9 +89,11 @@ impl ScriptArgs {
         job_from_args(self, cache_root)
     }
 
-    /// A sandbox on `cache_root`; `metaexec.log` lines go to stderr unless `quiet`.
-    pub fn sandbox(&self, cache_root: PathBuf, quiet: bool) -> WasiSandbox {
+    /// A sandbox on `cache_root`; `metaexec.log` lines go to stderr unless `quiet`;
+    /// `many_instances` for a command that starts one fresh instance after another.
+    pub fn sandbox(&self, cache_root: PathBuf, quiet: bool, many_instances: bool) -> WasiSandbox {
         let mut options = SandboxOptions::new(cache_root);
+        options.many_instances = many_instances;
         options.auto_fetch = !self.no_fetch;
         options.progress = Arc::new(|line| note(&format!("metaexec: {line}")));
         options.on_log = Some(Arc::new(move |line| {

@@ -220,7 +220,7 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
         tokio::runtime::Builder::new_multi_thread().worker_threads(workers.min(cores)).enable_all().build().map_err(
             |e| failed(OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}"))),
         )?;
-    let sandbox = args.script.sandbox(cache_root, true);
+    let sandbox = args.script.sandbox(cache_root, true, args.isolation == Isolation::Instance);
     let total = scenarios.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(

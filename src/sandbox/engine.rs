@@ -58,11 +58,20 @@ pub enum EngineError {
     },
 }
 
+/// What an engine is configured for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Profile {
+    /// Fuel is metered.
+    pub metered: bool,
+    /// Many fresh instances will follow one another (see `config`).
+    pub many_instances: bool,
+}
+
 /// The `Config` for a sandbox engine.
-pub fn config(metered: bool) -> Config {
+pub fn config(profile: Profile) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
-    config.consume_fuel(metered);
+    config.consume_fuel(profile.metered);
     // wasmtime-wasi runs host calls on a fiber, whose stack must hold the wasm stack:
     // raise the fiber stack first, or `max_wasm_stack` is rejected.
     config.async_stack_size(MAX_WASM_STACK + (1 << 20));
@@ -72,15 +81,18 @@ pub fn config(metered: bool) -> Config {
     // copied, so a fresh instance costs page faults only where the guest writes.
     config.memory_init_cow(true);
     // Instances come from a pool of slots reserved once per engine. A slot keeps its
-    // memory resident between runs, up to `KEEP_RESIDENT`, and copies the snapshot back
-    // over it, so the next run in that slot takes no page faults. Not by scanning for the
-    // pages the last run wrote (Linux's PAGEMAP_SCAN): wasmtime copies back at most 32
-    // such stretches and hands the rest back to the kernel, and CPython writes all over
-    // its heap (reference counts), so nearly every page came back as a copy-on-write
-    // fault, each a cross-core TLB shootdown. Copying the whole snapshot back (13 MB) is
-    // cheaper: measured on 2 cores, 1,000 `--isolation instance` scenarios took 3.1 s
-    // with the scan (455,000 page faults, most of the time in the kernel) and 1.5 s
-    // without (8,500).
+    // memory resident between instances, up to `KEEP_RESIDENT`, and is reset to the
+    // snapshot when an instance ends, so the next one takes fewer page faults. How:
+    // - One-off runs (`exec`, `run`): the pages the instance wrote are found with Linux's
+    //   PAGEMAP_SCAN and copied back. wasmtime copies at most 32 such stretches and gives
+    //   the rest back to the kernel, which costs a process that is about to exit little.
+    // - Many fresh instances (`--isolation instance`): the whole snapshot (13 MB) is
+    //   copied back. CPython writes all over its heap (reference counts), so after a scan
+    //   nearly every page came back as a copy-on-write fault, each a cross-core TLB
+    //   shootdown: 1,000 isolated scenarios took 3.1 s with the scan (455,000 page faults)
+    //   and 1.5 s with the copy (8,500), on 2 cores. A one-off `exec` pays ~10 ms for the
+    //   copy, at exit.
+    let pagemap = if profile.many_instances { wasmtime::Enabled::No } else { wasmtime::Enabled::Auto };
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_component_instances(POOL_INSTANCES)
         // The runtime is CPython linked from a handful of core modules (libc, libpython,
@@ -95,7 +107,7 @@ pub fn config(metered: bool) -> Config {
         .total_stacks(POOL_INSTANCES)
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(1 << 20)
-        .pagemap_scan(wasmtime::Enabled::No);
+        .pagemap_scan(pagemap);
     config.allocation_strategy(pool);
     config
 }
@@ -154,11 +166,12 @@ impl fmt::Display for CompileNotice {
 /// cached file was refused.
 pub fn load_or_compile(
     cache_root: &Path,
-    metered: bool,
+    profile: Profile,
     notice: &dyn Fn(CompileNotice),
 ) -> Result<CompiledRuntime, EngineError> {
+    let metered = profile.metered;
     let installed = python_wasm::installed(cache_root)?;
-    let engine = Engine::new(&config(metered)).map_err(|e| EngineError::Config(e.to_string()))?;
+    let engine = Engine::new(&config(profile)).map_err(|e| EngineError::Config(e.to_string()))?;
     let cached = compiled_path(cache_root, &installed, &engine, metered);
     match load_cached(&engine, &cached) {
         Ok(Some(component)) => {

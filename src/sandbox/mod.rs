@@ -93,6 +93,11 @@ pub struct SandboxOptions {
     pub progress: Arc<dyn Fn(&str) + Send + Sync>,
     /// Where `metaexec.log` lines go as they arrive.
     pub on_log: Option<LogSink>,
+    /// The process will start many fresh instances (an `--isolation instance` sweep, a
+    /// long-lived process): the instance pool resets a slot for the next instance by
+    /// copying the whole snapshot back, which costs a one-off run its tail (see
+    /// `engine::config`).
+    pub many_instances: bool,
 }
 
 impl SandboxOptions {
@@ -103,6 +108,7 @@ impl SandboxOptions {
             auto_fetch: true,
             progress: Arc::new(|line| tracing::info!("{line}")),
             on_log: None,
+            many_instances: false,
         }
     }
 }
@@ -602,10 +608,11 @@ impl Inner {
         let cache_root = &self.options.cache_root;
         let progress = &self.options.progress;
         let on_compile = |notice: engine::CompileNotice| progress(&notice.to_string());
-        let compiled = match engine::load_or_compile(cache_root, metered, &on_compile) {
+        let profile = engine::Profile { metered, many_instances: self.options.many_instances };
+        let compiled = match engine::load_or_compile(cache_root, profile, &on_compile) {
             Ok(compiled) => compiled,
             Err(EngineError::Runtime(verify)) => match self.fetch_once(&verify) {
-                None => engine::load_or_compile(cache_root, metered, &on_compile)
+                None => engine::load_or_compile(cache_root, profile, &on_compile)
                     .map_err(|source| PrepareError::RuntimeMissing { source, fetch_error: None })?,
                 Some(fetch_error) => {
                     return Err(PrepareError::RuntimeMissing {
