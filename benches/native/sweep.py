@@ -32,8 +32,9 @@ def query(sql, params=None):
 results = []
 metaexec = types.ModuleType("metaexec")
 metaexec.finance = finance
-metaexec.db = types.SimpleNamespace(query=query)
+metaexec.db = types.SimpleNamespace(query=query, DbError=sqlite3.Error)
 metaexec.result = results.append
+metaexec.log = lambda message: print(message, file=sys.stderr)
 sys.modules["metaexec"] = metaexec
 
 path = "examples/dscr_stress.py"

@@ -432,25 +432,17 @@ fn widen(old: Cells, wider: &mut Cells, capacity: usize) {
     fn values<T>(cells: Vec<Option<T>>, out: &mut Vec<Value>, f: impl Fn(T) -> Value) {
         out.extend(cells.into_iter().map(|c| c.map_or(Value::Null, &f)));
     }
+    // A typed column only ever widens from NULLs.
+    fn from_nulls<T: Clone>(old: &Cells, out: &mut Vec<Option<T>>, capacity: usize) {
+        out.reserve_exact(capacity);
+        if let Cells::Nulls(n) = *old {
+            out.resize(n, None);
+        }
+    }
     match wider {
-        Cells::Floats(out) => {
-            out.reserve_exact(capacity);
-            if let Cells::Nulls(n) = old {
-                out.resize(n, None);
-            }
-        }
-        Cells::Integers(out) => {
-            out.reserve_exact(capacity);
-            if let Cells::Nulls(n) = old {
-                out.resize(n, None);
-            }
-        }
-        Cells::Texts(out) => {
-            out.reserve_exact(capacity);
-            if let Cells::Nulls(n) = old {
-                out.resize(n, None);
-            }
-        }
+        Cells::Floats(out) => from_nulls(&old, out, capacity),
+        Cells::Integers(out) => from_nulls(&old, out, capacity),
+        Cells::Texts(out) => from_nulls(&old, out, capacity),
         Cells::Values(out) => {
             out.reserve_exact(capacity);
             match old {

@@ -647,3 +647,18 @@ fn an_isolated_scenario_finds_nothing_an_earlier_one_left_in_its_slot() {
         }
     }
 }
+
+/// The benchmark's native comparison runs the shipped example with the guest library as a
+/// plain module: it must keep up with what the example imports, or the comparison
+/// silently stops being made.
+#[test]
+fn the_native_sweep_comparison_runs_the_shipped_example() {
+    let target = sqlite_demo();
+    let db = target.url.sqlite_path().unwrap().display().to_string();
+    let output = std::process::Command::new("python3")
+        .args(["benches/native/sweep.py", &db, "3"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
