@@ -173,13 +173,16 @@ impl Column {
     }
 }
 
+/// A float as a JSON value: NaN and the infinities have no JSON form, so they become null.
+pub fn json_float(x: f64) -> Value {
+    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+}
+
 impl Rows {
     /// The `i`-th value of every row of `column`, as the guest sees it (`None` past the
     /// end, or for a JSON column that is not an array).
     pub fn column_values(&self, column: usize) -> Option<Vec<Value>> {
-        fn float(x: f64) -> Value {
-            serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
-        }
+        let float = json_float;
         fn text(s: &str) -> Value {
             Value::String(s.to_owned())
         }

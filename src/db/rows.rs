@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::error::ProxyError;
 use super::policy::Denial;
 use crate::budget::{HostBudget, Reservation};
-use crate::guest_db::{Column, Rows};
+use crate::guest_db::{Column, Rows, json_float};
 use crate::guest_value::{VALUE_BYTES, value_cost};
 
 /// What the reservations of rows are called in budget messages.
@@ -76,24 +76,12 @@ impl Builder {
     }
 
     fn len(&self) -> usize {
-        match &self.cells {
-            Cells::Nulls(n) => *n,
-            Cells::Floats(v) => v.len(),
-            Cells::Integers(v) => v.len(),
-            Cells::Texts(v) => v.len(),
-            Cells::Values(v) => v.len(),
-        }
+        self.cells.len()
     }
 
     /// Bytes of storage.
     fn storage(&self) -> usize {
-        match &self.cells {
-            Cells::Nulls(_) => 0,
-            Cells::Floats(v) => v.capacity() * size_of::<Option<f64>>(),
-            Cells::Integers(v) => v.capacity() * size_of::<Option<i64>>(),
-            Cells::Texts(v) => v.capacity() * size_of::<Option<Box<str>>>(),
-            Cells::Values(v) => v.capacity() * size_of::<Value>(),
-        }
+        self.cells.capacity() * self.cells.cell_size()
     }
 
     fn held(&self) -> usize {
@@ -342,13 +330,8 @@ impl Collector {
                 (Cells::Nulls(_), Cell::Text(_)) => Cells::Texts(Vec::new()),
                 _ => Cells::Values(Vec::new()),
             };
-            let per_cell = match wider {
-                Cells::Floats(_) | Cells::Integers(_) => size_of::<Option<f64>>(),
-                Cells::Texts(_) => size_of::<Option<Box<str>>>(),
-                _ => size_of::<Value>(),
-            };
             let capacity = grown(len);
-            self.reservation.grow(capacity * per_cell, WHAT).map_err(Denial::HostMemory)?;
+            self.reservation.grow(capacity * wider.cell_size(), WHAT).map_err(Denial::HostMemory)?;
             let old = std::mem::replace(&mut builder.cells, wider);
             widen(old, &mut builder.cells, capacity);
             self.reservation.shrink_to(self.reservation.bytes() - storage);
@@ -361,8 +344,8 @@ impl Collector {
         };
         let growth = match &builder.cells {
             Cells::Nulls(_) => 0,
-            _ if builder.len() < builder.storage_capacity() => 0,
-            _ => (grown(len) - len) * builder.cell_size(),
+            cells if cells.len() < cells.capacity() => 0,
+            cells => (grown(len) - len) * cells.cell_size(),
         };
         self.reservation.grow(extra + growth, WHAT).map_err(Denial::HostMemory)?;
         builder.heap += extra;
@@ -404,24 +387,36 @@ impl Collector {
     }
 }
 
-impl Builder {
-    fn storage_capacity(&self) -> usize {
-        match &self.cells {
-            Cells::Nulls(_) => usize::MAX,
-            Cells::Floats(v) => v.capacity(),
-            Cells::Integers(v) => v.capacity(),
-            Cells::Texts(v) => v.capacity(),
-            Cells::Values(v) => v.capacity(),
+impl Cells {
+    fn len(&self) -> usize {
+        match self {
+            Self::Nulls(n) => *n,
+            Self::Floats(v) => v.len(),
+            Self::Integers(v) => v.len(),
+            Self::Texts(v) => v.len(),
+            Self::Values(v) => v.len(),
         }
     }
 
+    /// Cells the storage has room for (NULLs only are counted, not stored).
+    fn capacity(&self) -> usize {
+        match self {
+            Self::Nulls(_) => 0,
+            Self::Floats(v) => v.capacity(),
+            Self::Integers(v) => v.capacity(),
+            Self::Texts(v) => v.capacity(),
+            Self::Values(v) => v.capacity(),
+        }
+    }
+
+    /// Bytes of storage one cell takes.
     fn cell_size(&self) -> usize {
-        match &self.cells {
-            Cells::Nulls(_) => 0,
-            Cells::Floats(_) => size_of::<Option<f64>>(),
-            Cells::Integers(_) => size_of::<Option<i64>>(),
-            Cells::Texts(_) => size_of::<Option<Box<str>>>(),
-            Cells::Values(_) => size_of::<Value>(),
+        match self {
+            Self::Nulls(_) => 0,
+            Self::Floats(_) => size_of::<Option<f64>>(),
+            Self::Integers(_) => size_of::<Option<i64>>(),
+            Self::Texts(_) => size_of::<Option<Box<str>>>(),
+            Self::Values(_) => size_of::<Value>(),
         }
     }
 }
@@ -448,7 +443,7 @@ fn widen(old: Cells, wider: &mut Cells, capacity: usize) {
             match old {
                 Cells::Nulls(n) => out.resize(n, Value::Null),
                 Cells::Floats(cells) => {
-                    values(cells, out, |x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number));
+                    values(cells, out, json_float);
                 }
                 Cells::Integers(cells) => values(cells, out, Value::from),
                 Cells::Texts(cells) => values(cells, out, |s| Value::String(s.into())),

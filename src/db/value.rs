@@ -6,10 +6,12 @@
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration as ChronoDuration, NaiveDate, NaiveDateTime, NaiveTime};
-use serde_json::{Number, Value};
+use serde_json::Value;
 use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef};
 use sqlx::sqlite::{SqliteRow, SqliteValueRef};
 use sqlx::{Column, Decode, Row, TypeInfo, ValueRef};
+
+use crate::guest_db::json_float as float;
 
 /// How NUMERIC/DECIMAL values are returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,11 +157,6 @@ fn postgres_text(text: &str, type_name: &str, decimals: Decimals) -> Option<Valu
 
 fn unmapped(column: &str, type_name: &str, database: &'static str) -> UnmappedType {
     UnmappedType { column: column.to_owned(), type_name: type_name.to_lowercase(), database }
-}
-
-/// NaN and the infinities have no JSON form: they become null.
-fn float(x: f64) -> Value {
-    Number::from_f64(x).map_or(Value::Null, Value::Number)
 }
 
 fn decimal(text: &str, decimals: Decimals) -> Value {

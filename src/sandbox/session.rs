@@ -351,7 +351,7 @@ impl SessionState {
         if names.len() != columns.len() {
             return Err(self.violation(format!("a table of {} names and {} columns", names.len(), columns.len())));
         }
-        let float = |x: f64| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number);
+        let float = crate::guest_db::json_float;
         let mut decoded = Vec::with_capacity(columns.len());
         for column in columns {
             decoded.push(match column {

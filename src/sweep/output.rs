@@ -240,9 +240,5 @@ fn status_text(status: ScenarioStatus) -> &'static str {
 
 /// A JSON value as a CSV field's text: text as is, null as nothing, anything else as JSON.
 pub fn csv_text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
+    csv_field(value, &mut String::new()).to_owned()
 }
