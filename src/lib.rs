@@ -39,6 +39,8 @@ pub mod python_wasm;
 #[cfg(feature = "engine")]
 pub mod report;
 #[cfg(feature = "engine")]
+pub mod result_table;
+#[cfg(feature = "engine")]
 pub mod sandbox;
 #[cfg(feature = "engine")]
 pub mod scenario;

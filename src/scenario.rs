@@ -40,8 +40,8 @@ pub struct ScenarioOutcome {
     pub status: ScenarioStatus,
     /// Why it failed.
     pub error: Option<OutcomeError>,
-    /// What the script emitted (`result` under `"result"`).
-    pub results: Map<String, Value>,
+    /// What the script emitted (`result` under `"result"`, possibly kept by column).
+    pub results: crate::result_table::Results,
     /// What it printed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stdout: String,

@@ -225,7 +225,7 @@ pub fn outcome(report: RunReport<'_>) -> Outcome {
         status,
         error,
         exit_code,
-        results: std::mem::take(&mut state.results),
+        results: state.take_results(),
         stdout: String::from_utf8_lossy(&state.stdout.bytes).into_owned(),
         stderr,
         truncated: Truncated { stdout: state.stdout.truncated, stderr: state.stderr.truncated },

@@ -18,6 +18,7 @@ use crate::guest_db::{AuditEntry, DbFailureKind, DbHandle};
 use crate::guest_value::{DecodeError, ENTRY_BYTES, VALUE_BYTES};
 use crate::job::Limits;
 use crate::outcome::{OutcomeError, ParamsRead};
+use crate::result_table::{self, ResultTable, Results};
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
 
 /// What an audit entry costs the host besides its texts and parameters.
@@ -121,6 +122,12 @@ pub struct SessionState {
     results_cap: usize,
     /// Results so far (`result` under `"result"`, `emit` under its name).
     pub results: Map<String, Value>,
+    /// A sweep scenario's main result when it came as a table: kept by column, with a
+    /// null in its place in `results` (see [`crate::result_table`]).
+    main_table: Option<ResultTable>,
+    /// The column names of the last table kept, shared with the next one that has the
+    /// same names (a sweep's scenarios all send the same).
+    table_names: Option<Arc<[String]>>,
     /// `metaexec.log` lines so far.
     pub logs: Vec<String>,
     /// The exception the script did not catch, if any.
@@ -219,6 +226,8 @@ impl Session {
             results_bytes: 0,
             results_cap: config.results_cap,
             results: Map::new(),
+            main_table: None,
+            table_names: None,
             logs: Vec::new(),
             exception: None,
             params_read: None,
@@ -323,6 +332,9 @@ impl SessionState {
     pub fn emit(&mut self, name: &str, text: &str) -> Result<(), Stop> {
         self.accept_result(name, text.len())?;
         let value = self.decode(text, "a result")?;
+        if name == result_table::MAIN {
+            self.main_table = None;
+        }
         self.results.insert(name.to_owned(), value);
         Ok(())
     }
@@ -375,24 +387,37 @@ impl SessionState {
         if decoded.iter().any(|column| column.len() != rows) {
             return Err(self.violation("a table whose columns differ in length"));
         }
-        // The row objects: one entry per cell, each with its own copy of the key.
+        // Charged as the row objects, one entry per cell with its own copy of the key,
+        // however it is kept: a single run's result becomes those objects.
         let per_row = VALUE_BYTES + names.iter().map(|n| ENTRY_BYTES + VALUE_BYTES + n.len()).sum::<usize>();
         if let Err(e) = self.held.grow(rows.saturating_mul(per_row).saturating_add(size), "a table from the script") {
             return Err(self.over_budget(e.to_string()));
         }
-        let mut columns: Vec<std::vec::IntoIter<Value>> = decoded.into_iter().map(Vec::into_iter).collect();
-        let table = (0..rows)
-            .map(|_| {
-                let row: Map<String, Value> = names
-                    .iter()
-                    .zip(columns.iter_mut())
-                    .map(|(n, c)| (n.clone(), c.next().unwrap_or_default()))
-                    .collect();
-                Value::Object(row)
-            })
-            .collect();
-        self.results.insert(name.to_owned(), Value::Array(table));
+        let names: Arc<[String]> = match &self.table_names {
+            Some(shared) if shared[..] == names[..] => shared.clone(),
+            _ => names.into(),
+        };
+        let Some(table) = ResultTable::new(names.clone(), decoded, rows) else {
+            return Err(self.violation(format!("a table of {} names and their columns that do not match", names.len())));
+        };
+        if self.sweep.is_some() && name == result_table::MAIN {
+            // A sweep keeps every scenario's rows to its end: by column, they cost a
+            // fraction of the row objects (see `crate::result_table`).
+            self.table_names = Some(names);
+            self.results.insert(name.to_owned(), Value::Null);
+            self.main_table = Some(table);
+        } else {
+            if name == result_table::MAIN {
+                self.main_table = None;
+            }
+            self.results.insert(name.to_owned(), table.into_value());
+        }
         Ok(())
+    }
+
+    /// The results so far, every one as a JSON value, leaving none.
+    pub fn take_results(&mut self) -> Map<String, Value> {
+        Results::new(std::mem::take(&mut self.results), self.main_table.take()).into_map()
     }
 
     /// Records a `metaexec.log` line.
@@ -490,7 +515,7 @@ impl SessionState {
             params: scenario.params,
             status,
             error,
-            results: std::mem::take(&mut self.results),
+            results: Results::new(std::mem::take(&mut self.results), self.main_table.take()),
             stdout: String::from_utf8_lossy(&stdout.bytes).into_owned(),
             logs: std::mem::take(&mut self.logs),
             wall_ms: started.elapsed().as_secs_f64() * 1000.0,

@@ -296,7 +296,7 @@ pub fn series_dscr(outcome: &ScenarioOutcome, series: &str) -> Option<f64> {
     if series == "portfolio" {
         return portfolio_dscr(outcome);
     }
-    rows(outcome).find(|row| property_name(row) == Some(series)).and_then(|row| field(row, "dscr")?.as_f64())
+    rows(outcome).find(|row| property_name(*row) == Some(series)).and_then(|row| field(row, "dscr")?.as_f64())
 }
 
 /// Total NOI over total debt service when rows carry both; else the mean DSCR.
@@ -365,7 +365,7 @@ mod tests {
             params: params.as_object().unwrap().clone(),
             status: ScenarioStatus::Ok,
             error: None,
-            results: json!({"result": [{"property_name": "P", "dscr": dscr}]}).as_object().unwrap().clone(),
+            results: json!({"result": [{"property_name": "P", "dscr": dscr}]}).as_object().unwrap().clone().into(),
             stdout: String::new(),
             logs: Vec::new(),
             wall_ms: 0.0,

@@ -313,8 +313,7 @@ fn unread_params(outcomes: &[ScenarioOutcome], read: &ParamsRead) -> Option<Outc
 /// About what an outcome costs the host while it is kept.
 fn outcome_cost(outcome: &ScenarioOutcome) -> usize {
     let texts = outcome.id.len() + outcome.stdout.len() + outcome.logs.iter().map(String::len).sum::<usize>();
-    let values =
-        outcome.params.values().chain(outcome.results.values()).map(crate::guest_value::value_cost).sum::<usize>();
+    let values = outcome.params.values().map(crate::guest_value::value_cost).sum::<usize>() + outcome.results.cost();
     std::mem::size_of::<ScenarioOutcome>() + texts + values
 }
 
@@ -336,7 +335,7 @@ async fn run_isolated(sandbox: &WasiSandbox, job: &Job, queue: &Queue) -> Result
             params: scenario.params,
             status: if outcome.is_ok() { ScenarioStatus::Ok } else { ScenarioStatus::Error },
             error: outcome.error,
-            results: outcome.results,
+            results: outcome.results.into(),
             stdout: outcome.stdout,
             logs: outcome.logs,
             wall_ms: outcome.metrics.wall_ms,

@@ -89,7 +89,13 @@ pub fn write_files(report: &SweepReport, dir: &Path, title: &str, keep: Keep) ->
     let (json, others) = std::thread::scope(|scope| {
         let json = full.then(|| {
             scope.spawn(|| {
-                write("results.json", &|out| serde_json::to_writer(out, report).map_err(std::io::Error::other))
+                // The serializer writes token by token: into a buffer of a known type,
+                // not through the folder's `dyn Write` for each one.
+                write("results.json", &|out| {
+                    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+                    serde_json::to_writer(&mut out, report).map_err(std::io::Error::other)?;
+                    out.flush()
+                })
             })
         });
         let mut others = Vec::new();
@@ -195,6 +201,20 @@ fn csv_field<'a>(value: Option<&'a Value>, buf: &'a mut String) -> &'a str {
     match value {
         None | Some(Value::Null) => "",
         Some(Value::String(s)) => s,
+        // A number's own formatting: going through the value's (a JSON serializer behind
+        // a formatter) costs a large sweep's CSV a third of its time.
+        Some(Value::Number(n)) => {
+            buf.clear();
+            let _ = write!(buf, "{n}");
+            buf
+        }
+        Some(Value::Bool(b)) => {
+            if *b {
+                "true"
+            } else {
+                "false"
+            }
+        }
         Some(other) => {
             buf.clear();
             let _ = write!(buf, "{other}");

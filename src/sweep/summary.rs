@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::analysis::Analysis;
+use crate::result_table::Row;
 use crate::scenario::{ScenarioOutcome, ScenarioStatus};
 
 /// The summary of a sweep.
@@ -175,20 +176,18 @@ pub fn dscr_matrix(outcomes: &[ScenarioOutcome]) -> DscrMatrix {
 const NAME_KEYS: [&str; 3] = ["property_name", "property", "name"];
 
 /// The rows of a scenario's main result.
-pub fn rows(outcome: &ScenarioOutcome) -> impl Iterator<Item = &serde_json::Map<String, Value>> {
-    outcome.results.get("result").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_object)
+pub fn rows(outcome: &ScenarioOutcome) -> impl Iterator<Item = Row<'_>> {
+    outcome.results.main_rows()
 }
 
 /// A row's property name.
-pub fn property_name(row: &serde_json::Map<String, Value>) -> Option<&str> {
+pub fn property_name(row: Row<'_>) -> Option<&str> {
     NAME_KEYS.iter().find_map(|k| field(row, k).and_then(Value::as_str))
 }
 
-/// The value of `key` in `row`. A result row has a handful of columns, and comparing its
-/// keys in turn is several times faster than hashing `key` (the map hashes with SipHash):
-/// a sweep's summary and files look up a few fields in every row of every scenario.
-pub fn field<'a>(row: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
-    if row.len() <= 16 { row.iter().find_map(|(k, v)| (k == key).then_some(v)) } else { row.get(key) }
+/// The value of `key` in `row` (see [`Row::get`]).
+pub fn field<'a>(row: Row<'a>, key: &str) -> Option<&'a Value> {
+    row.get(key)
 }
 
 /// The columns of a flat table of `outcomes` (CSV, spreadsheet): the parameter names,
@@ -196,16 +195,24 @@ pub fn field<'a>(row: &'a serde_json::Map<String, Value>, key: &str) -> Option<&
 pub fn columns(outcomes: &[ScenarioOutcome]) -> (Vec<String>, Vec<String>) {
     let mut param_keys: Vec<String> = Vec::new();
     let mut row_keys: Vec<String> = Vec::new();
+    // Tables kept by column share their names: each set is read once.
+    let mut last_names: Option<&std::sync::Arc<[String]>> = None;
     for outcome in outcomes {
         for key in outcome.params.keys() {
             if !param_keys.contains(key) {
                 param_keys.push(key.clone());
             }
         }
+        if let Some(names) = outcome.results.table_names() {
+            if last_names.is_some_and(|last| std::sync::Arc::ptr_eq(last, names)) {
+                continue;
+            }
+            last_names = Some(names);
+        }
         for row in rows(outcome) {
             for key in row.keys() {
-                if !row_keys.contains(key) && !param_keys.contains(key) {
-                    row_keys.push(key.clone());
+                if !row_keys.iter().any(|k| k == key) && !param_keys.iter().any(|k| k == key) {
+                    row_keys.push(key.to_owned());
                 }
             }
         }
@@ -216,6 +223,18 @@ pub fn columns(outcomes: &[ScenarioOutcome]) -> (Vec<String>, Vec<String>) {
 /// Adds up `outcomes`; `defaults` are what the script falls back to when a parameter is
 /// left out (for the analysis).
 pub fn summarize(outcomes: &[ScenarioOutcome], defaults: &BTreeMap<String, f64>) -> Summary {
+    // The analysis reads the same outcomes on its own: beside the per-property figures,
+    // on another core.
+    std::thread::scope(|scope| {
+        let analysis = scope.spawn(|| super::analysis::analyze(outcomes, &[], defaults));
+        let mut summary = summarize_properties(outcomes);
+        summary.analysis = analysis.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        summary
+    })
+}
+
+/// [`summarize`] but the analysis.
+fn summarize_properties(outcomes: &[ScenarioOutcome]) -> Summary {
     let mut failures = BTreeMap::new();
     let mut verdicts = BTreeMap::new();
     // In order of first appearance, so properties keep the script's order.
@@ -274,7 +293,7 @@ pub fn summarize(outcomes: &[ScenarioOutcome], defaults: &BTreeMap<String, f64>)
         failures,
         verdicts: verdicts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         properties,
-        analysis: super::analysis::analyze(outcomes, &[], defaults),
+        analysis: Analysis::default(),
         interrupted: None,
     }
 }
@@ -298,23 +317,13 @@ mod tests {
     use crate::outcome::{ErrorKind, OutcomeError};
     use serde_json::json;
 
-    #[test]
-    fn a_field_is_found_as_the_map_would_find_it_in_small_rows_and_wide_ones() {
-        for width in [1, 5, 16, 17, 40] {
-            let row: serde_json::Map<String, Value> = (0..width).map(|i| (format!("k{i}"), json!(i))).collect();
-            for key in ["k0", "k4", "k15", "k16", "k39", "missing", ""] {
-                assert_eq!(field(&row, key), row.get(key), "{key} in a row of {width}");
-            }
-        }
-    }
-
     fn outcome(id: &str, rows: Value) -> ScenarioOutcome {
         ScenarioOutcome {
             id: id.into(),
             params: Default::default(),
             status: ScenarioStatus::Ok,
             error: None,
-            results: json!({ "result": rows }).as_object().unwrap().clone(),
+            results: json!({ "result": rows }).as_object().unwrap().clone().into(),
             stdout: String::new(),
             logs: Vec::new(),
             wall_ms: 0.0,

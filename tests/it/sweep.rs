@@ -106,7 +106,7 @@ fn a_thousand_scenario_grid_matches_an_independent_computation_and_single_runs()
         let mut single = job.clone();
         single.params = scenario.params.clone();
         let outcome = run_job(&single);
-        assert_eq!(outcome.results, scenario.results, "{}", scenario.id);
+        assert_eq!(outcome.results, scenario.results.clone().into_map(), "{}", scenario.id);
     }
 }
 
@@ -661,4 +661,74 @@ fn the_native_sweep_comparison_runs_the_shipped_example() {
         .output()
         .expect("python3 runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A sweep keeps each scenario's main result by column when it is a table; whatever the
+/// script does with `result` and `emit`, every scenario's results serialize, read and
+/// count exactly as the same script's single run gives them.
+#[test]
+fn a_sweep_keeps_the_results_a_single_run_gives_whatever_the_script_emits() {
+    let ctx = TestContext::new();
+    let job = Job::new(
+        "emits.py",
+        dedent(
+            r#"
+            from metaexec import emit, params, result
+            mode = params["mode"]
+            rows = [{"property_name": "A", "dscr": 1.5, "n": 1, "note": None},
+                    {"property_name": "B", "dscr": float("nan"), "n": 2, "note": "x"}]
+            if mode == "table":
+                result(rows)
+            elif mode == "replaced":
+                result(rows)
+                result({"total": 3})
+            elif mode == "json_then_table":
+                emit("before", 1)
+                result({"x": 1})
+                emit("other", rows)
+                result([dict(r, extra=True) for r in rows])
+            elif mode == "other_names":
+                emit("result", [{"a": i, "property_name": "Z"} for i in range(3)])
+            elif mode == "empty":
+                result([])
+            "#,
+        ),
+        ctx.results(),
+    );
+    let modes = "mode=table,replaced,json_then_table,other_names,empty,none,table";
+    let scenarios =
+        SweepSpec { zips: vec![spec::parse_zip(modes).unwrap()], ..Default::default() }.scenarios().unwrap();
+    for isolation in [Isolation::Namespace, Isolation::Instance] {
+        let report = run_sweep(&job, scenarios.clone(), 2, isolation);
+        assert_eq!(report.summary.ok, 7, "{isolation:?}: {:#?}", report.summary);
+        for scenario in &report.scenarios {
+            let mut single = job.clone();
+            single.params = scenario.params.clone();
+            let outcome = run_job(&single);
+            assert!(outcome.is_ok(), "{}: {outcome:#?}", scenario.id);
+            let expected = Value::Object(outcome.results.clone());
+            assert_eq!(serde_json::to_value(&scenario.results).unwrap(), expected, "{} {isolation:?}", scenario.id);
+            if let Some(main) = outcome.results.get("result") {
+                assert_eq!(&scenario.results["result"], main, "{}", scenario.id);
+            }
+            let rows: Vec<Value> = sweep::summary::rows(scenario)
+                .map(|row| row.keys().map(|k| (k.to_owned(), row.get(k).cloned().unwrap())).collect())
+                .map(Value::Object)
+                .collect();
+            let objects = outcome.results.get("result").and_then(Value::as_array).cloned().unwrap_or_default();
+            let objects: Vec<Value> = objects.into_iter().filter(Value::is_object).collect();
+            assert_eq!(rows, objects, "{}", scenario.id);
+        }
+        let verdict_rows = report.summary.properties.iter().map(|p| p.scenarios).sum::<usize>();
+        // Two tables of two rows with a DSCR each (the NaN is null: no DSCR), one with extras.
+        assert_eq!(verdict_rows, 3, "{isolation:?}: {:#?}", report.summary.properties);
+        let written = report.scenarios.iter().map(|s| serde_json::to_string(s).unwrap()).collect::<Vec<_>>();
+        let read: Vec<metaexec::scenario::ScenarioOutcome> =
+            written.iter().map(|text| serde_json::from_str(text).unwrap()).collect();
+        assert_eq!(
+            read.iter().map(|s| serde_json::to_string(s).unwrap()).collect::<Vec<_>>(),
+            written,
+            "read back, the outcomes write the same"
+        );
+    }
 }
