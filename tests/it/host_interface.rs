@@ -259,6 +259,34 @@ fn the_snapshot_holds_the_guest_library_and_other_modules_import() {
     assert!(r["python"].as_str().unwrap().starts_with("3.14."), "{}", r["python"]);
 }
 
+/// The snapshot's objects are left out of garbage collection (`gc.freeze`), so a run's
+/// collections do not write all over the snapshot's pages; a script's own cyclic garbage is
+/// still collected.
+#[test]
+fn the_snapshot_is_frozen_and_a_scripts_own_cycles_are_still_collected() {
+    let ctx = TestContext::new();
+    let outcome = run_job(&ctx.job(
+        r#"
+        import gc
+        from metaexec import emit
+        emit("frozen", gc.get_freeze_count())
+        class Node:
+            pass
+        for _ in range(100):
+            a, b = Node(), Node()
+            a.other, b.other = b, a
+        del a, b
+        emit("collected", gc.collect())
+        emit("enabled", gc.isenabled())
+        "#,
+    ));
+    assert_ok(&outcome);
+    let r = &outcome.results;
+    assert!(r["frozen"].as_u64().unwrap() > 1000, "the snapshot's objects are frozen: {}", r["frozen"]);
+    assert!(r["collected"].as_u64().unwrap() >= 200, "the script's cycles were collected: {}", r["collected"]);
+    assert_eq!(r["enabled"], true);
+}
+
 /// `random` starts every run from the run's seed: the same seed draws the same numbers,
 /// another seed other numbers, and no seed a fresh one each time.
 #[test]
