@@ -54,16 +54,6 @@ impl ResultTable {
         &self.names
     }
 
-    /// How many rows.
-    pub fn len(&self) -> usize {
-        self.rows
-    }
-
-    /// Whether it has no rows.
-    pub fn is_empty(&self) -> bool {
-        self.rows == 0
-    }
-
     /// Row `index`.
     pub fn row(&self, index: usize) -> Row<'_> {
         Row::Column(self, index)
@@ -203,16 +193,6 @@ impl Results {
     /// The column names of the main result, when it is kept by column.
     pub fn table_names(&self) -> Option<&Arc<[String]>> {
         self.table.as_ref().map(ResultTable::names)
-    }
-
-    /// How many names.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether nothing was emitted.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
     }
 
     /// Drops everything.

@@ -384,22 +384,19 @@ impl SessionState {
             });
         }
         let rows = decoded.first().map_or(0, Vec::len);
-        if decoded.iter().any(|column| column.len() != rows) {
+        let names: Arc<[String]> = match &self.table_names {
+            Some(shared) if shared[..] == names[..] => shared.clone(),
+            _ => names.into(),
+        };
+        let Some(table) = ResultTable::new(names.clone(), decoded, rows) else {
             return Err(self.violation("a table whose columns differ in length"));
-        }
+        };
         // Charged as the row objects, one entry per cell with its own copy of the key,
         // however it is kept: a single run's result becomes those objects.
         let per_row = VALUE_BYTES + names.iter().map(|n| ENTRY_BYTES + VALUE_BYTES + n.len()).sum::<usize>();
         if let Err(e) = self.held.grow(rows.saturating_mul(per_row).saturating_add(size), "a table from the script") {
             return Err(self.over_budget(e.to_string()));
         }
-        let names: Arc<[String]> = match &self.table_names {
-            Some(shared) if shared[..] == names[..] => shared.clone(),
-            _ => names.into(),
-        };
-        let Some(table) = ResultTable::new(names.clone(), decoded, rows) else {
-            return Err(self.violation(format!("a table of {} names and their columns that do not match", names.len())));
-        };
         if self.sweep.is_some() && name == result_table::MAIN {
             // A sweep keeps every scenario's rows to its end: by column, they cost a
             // fraction of the row objects (see `crate::result_table`).
@@ -407,9 +404,7 @@ impl SessionState {
             self.results.insert(name.to_owned(), Value::Null);
             self.main_table = Some(table);
         } else {
-            if name == result_table::MAIN {
-                self.main_table = None;
-            }
+            // Outside a sweep no table is kept by column, so none is left to drop.
             self.results.insert(name.to_owned(), table.into_value());
         }
         Ok(())

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::summary::{field, property_name, rows};
+use super::summary::{property_name, rows};
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioStatus};
 
 /// The thresholds break-even points are reported for: the documents' "DSCR 1.0" (cash
@@ -273,7 +273,7 @@ fn series(slice: &[(f64, &ScenarioOutcome)]) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut portfolio = Vec::new();
     for (x, outcome) in slice {
         for row in rows(outcome) {
-            let (Some(name), Some(dscr)) = (property_name(row), field(row, "dscr").and_then(Value::as_f64)) else {
+            let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64)) else {
                 continue;
             };
             match out.iter_mut().find(|(n, _)| n == name) {
@@ -296,17 +296,17 @@ pub fn series_dscr(outcome: &ScenarioOutcome, series: &str) -> Option<f64> {
     if series == "portfolio" {
         return portfolio_dscr(outcome);
     }
-    rows(outcome).find(|row| property_name(*row) == Some(series)).and_then(|row| field(row, "dscr")?.as_f64())
+    rows(outcome).find(|row| property_name(*row) == Some(series)).and_then(|row| row.get("dscr")?.as_f64())
 }
 
 /// Total NOI over total debt service when rows carry both; else the mean DSCR.
 pub fn portfolio_dscr(outcome: &ScenarioOutcome) -> Option<f64> {
     let (mut noi, mut debt, mut sum, mut n, mut weighted) = (0.0, 0.0, 0.0, 0usize, true);
     for row in rows(outcome) {
-        let Some(dscr) = field(row, "dscr").and_then(Value::as_f64) else { continue };
+        let Some(dscr) = row.get("dscr").and_then(Value::as_f64) else { continue };
         sum += dscr;
         n += 1;
-        match (field(row, "noi").and_then(Value::as_f64), field(row, "annual_debt_service").and_then(Value::as_f64)) {
+        match (row.get("noi").and_then(Value::as_f64), row.get("annual_debt_service").and_then(Value::as_f64)) {
             (Some(a), Some(b)) => {
                 noi += a;
                 debt += b;

@@ -187,7 +187,7 @@ fn write_scenarios_csv(report: &SweepReport, out: &mut dyn Write) -> std::io::Re
         for row in rows {
             head(&mut csv)?;
             for key in &row_keys {
-                csv.write_field(csv_field(super::summary::field(row, key), &mut text))?;
+                csv.write_field(csv_field(row.get(key), &mut text))?;
             }
             csv.write_record(None::<&[u8]>)?;
         }

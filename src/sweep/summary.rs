@@ -103,10 +103,10 @@ pub fn scenario_line(outcome: &ScenarioOutcome) -> ScenarioLine {
     let mut verdicts = BTreeMap::new();
     let mut weakest: Option<PropertyDscr> = None;
     for row in rows(outcome) {
-        if let Some(verdict) = field(row, "verdict").and_then(Value::as_str) {
+        if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
             *verdicts.entry(verdict.to_owned()).or_insert(0) += 1;
         }
-        if let (Some(name), Some(dscr)) = (property_name(row), field(row, "dscr").and_then(Value::as_f64))
+        if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64))
             && weakest.as_ref().is_none_or(|low| dscr < low.dscr)
         {
             weakest = Some(PropertyDscr { property_name: name.to_owned(), dscr });
@@ -157,7 +157,7 @@ pub fn dscr_matrix(outcomes: &[ScenarioOutcome]) -> DscrMatrix {
     let mut properties: Vec<MatrixRow> = Vec::new();
     for (column, outcome) in outcomes.iter().enumerate() {
         for row in rows(outcome) {
-            let (Some(name), Some(dscr)) = (property_name(row), field(row, "dscr").and_then(Value::as_f64)) else {
+            let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64)) else {
                 continue;
             };
             let index = match properties.iter().position(|p| p.property_name == name) {
@@ -182,12 +182,7 @@ pub fn rows(outcome: &ScenarioOutcome) -> impl Iterator<Item = Row<'_>> {
 
 /// A row's property name.
 pub fn property_name(row: Row<'_>) -> Option<&str> {
-    NAME_KEYS.iter().find_map(|k| field(row, k).and_then(Value::as_str))
-}
-
-/// The value of `key` in `row` (see [`Row::get`]).
-pub fn field<'a>(row: Row<'a>, key: &str) -> Option<&'a Value> {
-    row.get(key)
+    NAME_KEYS.iter().find_map(|k| row.get(k).and_then(Value::as_str))
 }
 
 /// The columns of a flat table of `outcomes` (CSV, spreadsheet): the parameter names,
@@ -247,10 +242,10 @@ fn summarize_properties(outcomes: &[ScenarioOutcome]) -> Summary {
             continue;
         }
         for row in rows(outcome) {
-            if let Some(verdict) = field(row, "verdict").and_then(Value::as_str) {
+            if let Some(verdict) = row.get("verdict").and_then(Value::as_str) {
                 *verdicts.entry(verdict).or_insert(0) += 1;
             }
-            if let (Some(name), Some(dscr)) = (property_name(row), field(row, "dscr").and_then(Value::as_f64)) {
+            if let (Some(name), Some(dscr)) = (property_name(row), row.get("dscr").and_then(Value::as_f64)) {
                 let i = *index.entry(name).or_insert_with(|| {
                     dscrs.push((name, Vec::new()));
                     dscrs.len() - 1
