@@ -16,7 +16,6 @@ import decimal  # noqa: F401
 import functools  # noqa: F401
 import itertools  # noqa: F401
 import json
-import linecache
 import math  # noqa: F401
 import random
 import re  # noqa: F401
@@ -25,7 +24,7 @@ import sys
 import traceback
 
 import metaexec
-from metaexec import db, finance, portfolio, report, scenarios  # noqa: F401
+from metaexec import _outcome, db, finance, portfolio, report, scenarios  # noqa: F401
 from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports.runner import Mode, ParamsRead, ScriptError
@@ -115,53 +114,17 @@ class _ImportCounter:
 
 def _describe(exc, name, source):
     """`exc` as a `script-error`; the traceback also goes to stderr, as it would natively."""
-    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-    tb = exc.__traceback__
-    # Skip this module's frames: the user's code starts one level down.
-    while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
-        tb = tb.tb_next
-    try:
-        text = "".join(traceback.format_exception(type(exc), exc, tb))
-    except BaseException:  # noqa: BLE001 - an exception whose str() raises still ends here
-        text = "%s (its traceback could not be formatted)\n" % type(exc).__qualname__
-    line = None
-    if isinstance(exc, SyntaxError) and exc.filename == name and isinstance(exc.lineno, int):
-        line = exc.lineno
-    walk = tb
-    while walk is not None:
-        if walk.tb_frame.f_code.co_filename == name:
-            line = walk.tb_lineno
-        walk = walk.tb_next
-    try:
-        message = str(exc)
-    except BaseException:  # noqa: BLE001
-        message = "(the exception's message could not be read)"
+    type_name, message, text, line, kind = _outcome.describe(exc, name, source, _ENTRY)
     _flush()
-    try:
-        sys.__stderr__.write(text)
-        sys.__stderr__.flush()
-    except BaseException:  # noqa: BLE001 - a broken stderr must not hide the exception
-        pass
-    kind = getattr(type(exc), "_metaexec_kind", None)
-    return ScriptError(
-        type_name=type(exc).__qualname__,
-        message=message,
-        traceback=text,
-        line=line if line is not None and 0 <= line < 1 << 32 else None,
-        kind=kind if type(kind) is str else None,
-    )
+    _outcome.show(text)
+    return ScriptError(type_name=type_name, message=message, traceback=text, line=line, kind=kind)
 
 
-def _flush():
-    """What the script printed belongs to its run: flushed before the host is answered."""
-    streams = (sys.stdout, sys.stderr)
-    if streams != (sys.__stdout__, sys.__stderr__):
-        streams += (sys.__stdout__, sys.__stderr__)
-    for stream in streams:
-        try:
-            stream.flush()
-        except BaseException:  # noqa: BLE001 - the host records a cap it stopped at
-            pass
+# What the script printed belongs to its run: flushed before the host is answered. (A
+# name of this module, so that every path here finds what it is set to.)
+_flush = _outcome.flush
+# This module's globals: its frames are left out of a script's traceback.
+_ENTRY = globals()
 
 
 class Runner(exports.Runner):
@@ -224,17 +187,9 @@ class Runner(exports.Runner):
 
 def _params_read(given):
     """What the script read of `given` (a `metaexec.Params`), for the host."""
-    names = []
-    for name, default in given._read.items():
-        if type(name) is str:
-            if default is not None and type(default) is not float:
-                try:
-                    default = float(default)
-                except OverflowError:  # an integer too large for a float: no fallback known
-                    default = None
-            names.append((name, default))
+    names, listed = _outcome.params_read(given)
     # Positional: keyword arguments cost this interpreter twice as much.
-    return ParamsRead(names, given._listed)
+    return ParamsRead(names, listed)
 
 
 def _warm():

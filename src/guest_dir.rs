@@ -74,6 +74,12 @@ impl GuestDir {
         written.map(|()| self.path.join(name))
     }
 
+    /// Creates the folder `name` inside this one, and its parents; a path that would
+    /// leave the folder is refused.
+    pub fn create_dir_all(&self, name: &Path) -> io::Result<()> {
+        self.dir.create_dir_all(name)
+    }
+
     /// Replaces the file `name` with `bytes` (see [`GuestDir::write_with`]).
     pub fn write(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         self.write_with(name, |out| out.write_all(bytes))

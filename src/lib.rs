@@ -20,6 +20,8 @@ pub mod cancel;
 pub mod cli;
 pub mod db;
 #[cfg(feature = "engine")]
+pub mod docker;
+#[cfg(feature = "engine")]
 pub mod executor;
 #[cfg(feature = "engine")]
 pub mod guest_db;

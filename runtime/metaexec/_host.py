@@ -9,6 +9,11 @@ job's memory budget.
 This interpreter pays for every Python-level step (a function call, an allocation) far
 more than native CPython does, so the per-value work here is left to C loops (`map`,
 `zip`, `set`) wherever a Python loop would do the same.
+
+Under plain CPython (the container backend), where there are no component imports, the
+same four operations (`emit`, `log`, `db_query`, `db_schema`) come from `metaexec._socket`,
+which carries them over the host's unix socket; `HostError`, `dumps` and `records` serve
+both. `_table` and `_column` are the WIT path's alone: on the socket a table is plain JSON.
 """
 
 import json
@@ -16,17 +21,23 @@ from functools import partial
 from itertools import repeat
 from operator import is_not
 
-from componentize_py_types import Err
-from wit_world.imports import host as _wit
+try:
+    from componentize_py_types import Err
+    from wit_world.imports import host as _wit
+except ImportError:
+    # Not the WASI runtime: the operations below are replaced by the socket's (at the
+    # end of this module, once what they share is defined).
+    _wit = None
 
-_Floats = _wit.Column_Floats
-_Integers = _wit.Column_Integers
-_Texts = _wit.Column_Texts
-_MaybeFloats = _wit.Column_MaybeFloats
-_MaybeIntegers = _wit.Column_MaybeIntegers
-_MaybeTexts = _wit.Column_MaybeTexts
-_Values = _wit.Column_Values
-_Table = _wit.Table
+if _wit is not None:
+    _Floats = _wit.Column_Floats
+    _Integers = _wit.Column_Integers
+    _Texts = _wit.Column_Texts
+    _MaybeFloats = _wit.Column_MaybeFloats
+    _MaybeIntegers = _wit.Column_MaybeIntegers
+    _MaybeTexts = _wit.Column_MaybeTexts
+    _Values = _wit.Column_Values
+    _Table = _wit.Table
 _S64 = (-(1 << 63), (1 << 63) - 1)
 _NONE = type(None)
 _DICT = {dict}
@@ -228,3 +239,9 @@ def db_schema():
         return _loads(_wit.db_schema())
     except Err as err:
         raise _failure(err) from None
+
+
+if _wit is None:
+    # Plain CPython: the host is at the other end of a unix socket (or absent, when a
+    # packaged script runs on its own). `_socket` takes `HostError` and `dumps` from here.
+    from metaexec._socket import db_query, db_schema, emit, log  # noqa: E402, F811

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::docker::{BackendArgs, announce, is_docker};
 use super::render;
 use super::script::ScriptArgs;
+use crate::docker::package::{self, PackageSpec};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, quoted};
 
 /// Arguments of `metaexec exec`.
@@ -22,6 +24,15 @@ pub struct ExecArgs {
     /// [default: a fresh seed every run].
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub backend: BackendArgs,
+
+    /// Also write the script as a package to run by hand with Docker into DIR: the
+    /// script, requirements.txt, Dockerfile, docker-compose.yml, deploy.sh,
+    /// .env.example, README.md and the guest library.
+    #[arg(long, value_name = "DIR")]
+    pub package: Option<PathBuf>,
 }
 
 /// Runs the command; returns the exit code.
@@ -31,9 +42,29 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
         Ok(mut job) => {
             job.seed = args.seed;
             given = job.params.keys().cloned().collect();
-            let sandbox = args.script.sandbox(cache_root, args.json, false);
+            let choice = args.backend.choose(&job.source, &job.script_name);
+            if !args.json {
+                announce(&choice);
+            }
+            let docker = is_docker(&choice);
+            if let Some(dir) = &args.package {
+                let spec = PackageSpec {
+                    script_name: &job.script_name,
+                    source: &job.source,
+                    packages: &choice.packages,
+                    web: choice.serves_web,
+                    limits: &job.limits,
+                    container: crate::docker::ContainerLimits::default(),
+                    base_image: &args.backend.base_image,
+                };
+                match package::write(dir, &spec) {
+                    Ok(_) => super::note(&format!("metaexec: packaged the script into {}", dir.display())),
+                    Err(e) => super::note(&format!("warning: could not write the package into {}: {e}", dir.display())),
+                }
+            }
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(runtime) => runtime.block_on(sandbox.run(&job)),
+                Ok(runtime) if docker => runtime.block_on(args.backend.docker(&cache_root, args.json).run(&job)),
+                Ok(runtime) => runtime.block_on(args.script.sandbox(cache_root, args.json, false).run(&job)),
                 Err(e) => Outcome::failed_before_start(
                     OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}")),
                     "wasi",

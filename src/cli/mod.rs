@@ -4,6 +4,7 @@
 mod capability;
 mod check;
 mod db;
+mod docker;
 mod exec;
 mod interrupt;
 mod render;
@@ -125,6 +126,18 @@ pub enum Command {
     ///   metaexec db demo --out portfolio.db
     #[command(subcommand, verbatim_doc_comment)]
     Db(db::DbCommand),
+
+    /// The Docker backend: build its base image, remove what runs left behind.
+    ///
+    /// Scripts that import packages the WASI runtime lacks (pandas, numpy ...) or serve a
+    /// web app run in Docker containers (`--backend docker`, or `auto`'s choice). The
+    /// engine is reached at DOCKER_HOST, else the local socket.
+    ///
+    /// Examples:
+    ///   metaexec docker base-image
+    ///   metaexec docker prune --images
+    #[command(subcommand, verbatim_doc_comment)]
+    Docker(docker::DockerCommand),
 }
 
 /// Parses the command line, runs the command and returns the process exit code:
@@ -140,6 +153,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args, cache_root),
         Command::Runtime(command) => runtime::run(command, &cache_root),
         Command::Db(command) => db::run(command, &cache_root),
+        Command::Docker(command) => docker::run(command, &cache_root),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::metaexec::sandbox::runner::{Mode, ScriptError};
+pub use exports::metaexec::sandbox::runner::{Mode, ParamsRead as GuestParamsRead, ScriptError};
 // `self::`: the generated module shares its name (the WIT namespace) with this crate.
 pub use self::metaexec::sandbox::host::{Column, Failure, Table};
 

@@ -139,11 +139,15 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         |store: StoreContextMut<'_, RunState>, (sql, params, exact_decimals): (WasmStr, WasmStr, bool)| {
             Box::new(async move {
                 let session = store.data().session.clone();
-                let request = query_request(&session, &sql.to_str(&store)?, &params.to_str(&store)?, exact_decimals)?;
-                let answer = db_request(&session, request).await?.and_then(|answer| match answer {
-                    DbAnswer::Rows(rows) => Ok(RowsOut::from(&rows)),
-                    DbAnswer::Schema(_) => Err(unexpected_answer()),
-                });
+                let request = query_request(&session, &sql.to_str(&store)?, &params.to_str(&store)?, exact_decimals)
+                    .map_err(trap)?;
+                let answer =
+                    db_request(&session, request).await.map_err(trap)?.map_err(failure).and_then(
+                        |answer| match answer {
+                            DbAnswer::Rows(rows) => Ok(RowsOut::from(&rows)),
+                            DbAnswer::Schema(_) => Err(unexpected_answer()),
+                        },
+                    );
                 Ok((answer,))
             })
         },
@@ -152,10 +156,13 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
         Box::new(async move {
             let session = store.data().session.clone();
             session.lock().check().map_err(trap)?;
-            let answer = db_request(&session, DbRequest::Schema).await?.and_then(|answer| match answer {
-                DbAnswer::Schema(json) => Ok(String::from(Box::<str>::from(json))),
-                DbAnswer::Rows(_) => Err(unexpected_answer()),
-            });
+            let answer =
+                db_request(&session, DbRequest::Schema).await.map_err(trap)?.map_err(failure).and_then(|answer| {
+                    match answer {
+                        DbAnswer::Schema(json) => Ok(String::from(Box::<str>::from(json))),
+                        DbAnswer::Rows(_) => Err(unexpected_answer()),
+                    }
+                });
             Ok((answer,))
         })
     })?;
@@ -165,19 +172,25 @@ pub fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
 /// The query the guest asked for, with its parameters decoded under the budget. A
 /// statement past the policy's length limit is passed on cut just past it, so that the
 /// policy refuses it (and the audit records it) without the host copying all of it.
-fn query_request(session: &Session, sql: &str, params: &str, exact_decimals: bool) -> wasmtime::Result<DbRequest> {
+/// Shared by every transport a guest reaches the host over.
+pub(crate) fn query_request(
+    session: &Session,
+    sql: &str,
+    params: &str,
+    exact_decimals: bool,
+) -> Result<DbRequest, Stop> {
     let mut state = session.lock();
-    state.check().map_err(trap)?;
+    state.check()?;
     // Held only while the request is decoded: the audit charges its own copy.
     let mut held = state.budget.empty();
     let params = match crate::guest_value::decode(params, &mut held) {
         Ok(Value::Array(params)) => params,
-        Ok(_) => return Err(trap(state.violation("query parameters that are not a list"))),
+        Ok(_) => return Err(state.violation("query parameters that are not a list")),
         Err(e @ (DecodeError::Budget(_) | DecodeError::TooManyValues)) => {
-            return Err(trap(state.over_budget(e.to_string())));
+            return Err(state.over_budget(e.to_string()));
         }
         Err(e @ DecodeError::Json(_)) => {
-            return Err(trap(state.violation(format!("query parameters that are not JSON ({e})"))));
+            return Err(state.violation(format!("query parameters that are not JSON ({e})")));
         }
     };
     let mut cut = sql.len().min(MAX_SQL_BYTES + 1);
@@ -188,20 +201,21 @@ fn query_request(session: &Session, sql: &str, params: &str, exact_decimals: boo
 }
 
 /// Answers a database request through the job's proxy (or refuses it when the run has
-/// none), recording it in the audit.
-async fn db_request(session: &Session, request: DbRequest) -> wasmtime::Result<Result<DbAnswer, Failure>> {
+/// none), recording it in the audit. Shared by every transport.
+pub(crate) async fn db_request(session: &Session, request: DbRequest) -> Result<Result<DbAnswer, DbFailure>, Stop> {
     let db = session.lock().db.clone();
     let response = match db {
         Some(db) => db.0.handle(request).await,
         None => no_database(&request),
     };
     let failure_kind = response.result.as_ref().err().map(|failure| failure.kind);
-    session.lock().record_db(response.audit, failure_kind).map_err(trap)?;
-    Ok(response.result.map_err(|failure| Failure {
-        kind: failure.kind.as_str().into(),
-        message: failure.message,
-        hint: failure.hint,
-    }))
+    session.lock().record_db(response.audit, failure_kind)?;
+    Ok(response.result)
+}
+
+/// A proxy failure as the interface's `failure`.
+fn failure(failure: DbFailure) -> Failure {
+    Failure { kind: failure.kind.as_str().into(), message: failure.message, hint: failure.hint }
 }
 
 /// An implementation of `GuestDb` answered a request with the other request's kind of

@@ -10,13 +10,13 @@
 //! host runs it only through the exports: `load` once, then `run` once per run or per
 //! sweep scenario, each in a fresh `__main__`.
 
-mod bindings;
-mod classify;
+pub(crate) mod bindings;
+pub(crate) mod classify;
 mod compile_check;
 mod engine;
-mod host;
+pub(crate) mod host;
 mod limiter;
-mod session;
+pub(crate) mod session;
 mod streams;
 
 use std::path::{Path, PathBuf};

@@ -258,6 +258,12 @@ impl SessionState {
         Stop::Cap(stream)
     }
 
+    /// Records that the script sent more through the host interface than its results cap
+    /// allows (a transport that meets it before any one result is decoded); it stops.
+    pub fn results_cap_hit(&mut self) -> Stop {
+        self.hit(CapturedStream::Results)
+    }
+
     /// Records a misuse of the host interface; the instance stops.
     pub fn violation(&mut self, problem: impl Into<String>) -> Stop {
         self.protocol_error.get_or_insert_with(|| problem.into());

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod db_demo;
 mod db_proxy;
+mod docker;
 mod fetch;
 mod host_interface;
 mod interrupt;
