@@ -35,6 +35,9 @@ pub struct RunArgs {
     #[command(flatten)]
     pub(crate) db: DbArgs,
 
+    #[command(flatten)]
+    pub backend: super::docker::BackendArgs,
+
     /// The OpenAI-compatible server's base URL (LM Studio: http://localhost:1234/v1,
     /// Ollama: http://localhost:11434/v1) [default: $METAEXEC_LLM_URL, $OPENAI_BASE_URL,
     /// the config file; none: the offline planner].
@@ -214,6 +217,8 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
     options.host_memory_bytes = args.host_memory.saturating_mul(1024 * 1024);
     options.auto_fetch = !args.no_fetch;
     options.keep = args.keep.into();
+    options.backend = args.backend.backend.into();
+    options.base_image = args.backend.base_image.clone();
     options.exports = [(args.csv, ExportFormat::Csv), (args.xlsx, ExportFormat::Xlsx)]
         .into_iter()
         .filter_map(|(on, format)| on.then_some(format))

@@ -40,7 +40,7 @@ use crate::sweep::output::Keep;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::{self, Isolation, SweepOptions};
 use crate::task::{ExportFormat, TaskKind, TaskSpec};
-use crate::validate::{self, BackendRequest, Report, Severity, Tables, Verdict};
+use crate::validate::{self, Backend, BackendChoice, BackendRequest, Report, Severity, Tables, Verdict};
 
 /// Repair rounds after the first script, unless told otherwise.
 pub const DEFAULT_MAX_REPAIRS: u32 = 3;
@@ -120,6 +120,11 @@ pub struct PipelineOptions {
     pub cancel: Cancel,
     /// Which of a sweep's files are written.
     pub keep: Keep,
+    /// Where scripts run: `Auto` sends a script that needs packages to Docker instead of
+    /// back to the model for a rewrite; `Wasi` insists on the sandbox.
+    pub backend: BackendRequest,
+    /// The Docker backend's base image.
+    pub base_image: String,
 }
 
 impl PipelineOptions {
@@ -142,6 +147,8 @@ impl PipelineOptions {
             confirm: None,
             cancel: Cancel::new(),
             keep: Keep::Auto,
+            backend: BackendRequest::Auto,
+            base_image: crate::docker::DEFAULT_BASE_IMAGE.into(),
         }
     }
 }
@@ -624,7 +631,7 @@ impl Driver<'_> {
             let options = validate::Options {
                 file_name: "script.py",
                 tables: Some(&tables),
-                backend: BackendRequest::Wasi,
+                backend: self.options.backend,
                 oracle: Some(&oracle),
                 ..validate::Options::default()
             };
@@ -656,7 +663,13 @@ impl Driver<'_> {
                 return Err(OutcomeError::new(ErrorKind::Usage, "The script was not run: declined")
                     .with_hint(format!("the script is in {}", self.run_dir.path.join("script.py").display())));
             }
-            let mut outcome = self.execute(db, &script, sandbox, round).await;
+            let choice = report.backend.clone();
+            let mut outcome = if choice.backend == Backend::Docker {
+                self.note(format!("backend: docker ({})", choice.reason));
+                self.execute_in_docker(db, &script, &choice, round).await
+            } else {
+                self.execute(db, &script, sandbox, round).await
+            };
             if outcome.is_ok() && outcome.results.is_empty() {
                 // A script that ran but answered nothing has not done what was asked.
                 outcome.status = Status::Error;
@@ -727,6 +740,40 @@ impl Driver<'_> {
         let outcome = sandbox.run(&job).await;
         let detail = match &outcome.error {
             None => format!("{} results", outcome.results.len()),
+            Some(e) => e.kind.as_str().to_owned(),
+        };
+        self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);
+        outcome
+    }
+
+    /// Runs the script in a Docker container, and writes the package to run it by hand
+    /// (Dockerfile, compose file, deploy.sh ...) into the run folder beside it.
+    async fn execute_in_docker(&mut self, db: &Database, script: &str, choice: &BackendChoice, round: u32) -> Outcome {
+        let since = self.started(Stage::Execute, round);
+        let mut job = self.job(db, script);
+        job.params = self.base_params.clone();
+        let spec = crate::docker::package::PackageSpec {
+            script_name: &job.script_name,
+            source: script,
+            packages: &choice.packages,
+            web: choice.serves_web,
+            limits: &job.limits,
+            container: crate::docker::ContainerLimits::default(),
+            base_image: &self.options.base_image,
+        };
+        if let Err(e) = crate::docker::package::write(&self.run_dir.path.join("package"), &spec) {
+            self.note(format!("could not write the Docker package into the run folder: {e}"));
+        }
+        let mut options = crate::docker::DockerOptions::new(self.options.cache_root.clone());
+        options.base_image = self.options.base_image.clone();
+        let progress = self.options.progress.clone();
+        options.progress =
+            Arc::new(move |line| progress(&Event::Progress { stage: Stage::Execute, detail: line.to_owned() }));
+        options.on_log = self.options.on_log.clone();
+        options.cancel = Some(self.options.cancel.clone());
+        let outcome = crate::docker::DockerBackend::new(options).run(&job).await;
+        let detail = match &outcome.error {
+            None => format!("{} results, in docker", outcome.results.len()),
             Some(e) => e.kind.as_str().to_owned(),
         };
         self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);

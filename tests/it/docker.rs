@@ -401,3 +401,44 @@ async fn run_as_compose_would(docker: &Docker, tag: &str, env: &str, results: &s
     docker.remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await.unwrap();
     code
 }
+
+/// A model's script that imports a package goes to Docker (not back to the model for a
+/// rewrite), with the choice and its reason in the record and the package in the run
+/// folder; with `--backend wasi` the same script is sent back instead.
+#[test]
+fn a_models_script_that_needs_a_package_runs_in_docker_unless_wasi_is_asked_for() {
+    use crate::llm_server::{MockLlm, Reply};
+    use crate::run::{DOCUMENTS_DSCR, PORTFOLIO_REQUEST, dscr_by_name};
+    use crate::run_model::{GOOD, PLAN, answer, run_model};
+    let Some((_turn, backend)) = engine() else { return };
+    let script = format!("from tabulate import tabulate\n{GOOD}print(tabulate(rows[:2], headers='keys'))\n");
+    let server = MockLlm::start(&["test-model"], vec![Reply::Content(PLAN.into()), Reply::Content(answer(&script))]);
+    let ctx = TestContext::new();
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache"]);
+    assert_eq!(code, Some(0), "{record:#}");
+    assert_eq!(server.requests().len(), 2, "no rewrite was asked for");
+    let attempt = &record["attempts"][0];
+    assert_eq!(attempt["validation"]["backend"]["backend"], "docker");
+    assert!(attempt["validation"]["backend"]["reason"].as_str().unwrap().contains("tabulate"), "{attempt:#}");
+    assert_eq!(record["outcome"]["backend"], "docker");
+    assert!(record["outcome"]["stdout"].as_str().unwrap().contains("property_name"), "{record:#}");
+    let got: Vec<(String, f64)> =
+        dscr_by_name(&record).into_iter().map(|(n, d)| (n, (d * 100.0).round() / 100.0)).collect();
+    assert_eq!(got, DOCUMENTS_DSCR.iter().map(|(n, d)| ((*n).to_owned(), *d)).collect::<Vec<_>>());
+    let folder = ctx.path().join(record["run_dir"].as_str().expect("the record names its folder"));
+    for file in ["Dockerfile", "docker-compose.yml", "deploy.sh", "requirements.txt", "script.py"] {
+        assert!(folder.join("package").join(file).is_file(), "{file} in {}", folder.display());
+    }
+    assert_eq!(std::fs::read_to_string(folder.join("package/requirements.txt")).unwrap(), "tabulate\n");
+    assert_nothing_left(backend);
+
+    let server = MockLlm::start(
+        &["test-model"],
+        vec![Reply::Content(PLAN.into()), Reply::Content(answer(&script)), Reply::Content(answer(GOOD))],
+    );
+    let (code, record) = run_model(&ctx, &server, &[PORTFOLIO_REQUEST, "--no-cache", "--backend", "wasi"]);
+    assert_eq!(code, Some(0), "{record:#}");
+    assert_eq!(server.requests().len(), 3, "the script went back for a rewrite");
+    assert_eq!(record["attempts"][0]["validation"]["verdict"], "reject");
+    assert_eq!(record["outcome"]["backend"], "wasi");
+}

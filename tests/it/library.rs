@@ -87,3 +87,17 @@ fn api_reference_is_up_to_date() {
     let compact = std::fs::read_to_string(runtime_dir().join("API.compact.md")).unwrap();
     assert!(compact.len() <= 4096, "API.compact.md is {} bytes, over 4 KiB", compact.len());
 }
+
+/// The guest library's container side (the socket transport, the container entry, the
+/// standalone mode of a package) under the machine's CPython, against a host speaking
+/// the protocol: it runs where containers run, not in the sandbox.
+#[test]
+fn the_container_side_of_the_library_under_native_cpython() {
+    let output = std::process::Command::new("python3")
+        .arg(runtime_dir().join("tests").join("check_container.py"))
+        .output()
+        .expect("python3 runs the container checks");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("check_container: ok:") && stdout.contains(" 0 failed"), "{stdout}");
+}

@@ -11,16 +11,16 @@ use crate::llm_server::{MockLlm, Reply};
 use crate::run::{DOCUMENTS_DSCR, PORTFOLIO_REQUEST, dscr_by_name, record, run};
 
 /// A plan as a small model writes it: fenced, with prose around it and trailing commas.
-const PLAN: &str = "Sure! Here is the plan:\n```json\n{\n  \"goal\": \"Review DSCR for every property\",\n  \
+pub(crate) const PLAN: &str = "Sure! Here is the plan:\n```json\n{\n  \"goal\": \"Review DSCR for every property\",\n  \
                     \"task_kind\": \"portfolio_review\",\n  \"entities\": [],\n  \"steps\": [\"query\", \"compute DSCR\",],\n}\n```\n\
                     Let me know if you need more.";
 
 /// A correct script, as the model's answer (fenced, with prose).
-fn answer(script: &str) -> String {
+pub(crate) fn answer(script: &str) -> String {
     format!("Here is the script:\n\n```python\n{script}```\n\nIt prints nothing; results go through metaexec.")
 }
 
-const GOOD: &str = r#"from metaexec import db, emit, log, result
+pub(crate) const GOOD: &str = r#"from metaexec import db, emit, log, result
 
 try:
     rows = db.query(
@@ -46,7 +46,7 @@ fn with_model(server: &MockLlm, args: &[&str]) -> Vec<String> {
     all
 }
 
-fn run_model(ctx: &TestContext, server: &MockLlm, args: &[&str]) -> (Option<i32>, Value) {
+pub(crate) fn run_model(ctx: &TestContext, server: &MockLlm, args: &[&str]) -> (Option<i32>, Value) {
     let args = with_model(server, args);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = run(ctx, &args);
