@@ -90,11 +90,16 @@ pub fn human(outcome: &Outcome) {
     }
     let m = &outcome.metrics;
     let fuel = m.fuel_used.map_or_else(|| "unmetered".to_owned(), |f| format!("{f} fuel"));
+    // A container's peak is not measured (it reads 0): nothing is shown rather than 0.
+    let memory = if m.peak_memory_bytes == 0 {
+        String::new()
+    } else {
+        format!(" · peak memory {:.1} MiB", m.peak_memory_bytes as f64 / (1024.0 * 1024.0))
+    };
     err_line(&format!(
-        "{} in {:.1} ms · peak memory {:.1} MiB · {fuel} · {} db queries · {}",
+        "{} in {:.1} ms{memory} · {fuel} · {} db queries · {}",
         if outcome.is_ok() { "ok" } else { "failed" },
         m.wall_ms,
-        m.peak_memory_bytes as f64 / (1024.0 * 1024.0),
         m.db_queries,
         guest_line(&outcome.runtime),
     ));

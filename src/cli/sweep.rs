@@ -25,6 +25,9 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub script: ScriptArgs,
 
+    #[command(flatten)]
+    pub backend: super::docker::BackendArgs,
+
     /// Named scenarios: a JSON object `{"name": {"param": value}}` or a list of objects
     /// with a `name` and their params; YAML (`.yaml`, `.yml`) of the same shape
     /// (`stress: {noi_change: -0.2}`); or TOML (`.toml`): a `[name]` table per scenario.
@@ -202,6 +205,19 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     let spec = build_spec(args).map_err(failed)?;
     let scenarios = spec.scenarios().map_err(|e| failed(usage(e.to_string())))?;
     let mut job = args.script.job(&cache_root).map_err(failed)?;
+    let choice = args.backend.choose(&job.source, &job.script_name);
+    if super::docker::is_docker(&choice) {
+        // Said, not tried: thousands of scenarios in containers would each fail the same way.
+        let error = OutcomeError::new(
+            ErrorKind::BackendUnavailable,
+            format!("Sweeps run in the WASI sandbox, and this script needs Docker: {}", choice.reason),
+        )
+        .with_hint(
+            "run single scenarios with `metaexec exec --backend docker --param KEY=VALUE`, or keep the script to \
+             the standard library and `metaexec` to sweep it",
+        );
+        return Err(Box::new(Outcome::failed_before_start(error, "docker")));
+    }
     // Scenarios seed `random` from this seed and their ids: a sweep repeats exactly.
     job.seed = Some(args.seed);
     // Base params (--param, --params-file) are under every scenario's own.

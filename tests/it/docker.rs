@@ -442,3 +442,17 @@ fn a_models_script_that_needs_a_package_runs_in_docker_unless_wasi_is_asked_for(
     assert_eq!(record["attempts"][0]["validation"]["verdict"], "reject");
     assert_eq!(record["outcome"]["backend"], "wasi");
 }
+
+/// A sweep of a script that needs Docker says so before running any scenario, instead of
+/// failing every scenario on its import.
+#[test]
+fn a_sweep_of_a_script_that_needs_docker_is_refused_with_the_reason() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.path().join("pd.py"), "import pandas\nimport metaexec\nmetaexec.result({'x': 1})\n").unwrap();
+    let output =
+        metaexec_command(&ctx).args(["sweep", "pd.py", "--grid", "noi_change=-0.1,0", "--json"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let outcome: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(outcome["error"]["kind"], "backend_unavailable", "{outcome}");
+    assert!(outcome["error"]["message"].as_str().unwrap().contains("pandas"), "{outcome}");
+}
