@@ -88,6 +88,13 @@ pub enum DockerCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the web app described in DIR/launch.json until it is stopped (the process
+    /// `metaexec run` leaves serving a dashboard; `metaexec runs stop ID` ends it).
+    #[command(hide = true)]
+    ServeApp {
+        /// The app's folder in its run folder.
+        dir: PathBuf,
+    },
     /// Remove what runs left behind: every container labelled `metaexec.run`, untagged
     /// images so labelled and, with --images, the package images (rebuilt on demand).
     /// Base images stay.
@@ -110,6 +117,9 @@ pub fn run(command: DockerCommand, cache_root: &Path) -> i32 {
             return 2;
         }
     };
+    if let DockerCommand::ServeApp { dir } = &command {
+        return runtime.block_on(serve_app(dir, cache_root));
+    }
     runtime.block_on(async {
         let docker = match docker::connect().await {
             Ok(docker) => docker,
@@ -141,6 +151,7 @@ pub fn run(command: DockerCommand, cache_root: &Path) -> i32 {
                     }
                 }
             }
+            DockerCommand::ServeApp { .. } => unreachable!("served above"),
             DockerCommand::Prune { images, json } => match docker::prune(&docker, images).await {
                 Ok(report) => {
                     if json {
@@ -164,4 +175,74 @@ pub fn run(command: DockerCommand, cache_root: &Path) -> i32 {
             },
         }
     })
+}
+
+/// Serves a detached web app until its container ends, recording what becomes of it in
+/// `dir/app.json`.
+async fn serve_app(dir: &Path, cache_root: &Path) -> i32 {
+    let pid = std::process::id();
+    let record = |record: &docker::AppRecord| {
+        if let Err(e) = record.write(dir) {
+            eprintln!("metaexec: could not write {}: {e}", dir.join("app.json").display());
+        }
+    };
+    record(&docker::AppRecord { status: "starting".into(), pid, ..Default::default() });
+    let launch: docker::Launch = match std::fs::read_to_string(dir.join("launch.json"))
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(launch) => launch,
+        Err(e) => {
+            eprintln!("metaexec: no app to serve in {}: {e}", dir.display());
+            record(&docker::AppRecord { status: "failed".into(), pid, ..Default::default() });
+            return 2;
+        }
+    };
+    let mut job = launch.job;
+    job.budget = crate::budget::HostBudget::new(launch.host_memory_bytes);
+    if let Ok(address) = std::env::var(docker::APP_DB_ENV) {
+        match crate::db::url::DbUrl::parse(&address) {
+            Ok(url) => {
+                let proxy = crate::db::DbProxy::new(url, launch.capability).with_budget(job.budget.clone());
+                job.db = Some(crate::guest_db::DbHandle::new(proxy));
+            }
+            Err(e) => eprintln!("metaexec: the app's database address does not parse: {e}"),
+        }
+    }
+    let mut options = DockerOptions::new(cache_root);
+    options.base_image = launch.base_image;
+    options.progress = Arc::new(|line| eprintln!("metaexec: {line}"));
+    let backend = DockerBackend::new(options);
+    // SIGTERM (and Ctrl-C) stop the app; its outcome is still recorded.
+    let cancel = crate::cancel::Cancel::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else { return };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        on_signal.cancel();
+    });
+    match backend.serve(&job, &dir.join("app.log")).await {
+        Ok(app) => {
+            let serving = docker::AppRecord {
+                status: "serving".into(),
+                url: Some(app.url.clone()),
+                container: Some(app.container.clone()),
+                pid,
+                outcome: None,
+            };
+            record(&serving);
+            let outcome = app.until_stopped(Some(&cancel)).await;
+            let code = outcome.process_exit_code();
+            record(&docker::AppRecord { status: "stopped".into(), outcome: Some(Box::new(outcome)), ..serving });
+            code
+        }
+        Err(outcome) => {
+            let code = outcome.process_exit_code();
+            record(&docker::AppRecord { status: "failed".into(), pid, outcome: Some(outcome), ..Default::default() });
+            code
+        }
+    }
 }

@@ -63,6 +63,7 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
                 }
             }
             match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) if docker && choice.serves_web => runtime.block_on(serve(&args, &cache_root, &job)),
                 Ok(runtime) if docker => runtime.block_on(args.backend.docker(&cache_root, args.json).run(&job)),
                 Ok(runtime) => runtime.block_on(args.script.sandbox(cache_root, args.json, false).run(&job)),
                 Err(e) => Outcome::failed_before_start(
@@ -82,6 +83,29 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
         super::note(&warning);
     }
     outcome.process_exit_code()
+}
+
+/// Serves a web app in the foreground until Ctrl-C (or its own end); its outcome then.
+async fn serve(args: &ExecArgs, cache_root: &std::path::Path, job: &crate::job::Job) -> Outcome {
+    let cancel = crate::cancel::Cancel::new();
+    let backend = args.backend.docker(cache_root, args.json);
+    if let Err(e) = std::fs::create_dir_all(&job.results_dir) {
+        return Outcome::failed_before_start(
+            OutcomeError::new(ErrorKind::Usage, format!("Failed to create {}: {e}", job.results_dir.display())),
+            "docker",
+        );
+    }
+    let log = job.results_dir.join("app.log");
+    match backend.serve(job, &log).await {
+        Ok(app) => {
+            super::note(&format!("serving on {} (output in {}); Ctrl-C stops it", app.url, log.display()));
+            if let Err(e) = super::interrupt::watch(cancel.clone(), || super::note("stopping the app")) {
+                super::note(&format!("warning: Ctrl-C cannot be caught ({e}); the app stops with the process"));
+            }
+            app.until_stopped(Some(&cancel)).await
+        }
+        Err(outcome) => *outcome,
+    }
 }
 
 /// A warning naming the parameters given that the script never read: they did not

@@ -9,6 +9,7 @@ mod exec;
 mod interrupt;
 mod render;
 mod run;
+mod runs;
 mod runtime;
 mod script;
 mod sweep;
@@ -138,6 +139,10 @@ pub enum Command {
     ///   metaexec docker prune --images
     #[command(subcommand, verbatim_doc_comment)]
     Docker(docker::DockerCommand),
+
+    /// Act on runs: stop a web app a run left serving.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
 }
 
 /// Parses the command line, runs the command and returns the process exit code:
@@ -154,6 +159,7 @@ pub fn main() -> ExitCode {
         Command::Runtime(command) => runtime::run(command, &cache_root),
         Command::Db(command) => db::run(command, &cache_root),
         Command::Docker(command) => docker::run(command, &cache_root),
+        Command::Runs(command) => runs::run(command),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

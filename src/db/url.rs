@@ -178,6 +178,12 @@ impl DbUrl {
         text
     }
 
+    /// The whole address, password included, as `parse` reads it back: for handing the
+    /// database to a process of metaexec's own (in its environment). Never log or show it.
+    pub(crate) fn full_address(&self) -> String {
+        self.connect_string().map_or_else(|| self.to_string(), str::to_owned)
+    }
+
     /// The connection string for the driver, password included. Never log or show it.
     pub(crate) fn connect_string(&self) -> Option<&str> {
         match &self.target {

@@ -303,6 +303,9 @@ pub async fn run(docker: &Docker, id: &str, watch: Watch<'_>) -> Result<Ended, b
             () = cancelled(watch.cancel) => end = Some(End::Cancelled),
         }
     }
+    // The attach connection goes first: a container whose output nobody reads blocks in
+    // its writes, and the engine finishes killing it only once its streams are drained.
+    drop(output);
     if end.is_some() {
         kill(docker, id).await;
     }

@@ -16,6 +16,7 @@ mod image;
 pub mod package;
 mod proxy;
 mod results;
+mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use tokio::sync::OnceCell;
 pub use container::{ContainerLimits, WEB_PORT};
 pub use engine::{ENGINE_HINT, Unavailable, connect, engine_address};
 pub use image::{BaseImageReport, DEFAULT_BASE_IMAGE, ENV_REPOSITORY, build as build_image, build_base_image};
+pub use web::{APP_DB_ENV, AppRecord, Launch, WebApp, launch_detached, stop_recorded};
 
 use crate::cancel::Cancel;
 use crate::executor::Executor;

@@ -36,7 +36,7 @@ impl ApiReference {
 }
 
 /// Every template, the offline planner's script included: one environment parses them all.
-const TEMPLATES: [(&str, &str); 7] = [
+const TEMPLATES: [(&str, &str); 8] = [
     ("system", include_str!("../../prompts/system.j2")),
     ("plan", include_str!("../../prompts/plan.j2")),
     ("generate", include_str!("../../prompts/generate.j2")),
@@ -44,6 +44,7 @@ const TEMPLATES: [(&str, &str); 7] = [
     ("repair_execution", include_str!("../../prompts/repair_execution.j2")),
     ("offline_script", include_str!("offline/script.py.j2")),
     ("offline_question", include_str!("offline/question.py.j2")),
+    ("offline_dashboard", include_str!("offline/dashboard.py.j2")),
 ];
 
 /// What the prompts say about the database.

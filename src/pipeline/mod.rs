@@ -360,10 +360,10 @@ impl Driver<'_> {
         for assumption in &spec.assumptions {
             self.note(format!("assumed {assumption}"));
         }
-        if spec.wants_web {
+        if spec.wants_web && self.options.backend == BackendRequest::Wasi {
             self.note(
-                "A web interface was asked for: `metaexec run` answers in the terminal and the run folder; \
-                 serving a web application needs the Docker backend."
+                "A web interface was asked for, and --backend wasi: the answer stays in the terminal and the run \
+                 folder; serving a web application needs the Docker backend."
                     .into(),
             );
         }
@@ -453,7 +453,8 @@ impl Driver<'_> {
 
     fn plan_offline(&mut self, request: &str, db: &Database) -> Result<(TaskSpec, String), OutcomeError> {
         let since = self.started(Stage::Plan, 0);
-        let planned = offline::plan(request, db.query.clone(), &db.names, &db.schema);
+        let web = self.options.backend != BackendRequest::Wasi;
+        let planned = offline::plan_for(request, db.query.clone(), &db.names, &db.schema, web);
         let plan = planned.map_err(|e| {
             self.finished(Stage::Plan, since, false, "not understood");
             let kind = match e {
@@ -771,13 +772,63 @@ impl Driver<'_> {
             Arc::new(move |line| progress(&Event::Progress { stage: Stage::Execute, detail: line.to_owned() }));
         options.on_log = self.options.on_log.clone();
         options.cancel = Some(self.options.cancel.clone());
-        let outcome = crate::docker::DockerBackend::new(options).run(&job).await;
+        let outcome = if choice.serves_web {
+            self.launch_app(db, job, &options.progress).await
+        } else {
+            crate::docker::DockerBackend::new(options).run(&job).await
+        };
         let detail = match &outcome.error {
             None => format!("{} results, in docker", outcome.results.len()),
             Some(e) => e.kind.as_str().to_owned(),
         };
         self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);
         outcome
+    }
+
+    /// Starts the script as a web app left serving after this command ends (`metaexec
+    /// runs stop ID` stops it); the outcome says where it is served.
+    async fn launch_app(&mut self, db: &Database, job: Job, progress: &crate::docker::Progress) -> Outcome {
+        let dir = self.run_dir.path.join("app");
+        let launch = crate::docker::Launch {
+            job,
+            capability: self.options.capability.clone(),
+            host_memory_bytes: self.options.host_memory_bytes,
+            base_image: self.options.base_image.clone(),
+        };
+        let address = db.proxy.url().full_address();
+        match crate::docker::launch_detached(&dir, &launch, Some(&address), progress).await {
+            Ok(record) if record.status == "serving" => {
+                let url = record.url.unwrap_or_default();
+                self.note(format!(
+                    "the web app serves on {url} (output in {}); stop it with `metaexec runs stop {}`",
+                    dir.join("app.log").display(),
+                    self.run_dir.id
+                ));
+                let mut results = serde_json::Map::new();
+                results.insert("url".into(), url.into());
+                results.insert("container".into(), record.container.unwrap_or_default().into());
+                // An app that serves has no outcome yet: the run's says where it is.
+                let placeholder = OutcomeError::new(ErrorKind::Internal, "");
+                Outcome {
+                    status: Status::Ok,
+                    error: None,
+                    exit_code: 0,
+                    results,
+                    ..Outcome::failed_before_start(placeholder, "docker")
+                }
+            }
+            Ok(record) => record.outcome.map(|o| *o).unwrap_or_else(|| {
+                Outcome::failed_before_start(
+                    OutcomeError::new(ErrorKind::BackendUnavailable, format!("The web app {}", record.status)),
+                    "docker",
+                )
+            }),
+            Err(e) => Outcome::failed_before_start(
+                OutcomeError::new(ErrorKind::BackendUnavailable, format!("The web app could not be started: {e:#}"))
+                    .with_hint(crate::docker::ENGINE_HINT),
+                "docker",
+            ),
+        }
     }
 
     fn job(&self, db: &Database, script: &str) -> Job {

@@ -265,6 +265,7 @@ const DISTRIBUTIONS: &[(&str, &str)] = &[
 /// Modules whose import means the script serves a web application.
 const WEB_FRAMEWORKS: &[&str] = &[
     "flask",
+    "wsgiref",
     "fastapi",
     "django",
     "streamlit",
@@ -331,7 +332,27 @@ pub fn is_stdlib(module: &str) -> bool {
     module.starts_with('_') || STDLIB.binary_search(&module).is_ok()
 }
 
-/// Whether the WASI runtime can import `module` (a top-level name).
+/// Modules the WASI runtime has besides the standard library: the guest library, its
+/// entry module and the component's bindings. None is a package to install.
+const RUNTIME_MODULES: &[&str] = &[
+    "componentize_py_async_support",
+    "componentize_py_runtime",
+    "componentize_py_types",
+    "metaexec",
+    "metaexec_app",
+    "poll_loop",
+    "wit_world",
+];
+
+/// Whether `module` (a top-level name) is one the WASI runtime carries besides the
+/// standard library.
+pub fn is_runtime_module(module: &str) -> bool {
+    RUNTIME_MODULES.contains(&module)
+}
+
+/// Whether a script may import `module` (a top-level name) in the WASI runtime: the
+/// standard library it has and `metaexec`. (The runtime's other modules import there, but
+/// are its own interface: scripts reach the host through `metaexec`.)
 pub fn available_in_wasi(module: &str) -> bool {
     module == "metaexec" || (is_stdlib(module) && !MISSING_IN_WASI.contains(&module))
 }
@@ -351,7 +372,7 @@ pub fn choose<'c>(
     let mut web: Vec<&str> = Vec::new();
     for import in &semantic.imports {
         for module in import.top_level_modules() {
-            if module != "metaexec" && !is_stdlib(module) && !third_party.contains(&module) {
+            if !is_runtime_module(module) && !is_stdlib(module) && !third_party.contains(&module) {
                 third_party.push(module);
             }
             if WEB_FRAMEWORKS.contains(&module) && !web.contains(&module) {
@@ -405,6 +426,9 @@ mod tests {
     fn availability() {
         assert!(available_in_wasi("json") && available_in_wasi("metaexec") && available_in_wasi("_thread"));
         assert!(!available_in_wasi("tkinter") && !available_in_wasi("numpy"));
+        // The runtime's own modules are no packages: a script reaching for them stays in WASI.
+        assert!(is_runtime_module("wit_world") && !available_in_wasi("wit_world"));
+        assert!(RUNTIME_MODULES.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(distribution("sklearn"), "scikit-learn");
     }
 }

@@ -456,3 +456,115 @@ fn a_sweep_of_a_script_that_needs_docker_is_refused_with_the_reason() {
     assert_eq!(outcome["error"]["kind"], "backend_unavailable", "{outcome}");
     assert!(outcome["error"]["message"].as_str().unwrap().contains("pandas"), "{outcome}");
 }
+
+/// Fetches `url` with a plain HTTP/1.0 request; the status line and the body.
+fn http(url: &str, post: Option<&str>) -> (String, String) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let request = match post {
+        Some(body) => format!(
+            "POST / HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        None => format!("GET / HTTP/1.0\r\nHost: {address}\r\n\r\n"),
+    };
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or_default().to_owned(), body.to_owned())
+}
+
+/// A Flask app (a package the WASI runtime lacks) served on a loopback port, fetched over
+/// HTTP, reading the database through the socket, then stopped and removed.
+#[test]
+fn a_flask_app_is_served_on_loopback_and_stopped() {
+    let Some((_turn, backend)) = engine() else { return };
+    let ctx = TestContext::new();
+    let target = sqlite_demo();
+    let mut job = job(
+        &ctx,
+        r#"
+        from flask import Flask
+        from metaexec import db
+        app = Flask(__name__)
+
+        @app.route("/")
+        def index():
+            rows = db.query("SELECT property_name FROM properties ORDER BY property_id")
+            return "<ul>" + "".join("<li>%s</li>" % r["property_name"] for r in rows) + "</ul>"
+
+        app.run()
+        "#,
+    );
+    job.db = Some(proxy(&target, Capability::read_only()));
+    let log = ctx.path().join("app.log");
+    // The app's socket and log are served by tasks of the runtime that started it, which
+    // must keep running while the test fetches pages.
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let app = runtime.block_on(backend.serve(&job, &log)).unwrap_or_else(|outcome| panic!("{outcome:#?}"));
+    assert!(app.url.starts_with("http://127.0.0.1:"), "{}", app.url);
+    let (status, body) = http(&app.url, None);
+    assert!(status.contains("200"), "{status}: {body}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    let names: Vec<(String,)> = block_on(async {
+        use sqlx::Connection;
+        let path = target.url.sqlite_path().unwrap().display().to_string();
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}?mode=ro")).await.unwrap();
+        sqlx::query_as("SELECT property_name FROM properties ORDER BY property_id").fetch_all(&mut conn).await.unwrap()
+    });
+    assert_eq!(body.matches("<li>").count(), names.len(), "{body}");
+    assert!(body.contains(&names[0].0), "{body}");
+    let outcome = runtime.block_on(app.stop());
+    assert_ok(&outcome);
+    // The health checks read the data too: at least theirs and ours.
+    assert!(outcome.db_audit.len() >= 2 && outcome.db_audit.iter().all(|e| e.allowed), "{:#?}", outcome.db_audit);
+    assert!(std::fs::read_to_string(&log).unwrap().contains("GET / HTTP"), "the app's output went to its log");
+    assert_nothing_left(backend);
+}
+
+/// "Create a dashboard" without a model: a web app left serving on a printed URL, with
+/// the DSCR table in colour bands and a what-if form that posts to the app itself, until
+/// `metaexec runs stop ID`.
+#[test]
+fn a_dashboard_request_leaves_a_web_app_serving_until_runs_stop() {
+    let Some((_turn, backend)) = engine() else { return };
+    let ctx = TestContext::new();
+    let output = metaexec_command(&ctx)
+        .args(["run", "create a dashboard of the DSCR of every property", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let record: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(record["outcome"]["backend"], "docker", "{record:#}");
+    let url = record["outcome"]["results"]["url"].as_str().expect("the outcome names the URL").to_owned();
+    let id = record["id"].as_str().expect("the record's id").to_owned();
+    let stopped = || {
+        let out = metaexec_command(&ctx).args(["runs", "stop", &id, "--json"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let (status, page) = http(&url, None);
+    let (_, what_if) = http(&url, Some("noi_change=-20&rate_change=1"));
+    let app = stopped();
+    assert!(status.contains("200"), "{status}: {page}");
+    // Every property of the demo, each in its verdict's colour.
+    let target = sqlite_demo();
+    let loans = crate::sweep::demo_loans(&target);
+    assert_eq!(page.matches("<tr style=\"background:").count(), loans.len(), "{page}");
+    for band in ["#d4edda", "#f8d7da"] {
+        assert!(page.contains(band), "{band} in {page}");
+    }
+    // The what-if page: DSCR under NOI -20% and rate +1 pt, against the annuity formula.
+    let (name, noi, principal, rate, years) = &loans[0];
+    let shocked = noi * 0.8 / crate::sweep::annual_debt_service(*principal, rate + 0.01, *years);
+    assert!(what_if.contains("NOI -20.0%, rate +1.00 pt"), "{what_if}");
+    let row = what_if.split("</tr>").find(|r| r.contains(name.as_str())).expect("the first property's row");
+    assert!(row.contains(&format!("<td>{shocked:.2}</td>")), "{shocked:.2} in {row}");
+    assert_eq!(app["status"], "stopped", "{app:#}");
+    assert_eq!(app["outcome"]["status"], "ok", "{app:#}");
+    assert!(app["outcome"]["db_audit"].as_array().unwrap().len() >= 2, "each page read the data: {app:#}");
+    assert!(std::net::TcpStream::connect(url.trim_start_matches("http://").trim_end_matches('/')).is_err());
+    assert_nothing_left(backend);
+}

@@ -82,6 +82,18 @@ pub fn plan(
     names: &[String],
     schema: &Schema,
 ) -> Result<OfflinePlan, OfflineError> {
+    plan_for(request, query, names, schema, true)
+}
+
+/// [`plan`], where a request for a web dashboard gets one only when `web` (a backend that
+/// can serve it is allowed); otherwise it gets the answer a terminal shows.
+pub fn plan_for(
+    request: &str,
+    query: Result<PortfolioQuery, QueryError>,
+    names: &[String],
+    schema: &Schema,
+    web: bool,
+) -> Result<OfflinePlan, OfflineError> {
     let reading = recognise::read(request, names, &questions::today()).ok_or(OfflineError::Unrecognised)?;
     let mut spec = reading.spec;
     let parts = account::unread(request, &spec.entities, names, &reading.words, &reading.unused_numbers);
@@ -91,6 +103,21 @@ pub fn plan(
     spec.clauses = account::readings(request, &spec);
     let query = query?;
     let script = match spec.task_kind {
+        TaskKind::Trend | TaskKind::LoanSizing | TaskKind::Maturities | TaskKind::HoldIrr if web && spec.wants_web => {
+            return Err(OfflineError::Unsupported(format!(
+                "a web dashboard of a {} question; the offline dashboard shows DSCR with a what-if form",
+                spec.task_kind.as_str()
+            )));
+        }
+        _ if web && spec.wants_web => {
+            if spec.runs_scenarios() {
+                return Err(OfflineError::Unsupported(format!(
+                    "scenarios ({}) in a web dashboard: its what-if form sets them; ask for the dashboard alone",
+                    spec.describe_scenarios()
+                )));
+            }
+            script::dashboard_script(request, &spec, &query)
+        }
         TaskKind::Trend | TaskKind::LoanSizing | TaskKind::Maturities | TaskKind::HoldIrr => {
             if spec.runs_scenarios() {
                 return Err(OfflineError::Unsupported(format!(

@@ -24,16 +24,11 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         columns.push(key);
         missing.push(key);
     }
-    let joined: Vec<String> = query
-        .notes
-        .iter()
-        .filter_map(|n| n.strip_prefix('`').and_then(|n| n.split_once("` joined")).map(|(t, _)| t.to_owned()))
-        .collect();
     let ctx = context! {
         goal => docstring_safe(&spec.goal),
         request_lines => wrap(&docstring_safe(request), 88),
         base_table => query.base_table,
-        joined => joined.join(", "),
+        joined => joined_tables(query),
         sql_pieces => sql_pieces(&query.sql),
         entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
         threshold => spec.threshold.map(py_float),
@@ -47,6 +42,33 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         rank_args => rank_context(spec),
     };
     let mut text = prompts::render("offline_script", ctx);
+    text.push('\n');
+    text
+}
+
+/// The tables the per-property query joins to its base table, for the script's comment.
+fn joined_tables(query: &PortfolioQuery) -> String {
+    let joined: Vec<&str> = query
+        .notes
+        .iter()
+        .filter_map(|n| n.strip_prefix('`').and_then(|n| n.split_once("` joined")).map(|(t, _)| t))
+        .collect();
+    joined.join(", ")
+}
+
+/// The web dashboard a request for one gets: a WSGI app over the same per-property query
+/// (the DSCR table in colour bands and a what-if form posting to the app itself), served
+/// by the Docker backend.
+pub fn dashboard_script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String {
+    let ctx = context! {
+        goal => docstring_safe(&spec.goal),
+        request_lines => wrap(&docstring_safe(request), 88),
+        base_table => query.base_table,
+        joined => joined_tables(query),
+        sql_pieces => sql_pieces(&query.sql),
+        entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
+    };
+    let mut text = prompts::render("offline_dashboard", ctx);
     text.push('\n');
     text
 }

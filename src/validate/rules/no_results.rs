@@ -9,6 +9,7 @@
 //! plan in comments, a `print` of the answer), and they must go back for repair instead.
 //!
 //! Example: `metaexec.result(rows)` (or `emit("portfolio_dscr", value)`) satisfies it.
+//! A web app (one that serves) is exempt: its answer is the pages it serves.
 
 use super::{Context, FILE_SPAN, Hit, Rule};
 use crate::validate::Severity;
@@ -44,6 +45,10 @@ fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
             "the script has no statement that does anything (only imports, comments or docstrings)",
             Some("write the whole script: read the data, compute, and report with `metaexec.result(rows)`"),
         ));
+        return;
+    }
+    // A web app answers over HTTP as long as it serves: it has no result to report.
+    if cx.backend.serves_web {
         return;
     }
     // Any reference counts, not only a call: `report = metaexec.emit` and the like.

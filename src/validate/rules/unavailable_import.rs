@@ -13,7 +13,7 @@
 
 use super::{Context, Hit, Rule, dynamic_code, native_code, network, shell_process};
 use crate::validate::Severity;
-use crate::validate::backend::{Backend, available_in_wasi, is_stdlib};
+use crate::validate::backend::{Backend, available_in_wasi, is_runtime_module, is_stdlib};
 use crate::validate::semantic::module_matches;
 
 /// The rule.
@@ -41,7 +41,12 @@ fn check(cx: &Context<'_>, out: &mut Vec<Hit>) {
             (!available_in_wasi(module) && !elsewhere).then_some(module)
         });
         if let Some(module) = missing {
-            let (message, hint) = if is_stdlib(module) {
+            let (message, hint) = if is_runtime_module(module) {
+                (
+                    format!("`{module}` is the runtime's own interface, not for scripts"),
+                    "reach the host through `metaexec` (result, emit, log, db)",
+                )
+            } else if is_stdlib(module) {
                 (
                     format!("`{module}` is not available in the WASI runtime's Python"),
                     "use another standard module, or run the script with the Docker backend",
