@@ -568,3 +568,26 @@ fn a_dashboard_request_leaves_a_web_app_serving_until_runs_stop() {
     assert!(std::net::TcpStream::connect(url.trim_start_matches("http://").trim_end_matches('/')).is_err());
     assert_nothing_left(backend);
 }
+
+/// `metaexec docker prune` removes a container a run left behind (here one made to look
+/// like it), by its label.
+#[test]
+fn prune_removes_what_runs_left_behind() {
+    use bollard::models::ContainerCreateBody;
+    let Some((_turn, backend)) = engine() else { return };
+    let docker = block_on(backend.client()).unwrap().clone();
+    let body = ContainerCreateBody {
+        image: Some(metaexec::docker::DEFAULT_BASE_IMAGE.to_owned()),
+        cmd: Some(vec!["sleep".into(), "300".into()]),
+        labels: Some(HashMap::from([(LABEL.to_owned(), "left-behind".to_owned())])),
+        ..Default::default()
+    };
+    let id = block_on(docker.create_container(None, body)).unwrap().id;
+    block_on(docker.start_container(&id, None)).unwrap();
+    let ctx = TestContext::new();
+    let output = metaexec_command(&ctx).args(["docker", "prune", "--json"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["containers"].as_array().unwrap().len(), 1, "{report}");
+    assert_nothing_left(backend);
+}
