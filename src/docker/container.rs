@@ -280,6 +280,9 @@ pub struct Watch<'a> {
 pub async fn run(docker: &Docker, id: &str, watch: Watch<'_>) -> Result<Ended, bollard::errors::Error> {
     let options = AttachContainerOptionsBuilder::default().stdout(true).stderr(true).stream(true).logs(true).build();
     let attached = docker.attach_container(id, Some(options)).await?;
+    // Nothing is written to the script's stdin. Both halves share one connection, which
+    // closes only when both are gone (see the drop of `output` below).
+    drop(attached.input);
     let mut output = attached.output;
     docker.start_container(id, None).await?;
     let started = Instant::now();

@@ -142,16 +142,18 @@ impl DockerBackend {
         outcome
     }
 
-    async fn run_in(&self, docker: &Docker, job: &Job, tag: &str, run: &str) -> anyhow::Result<Outcome> {
-        let owner = container::container_user();
-        let staging = container::Staging::create(
-            self.options.cache_root.join("docker").join("runs").join(run),
-            &job.source,
-            Some(owner),
-        )?;
+    /// The session a container's script reports into, and the socket it reaches it over.
+    /// With `capture`, the container's output is held under the job's caps too (a web
+    /// app's goes to its log file instead).
+    fn host_side(
+        &self,
+        job: &Job,
+        staging: &container::Staging,
+        capture: bool,
+    ) -> std::io::Result<(Session, proxy::Proxy)> {
         let session = Session::new(SessionConfig {
-            stdout_cap: job.limits.stdout_bytes,
-            stderr_cap: job.limits.stderr_bytes,
+            stdout_cap: if capture { job.limits.stdout_bytes } else { 0 },
+            stderr_cap: if capture { job.limits.stderr_bytes } else { 0 },
             results_cap: job.limits.results_bytes,
             on_log: self.options.on_log.clone(),
             db: job.db.clone(),
@@ -159,8 +161,19 @@ impl DockerBackend {
             budget: job.budget.clone(),
         });
         let hello = proxy::Hello { params: job.params.clone(), seed: job.seed };
-        let proxy =
-            proxy::serve(&staging.socket_dir().join("host.sock"), session.clone(), hello, job.limits.results_bytes)?;
+        let socket = staging.socket_dir().join("host.sock");
+        let proxy = proxy::serve(&socket, session.clone(), hello, job.limits.results_bytes)?;
+        Ok((session, proxy))
+    }
+
+    async fn run_in(&self, docker: &Docker, job: &Job, tag: &str, run: &str) -> anyhow::Result<Outcome> {
+        let owner = container::container_user();
+        let staging = container::Staging::create(
+            self.options.cache_root.join("docker").join("runs").join(run),
+            &job.source,
+            Some(owner),
+        )?;
+        let (session, proxy) = self.host_side(job, &staging, true)?;
         let spec =
             container::Spec { image: tag, job, staging: &staging, run, limits: self.options.limits, web_port: None };
         let guard = container::create(docker, &spec).await?;

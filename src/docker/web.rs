@@ -21,13 +21,13 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::container::{self, Guard, Staging};
-use super::proxy::{self, Proxy};
+use super::proxy::Proxy;
 use super::{DockerBackend, ENGINE_HINT, run_label};
 use crate::cancel::Cancel;
 use crate::job::Job;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::sandbox::classify::{self, Ending, RunReport};
-use crate::sandbox::session::{Session, SessionConfig};
+use crate::sandbox::session::Session;
 
 /// The most an app's log file grows to; past it, output is dropped (and the file says so).
 const LOG_CAP: u64 = 16 * 1024 * 1024;
@@ -83,20 +83,7 @@ impl DockerBackend {
             Some(container::container_user()),
         )
         .map_err(|e| engine_failed(&e))?;
-        let session = Session::new(SessionConfig {
-            // The app's output goes to its log file; the session keeps results and logs.
-            stdout_cap: 0,
-            stderr_cap: 0,
-            results_cap: job.limits.results_bytes,
-            on_log: self.options.on_log.clone(),
-            db: job.db.clone(),
-            sweep: None,
-            budget: job.budget.clone(),
-        });
-        let hello = proxy::Hello { params: job.params.clone(), seed: job.seed };
-        let proxy =
-            proxy::serve(&staging.socket_dir().join("host.sock"), session.clone(), hello, job.limits.results_bytes)
-                .map_err(|e| engine_failed(&e))?;
+        let (session, proxy) = self.host_side(job, &staging, false).map_err(|e| engine_failed(&e))?;
         let port = free_port().map_err(|e| engine_failed(&e))?;
         let spec = container::Spec {
             image: &tag,

@@ -25,12 +25,6 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         missing.push(key);
     }
     let ctx = context! {
-        goal => docstring_safe(&spec.goal),
-        request_lines => wrap(&docstring_safe(request), 88),
-        base_table => query.base_table,
-        joined => joined_tables(query),
-        sql_pieces => sql_pieces(&query.sql),
-        entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
         threshold => spec.threshold.map(py_float),
         sweep => spec.runs_scenarios(),
         // `scenarios.shocked_metrics` gives the DSCR columns only.
@@ -40,10 +34,23 @@ pub fn script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String 
         columns => format!("({},)", columns.iter().map(|c| py_str(c)).collect::<Vec<_>>().join(", ")),
         missing_metrics => (!missing.is_empty()).then(|| py_list(&missing)),
         rank_args => rank_context(spec),
+        ..common_context(request, spec, query)
     };
     let mut text = prompts::render("offline_script", ctx);
     text.push('\n');
     text
+}
+
+/// What the per-property templates share: the docstring and the query.
+fn common_context(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> minijinja::Value {
+    context! {
+        goal => docstring_safe(&spec.goal),
+        request_lines => wrap(&docstring_safe(request), 88),
+        base_table => query.base_table,
+        joined => joined_tables(query),
+        sql_pieces => sql_pieces(&query.sql),
+        entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
+    }
 }
 
 /// The tables the per-property query joins to its base table, for the script's comment.
@@ -60,15 +67,7 @@ fn joined_tables(query: &PortfolioQuery) -> String {
 /// (the DSCR table in colour bands and a what-if form posting to the app itself), served
 /// by the Docker backend.
 pub fn dashboard_script(request: &str, spec: &TaskSpec, query: &PortfolioQuery) -> String {
-    let ctx = context! {
-        goal => docstring_safe(&spec.goal),
-        request_lines => wrap(&docstring_safe(request), 88),
-        base_table => query.base_table,
-        joined => joined_tables(query),
-        sql_pieces => sql_pieces(&query.sql),
-        entities => (!spec.entities.is_empty()).then(|| py_list(&spec.entities)),
-    };
-    let mut text = prompts::render("offline_dashboard", ctx);
+    let mut text = prompts::render("offline_dashboard", common_context(request, spec, query));
     text.push('\n');
     text
 }
