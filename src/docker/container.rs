@@ -4,7 +4,7 @@
 //! a timeout, Ctrl-C).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -78,6 +78,11 @@ impl Staging {
     /// Mounted read-only at `/app`.
     pub fn app(&self) -> PathBuf {
         self.root.join("app")
+    }
+
+    /// Where the socket of a staging folder at `root` is.
+    pub fn socket_path(root: &Path) -> PathBuf {
+        root.join("socket").join("host.sock")
     }
 
     /// Holds the socket; mounted at `/run/metaexec`.

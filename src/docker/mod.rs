@@ -161,18 +161,15 @@ impl DockerBackend {
             budget: job.budget.clone(),
         });
         let hello = proxy::Hello { params: job.params.clone(), seed: job.seed };
-        let socket = staging.socket_dir().join("host.sock");
+        let socket = container::Staging::socket_path(&staging.root);
         let proxy = proxy::serve(&socket, session.clone(), hello, job.limits.results_bytes)?;
         Ok((session, proxy))
     }
 
     async fn run_in(&self, docker: &Docker, job: &Job, tag: &str, run: &str) -> anyhow::Result<Outcome> {
         let owner = container::container_user();
-        let staging = container::Staging::create(
-            self.options.cache_root.join("docker").join("runs").join(run),
-            &job.source,
-            Some(owner),
-        )?;
+        let staging =
+            container::Staging::create(staging_root(&self.options.cache_root, run), &job.source, Some(owner))?;
         let (session, proxy) = self.host_side(job, &staging, true)?;
         let spec =
             container::Spec { image: tag, job, staging: &staging, run, limits: self.options.limits, web_port: None };
@@ -218,11 +215,41 @@ impl DockerBackend {
     }
 }
 
+/// The longest socket path a unix socket takes (`sun_path`, with its terminating NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where a run's staging folder goes: under the cache, unless the socket's path there
+/// would be too long for a unix socket, then under the system's temporary folder.
+fn staging_root(cache_root: &std::path::Path, run: &str) -> PathBuf {
+    let root = cache_root.join("docker").join("runs").join(run);
+    let socket = container::Staging::socket_path(&root);
+    if socket.as_os_str().len() <= MAX_SOCKET_PATH {
+        root
+    } else {
+        std::env::temp_dir().join("metaexec-runs").join(run)
+    }
+}
+
 /// The packages `job`'s script imports, as `requirements.txt` names them.
 pub fn packages(job: &Job) -> Vec<String> {
     let options =
         validate::Options { file_name: &job.script_name, backend: BackendRequest::Docker, ..Default::default() };
     validate::validate(&job.source, &options).backend.packages
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache deep in the file system still gets a socket path a unix socket takes.
+    #[test]
+    fn a_long_cache_path_moves_the_staging_folder_where_the_socket_fits() {
+        let short = staging_root(std::path::Path::new("/home/me/.cache/metaexec"), "1-2-3");
+        assert!(short.starts_with("/home/me/.cache/metaexec"));
+        let deep = format!("/{}", "deep/".repeat(30));
+        let moved = staging_root(std::path::Path::new(&deep), "1-2-3");
+        assert!(moved.starts_with(std::env::temp_dir()), "{}", moved.display());
+    }
 }
 
 #[async_trait]

@@ -78,7 +78,7 @@ impl DockerBackend {
         let engine_failed =
             |e: &dyn std::fmt::Display| failed(format!("The Docker engine failed the app: {e}"), ENGINE_HINT);
         let staging = Staging::create(
-            self.options.cache_root.join("docker").join("runs").join(&run),
+            super::staging_root(&self.options.cache_root, &run),
             &job.source,
             Some(container::container_user()),
         )
