@@ -48,15 +48,7 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
             }
             let docker = is_docker(&choice);
             if let Some(dir) = &args.package {
-                let spec = PackageSpec {
-                    script_name: &job.script_name,
-                    source: &job.source,
-                    packages: &choice.packages,
-                    web: choice.serves_web,
-                    limits: &job.limits,
-                    container: crate::docker::ContainerLimits::default(),
-                    base_image: &args.backend.base_image,
-                };
+                let spec = PackageSpec::new(&job, &choice, &args.backend.base_image);
                 match package::write(dir, &spec) {
                     Ok(_) => super::note(&format!("metaexec: packaged the script into {}", dir.display())),
                     Err(e) => super::note(&format!("warning: could not write the package into {}: {e}", dir.display())),

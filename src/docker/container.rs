@@ -283,12 +283,7 @@ pub struct Watch<'a> {
 
 /// Attaches to the container, starts it and follows it to its end.
 pub async fn run(docker: &Docker, id: &str, watch: Watch<'_>) -> Result<Ended, bollard::errors::Error> {
-    let options = AttachContainerOptionsBuilder::default().stdout(true).stderr(true).stream(true).logs(true).build();
-    let attached = docker.attach_container(id, Some(options)).await?;
-    // Nothing is written to the script's stdin. Both halves share one connection, which
-    // closes only when both are gone (see the drop of `output` below).
-    drop(attached.input);
-    let mut output = attached.output;
+    let mut output = attach(docker, id).await?;
     docker.start_container(id, None).await?;
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + watch.timeout;
@@ -324,13 +319,23 @@ pub async fn run(docker: &Docker, id: &str, watch: Watch<'_>) -> Result<Ended, b
     Ok(Ended { end, oom_killed: state.oom_killed.unwrap_or(false), wall })
 }
 
-async fn cancelled(cancel: Option<&crate::cancel::Cancel>) {
+/// The container's output, attached to before it starts so that none is lost. Nothing is
+/// written to its stdin: that half goes at once, since the connection both halves share
+/// closes only when both are gone (and an open, unread connection holds a kill).
+pub async fn attach(docker: &Docker, id: &str) -> Result<Output, bollard::errors::Error> {
+    let options = AttachContainerOptionsBuilder::default().stdout(true).stderr(true).stream(true).logs(true).build();
+    let attached = docker.attach_container(id, Some(options)).await?;
+    drop(attached.input);
+    Ok(attached.output)
+}
+
+/// A container's attached output.
+pub type Output = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
+
+/// Resolves once `cancel` is set; never without one.
+pub async fn cancelled(cancel: Option<&crate::cancel::Cancel>) {
     match cancel {
-        Some(cancel) => {
-            while !cancel.is_cancelled() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
+        Some(cancel) => cancel.cancelled().await,
         None => std::future::pending().await,
     }
 }

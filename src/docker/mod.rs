@@ -191,28 +191,46 @@ impl DockerBackend {
         let sanitized = results::copy_out(&staging.results(), &job.results_dir)?;
         drop(staging);
         let ending = match ended.end {
-            container::End::Exited(0) => Ending::Returned,
-            container::End::Exited(code) => Ending::Exited(i32::try_from(code).unwrap_or(1)),
+            container::End::Exited(code) => exit_ending(code),
             container::End::Deadline => Ending::Deadline,
             // The session recorded why; the classification reads it from there.
             container::End::Stopped => Ending::Exited(125),
             container::End::Cancelled => Ending::Host("interrupted".into()),
         };
-        let mut state = session.lock();
-        let mut outcome = classify::outcome(RunReport {
-            ending,
-            state: &mut state,
-            memory_hit: ended.oom_killed,
-            peak_memory: 0,
-            fuel_used: None,
-            job,
-            wall: ended.wall,
-            runtime: String::new(),
-        });
-        outcome.backend = "docker".into();
-        outcome.sanitized = sanitized;
+        let outcome = container_outcome(&session, job, ending, ended.oom_killed, ended.wall, sanitized);
         Ok(outcome)
     }
+}
+
+/// How a container that exited by itself with `code` ended, as the classification reads it.
+fn exit_ending(code: i64) -> Ending {
+    if code == 0 { Ending::Returned } else { Ending::Exited(i32::try_from(code).unwrap_or(1)) }
+}
+
+/// The outcome of a container that ended: how, whether the kernel killed it for its
+/// memory, and what its session recorded, classified as a WASI run's is.
+fn container_outcome(
+    session: &Session,
+    job: &Job,
+    ending: Ending,
+    oom_killed: bool,
+    wall: std::time::Duration,
+    sanitized: Vec<crate::guest_dir::Sanitized>,
+) -> Outcome {
+    let mut state = session.lock();
+    let mut outcome = classify::outcome(RunReport {
+        ending,
+        state: &mut state,
+        memory_hit: oom_killed,
+        peak_memory: 0,
+        fuel_used: None,
+        job,
+        wall,
+        runtime: String::new(),
+    });
+    outcome.backend = "docker".into();
+    outcome.sanitized = sanitized;
+    outcome
 }
 
 /// The longest socket path a unix socket takes (`sun_path`, with its terminating NUL).

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use super::container::{ContainerLimits, WEB_PORT};
 use super::image::{library_files, requirements_txt};
-use crate::job::Limits;
+use crate::job::{Job, Limits};
+use crate::validate::BackendChoice;
 
 /// What a package is made from.
 pub struct PackageSpec<'a> {
@@ -27,6 +28,22 @@ pub struct PackageSpec<'a> {
     pub container: ContainerLimits,
     /// The base image to build on.
     pub base_image: &'a str,
+}
+
+impl<'a> PackageSpec<'a> {
+    /// The package of `job`'s script as the validator chose its backend (its packages,
+    /// whether it serves), with the default container limits.
+    pub fn new(job: &'a Job, choice: &'a BackendChoice, base_image: &'a str) -> Self {
+        Self {
+            script_name: &job.script_name,
+            source: &job.source,
+            packages: &choice.packages,
+            web: choice.serves_web,
+            limits: &job.limits,
+            container: ContainerLimits::default(),
+            base_image,
+        }
+    }
 }
 
 /// The files written, relative to the package folder.

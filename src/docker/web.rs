@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::container::LogOutput;
-use bollard::models::HealthStatusEnum;
-use bollard::query_parameters::{AttachContainerOptionsBuilder, StopContainerOptionsBuilder};
+use bollard::models::{ContainerState, HealthStatusEnum};
+use bollard::query_parameters::StopContainerOptionsBuilder;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +26,7 @@ use super::{DockerBackend, ENGINE_HINT, run_label};
 use crate::cancel::Cancel;
 use crate::job::Job;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
-use crate::sandbox::classify::{self, Ending, RunReport};
+use crate::sandbox::classify::Ending;
 use crate::sandbox::session::Session;
 
 /// The most an app's log file grows to; past it, output is dropped (and the file says so).
@@ -94,11 +94,9 @@ impl DockerBackend {
             web_port: Some(port),
         };
         let guard = container::create(docker, &spec).await.map_err(|e| engine_failed(&e))?;
-        let options =
-            AttachContainerOptionsBuilder::default().stdout(true).stderr(true).stream(true).logs(true).build();
-        let attached = docker.attach_container(&guard.id, Some(options)).await.map_err(|e| engine_failed(&e))?;
+        let output = container::attach(docker, &guard.id).await.map_err(|e| engine_failed(&e))?;
         let file = std::fs::File::create(log).map_err(|e| engine_failed(&e))?;
-        let logging = tokio::spawn(write_log(attached.output, file));
+        let logging = tokio::spawn(write_log(output, file));
         docker.start_container(&guard.id, None).await.map_err(|e| engine_failed(&e))?;
         let started = Instant::now();
         let container = guard.id.clone();
@@ -121,8 +119,7 @@ impl DockerBackend {
             let state = state.state.unwrap_or_default();
             if !state.running.unwrap_or(false) {
                 // It ended before it served: its outcome says why (a traceback, a limit).
-                let mut outcome =
-                    app.finish(Some(state.exit_code.unwrap_or(-1)), state.oom_killed.unwrap_or(false)).await;
+                let mut outcome = app.finish(&state).await;
                 if outcome.is_ok() {
                     outcome.status = crate::outcome::Status::Error;
                     outcome.error = Some(
@@ -162,24 +159,12 @@ impl WebApp {
     /// and returns the run's outcome.
     pub async fn until_stopped(self, cancel: Option<&Cancel>) -> Outcome {
         let mut wait = self.docker.wait_container(&self.container, None);
-        let poll = async {
-            match cancel {
-                Some(cancel) => {
-                    while !cancel.is_cancelled() {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-                None => std::future::pending().await,
-            }
+        let stop = tokio::select! {
+            _ = wait.next() => false,
+            () = container::cancelled(cancel) => true,
         };
-        tokio::select! {
-            _ = wait.next() => {
-                drop(wait);
-                let state = self.docker.inspect_container(&self.container, None).await.ok().and_then(|c| c.state).unwrap_or_default();
-                self.finish(Some(state.exit_code.unwrap_or(-1)), state.oom_killed.unwrap_or(false)).await
-            }
-            () = poll => { drop(wait); self.stop().await }
-        }
+        drop(wait);
+        if stop { self.stop().await } else { self.ended().await }
     }
 
     /// Stops the app (SIGTERM, then SIGKILL after 5 s) and returns its outcome.
@@ -188,36 +173,30 @@ impl WebApp {
             .docker
             .stop_container(&self.container, Some(StopContainerOptionsBuilder::default().t(5).build()))
             .await;
+        self.ended().await
+    }
+
+    /// The outcome of the app once its container has ended, as the engine reports it.
+    async fn ended(self) -> Outcome {
         let state =
             self.docker.inspect_container(&self.container, None).await.ok().and_then(|c| c.state).unwrap_or_default();
-        self.finish(Some(state.exit_code.unwrap_or(-1)), state.oom_killed.unwrap_or(false)).await
+        self.finish(&state).await
     }
 
     /// Removes the container, copies its results out and classifies how it ended.
-    async fn finish(self, exit: Option<i64>, oom_killed: bool) -> Outcome {
+    async fn finish(self, state: &ContainerState) -> Outcome {
         let WebApp { guard, staging, session, job, started, logging, log, .. } = self;
         guard.remove().await;
         let _ = logging.await;
         let sanitized = super::results::copy_out(&staging.results(), &job.results_dir).unwrap_or_default();
         drop(staging);
-        let ending = match exit {
+        let ending = match state.exit_code.unwrap_or(-1) {
             // 143: stopped by SIGTERM before the app's own handler ran.
-            Some(0 | 143) | None => Ending::Returned,
-            Some(code) => Ending::Exited(i32::try_from(code).unwrap_or(1)),
+            143 => Ending::Returned,
+            code => super::exit_ending(code),
         };
-        let mut state = session.lock();
-        let mut outcome = classify::outcome(RunReport {
-            ending,
-            state: &mut state,
-            memory_hit: oom_killed,
-            peak_memory: 0,
-            fuel_used: None,
-            job: &job,
-            wall: started.elapsed(),
-            runtime: String::new(),
-        });
-        outcome.backend = "docker".into();
-        outcome.sanitized = sanitized;
+        let oom_killed = state.oom_killed.unwrap_or(false);
+        let mut outcome = super::container_outcome(&session, &job, ending, oom_killed, started.elapsed(), sanitized);
         if let Ok(text) = std::fs::read_to_string(&log) {
             // The tail, where a failure's traceback is.
             let start = text.len().saturating_sub(8192);
@@ -228,10 +207,7 @@ impl WebApp {
     }
 }
 
-async fn write_log(
-    mut output: std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
-    file: std::fs::File,
-) {
+async fn write_log(mut output: container::Output, file: std::fs::File) {
     let mut file = std::io::BufWriter::new(file);
     let mut written = 0u64;
     while let Some(Ok(item)) = output.next().await {

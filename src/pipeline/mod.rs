@@ -665,12 +665,10 @@ impl Driver<'_> {
                     .with_hint(format!("the script is in {}", self.run_dir.path.join("script.py").display())));
             }
             let choice = report.backend.clone();
-            let mut outcome = if choice.backend == Backend::Docker {
+            if choice.backend == Backend::Docker {
                 self.note(format!("backend: docker ({})", choice.reason));
-                self.execute_in_docker(db, &script, &choice, round).await
-            } else {
-                self.execute(db, &script, sandbox, round).await
-            };
+            }
+            let mut outcome = self.execute(db, &script, sandbox, &choice, round).await;
             if outcome.is_ok() && outcome.results.is_empty() {
                 // A script that ran but answered nothing has not done what was asked.
                 outcome.status = Status::Error;
@@ -734,34 +732,33 @@ impl Driver<'_> {
         WasiSandbox::new(options)
     }
 
-    async fn execute(&mut self, db: &Database, script: &str, sandbox: &WasiSandbox, round: u32) -> Outcome {
+    /// Runs the script where the validator chose: the sandbox, or a Docker container.
+    async fn execute(
+        &mut self,
+        db: &Database,
+        script: &str,
+        sandbox: &WasiSandbox,
+        choice: &BackendChoice,
+        round: u32,
+    ) -> Outcome {
         let since = self.started(Stage::Execute, round);
         let mut job = self.job(db, script);
         job.params = self.base_params.clone();
-        let outcome = sandbox.run(&job).await;
+        let docker = choice.backend == Backend::Docker;
+        let outcome = if docker { self.execute_in_docker(db, job, choice).await } else { sandbox.run(&job).await };
         let detail = match &outcome.error {
-            None => format!("{} results", outcome.results.len()),
+            None => format!("{} results{}", outcome.results.len(), if docker { ", in docker" } else { "" }),
             Some(e) => e.kind.as_str().to_owned(),
         };
         self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);
         outcome
     }
 
-    /// Runs the script in a Docker container, and writes the package to run it by hand
-    /// (Dockerfile, compose file, deploy.sh ...) into the run folder beside it.
-    async fn execute_in_docker(&mut self, db: &Database, script: &str, choice: &BackendChoice, round: u32) -> Outcome {
-        let since = self.started(Stage::Execute, round);
-        let mut job = self.job(db, script);
-        job.params = self.base_params.clone();
-        let spec = crate::docker::package::PackageSpec {
-            script_name: &job.script_name,
-            source: script,
-            packages: &choice.packages,
-            web: choice.serves_web,
-            limits: &job.limits,
-            container: crate::docker::ContainerLimits::default(),
-            base_image: &self.options.base_image,
-        };
+    /// Runs the job in a Docker container (a web app: left serving), and writes the
+    /// package to run it by hand (Dockerfile, compose file, deploy.sh ...) into the run
+    /// folder beside it.
+    async fn execute_in_docker(&mut self, db: &Database, job: Job, choice: &BackendChoice) -> Outcome {
+        let spec = crate::docker::package::PackageSpec::new(&job, choice, &self.options.base_image);
         if let Err(e) = crate::docker::package::write(&self.run_dir.path.join("package"), &spec) {
             self.note(format!("could not write the Docker package into the run folder: {e}"));
         }
@@ -772,17 +769,11 @@ impl Driver<'_> {
             Arc::new(move |line| progress(&Event::Progress { stage: Stage::Execute, detail: line.to_owned() }));
         options.on_log = self.options.on_log.clone();
         options.cancel = Some(self.options.cancel.clone());
-        let outcome = if choice.serves_web {
+        if choice.serves_web {
             self.launch_app(db, job, &options.progress).await
         } else {
             crate::docker::DockerBackend::new(options).run(&job).await
-        };
-        let detail = match &outcome.error {
-            None => format!("{} results, in docker", outcome.results.len()),
-            Some(e) => e.kind.as_str().to_owned(),
-        };
-        self.record.timings.execute_ms += self.finished(Stage::Execute, since, outcome.is_ok(), detail);
-        outcome
+        }
     }
 
     /// Starts the script as a web app left serving after this command ends (`metaexec
