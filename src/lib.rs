@@ -47,6 +47,8 @@ pub mod sandbox;
 #[cfg(feature = "engine")]
 pub mod scenario;
 #[cfg(feature = "engine")]
+pub mod serve;
+#[cfg(feature = "engine")]
 pub mod store;
 #[cfg(feature = "engine")]
 pub mod sweep;

@@ -1,14 +1,18 @@
 //! `metaexec exec`: one script, one sandboxed run, one outcome.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::docker::{BackendArgs, announce, is_docker};
+use super::record::{self, Recorder};
 use super::render;
 use super::script::ScriptArgs;
 use crate::docker::package::{self, PackageSpec};
+use crate::job::Job;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, quoted};
+use crate::report::run_page::PageInputs;
+use crate::store::{RunKind, RunStatus};
 
 /// Arguments of `metaexec exec`.
 #[derive(Debug, Args)]
@@ -36,12 +40,17 @@ pub struct ExecArgs {
 }
 
 /// Runs the command; returns the exit code.
-pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
+pub fn run(args: ExecArgs, cache_root: PathBuf, runs: &Path) -> i32 {
     let mut given = Vec::new();
+    let mut recorded = None;
     let outcome = match args.script.job(&cache_root) {
         Ok(mut job) => {
             job.seed = args.seed;
             given = job.params.keys().cloned().collect();
+            let record =
+                record::job_record(RunKind::Exec, &args.script, args.backend.backend.into(), &job, &cache_root);
+            let recorder = Recorder::start(runs, RunKind::Exec, &job, &record);
+            recorded = Some((job.clone(), recorder));
             let choice = args.backend.choose(&job.source, &job.script_name);
             if !args.json {
                 announce(&choice);
@@ -66,6 +75,9 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
         }
         Err(error) => Outcome::failed_before_start(error, "wasi"),
     };
+    if let Some((job, Some(recorder))) = recorded {
+        finish_record(recorder, &job, &outcome);
+    }
     if args.json {
         render::json(&outcome);
     } else {
@@ -75,6 +87,26 @@ pub fn run(args: ExecArgs, cache_root: PathBuf) -> i32 {
         super::note(&warning);
     }
     outcome.process_exit_code()
+}
+
+/// Writes the outcome and its results into the run folder and finishes the record.
+pub(super) fn finish_record(recorder: Recorder, job: &Job, outcome: &Outcome) {
+    recorder.write_json("outcome.json", outcome);
+    recorder.write_json("results.json", &outcome.results);
+    let status = if outcome.is_ok() { RunStatus::Ok } else { RunStatus::Failed };
+    let page = PageInputs {
+        outcome: Some(outcome),
+        script: Some(&job.source),
+        limits: Some(&job.limits),
+        params: Some(&job.params),
+        ..PageInputs::empty()
+    };
+    recorder.finish(
+        status,
+        outcome.error.as_ref().map(|e| e.kind.as_str().to_owned()),
+        crate::store::entry::headline(&outcome.results),
+        page,
+    );
 }
 
 /// Serves a web app in the foreground until Ctrl-C (or its own end); its outcome then.

@@ -7,11 +7,13 @@ mod db;
 mod docker;
 mod exec;
 mod interrupt;
+mod record;
 mod render;
 mod run;
 mod runs;
 mod runtime;
 mod script;
+mod serve;
 mod sweep;
 
 use std::path::PathBuf;
@@ -33,6 +35,12 @@ pub struct Cli {
     /// demo database [default: the user cache folder, e.g. ~/.cache/metaexec].
     #[arg(long, global = true, env = crate::cache::CACHE_DIR_ENV, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Where run folders are kept: every run, exec and sweep gets one, and `runs` and
+    /// `serve` read them [default: METAEXEC_RUNS_DIR, else `[runs] dir` in the config
+    /// file, else ./runs].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub runs: Option<PathBuf>,
 
     /// Show debug logs on stderr (same as RUST_LOG=metaexec=debug).
     #[arg(long, short, global = true)]
@@ -140,9 +148,33 @@ pub enum Command {
     #[command(subcommand, verbatim_doc_comment)]
     Docker(docker::DockerCommand),
 
-    /// Act on runs: stop a web app a run left serving.
-    #[command(subcommand)]
+    /// List, show, re-run, remove and stop runs.
+    ///
+    /// Every `run`, `exec` and `sweep` leaves a folder under the runs folder (--runs,
+    /// METAEXEC_RUNS_DIR, `[runs] dir` in the config file, else ./runs) holding its
+    /// script, job, outcome, results, report.html and a manifest of every file's SHA-256.
+    ///
+    /// Examples:
+    ///   metaexec runs list --limit 10
+    ///   metaexec runs show 20261202-164001-calculate-dscr-for-every-property
+    ///   metaexec runs rerun 20261202-164001-calculate-dscr-for-every-property --param noi_change=-0.2
+    ///   metaexec runs gc --older-than 30d
+    #[command(subcommand, verbatim_doc_comment)]
     Runs(runs::RunsCommand),
+
+    /// Serve the runs in a browser: lists, run pages, what-if forms, new requests, an API.
+    ///
+    /// Binds to 127.0.0.1 by default. Bound to any other address it requires a bearer
+    /// token (--token or METAEXEC_TOKEN): API calls send `Authorization: Bearer TOKEN`;
+    /// a browser opens any page once with `?token=TOKEN` and keeps it in a cookie.
+    /// The API is described in docs/openapi.yaml (also served at /api/openapi.yaml).
+    ///
+    /// Examples:
+    ///   metaexec serve
+    ///   metaexec serve --port 8080 --runs /srv/metaexec/runs
+    ///   METAEXEC_TOKEN=$(openssl rand -hex 16) metaexec serve --host 0.0.0.0
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
 }
 
 /// Parses the command line, runs the command and returns the process exit code:
@@ -151,15 +183,29 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     let cache_root = cli.cache_dir.clone().unwrap_or_else(crate::cache::cache_dir);
+    let env = crate::llm::config::Environment::read();
+    let runs_env = std::env::var(crate::store::RUNS_DIR_ENV).ok();
+    let runs = match crate::store::runs_root(
+        cli.runs.as_deref(),
+        runs_env.as_deref(),
+        crate::llm::config::config_file(&env).as_deref(),
+    ) {
+        Ok(runs) => runs,
+        Err(e) => {
+            eprintln!("error[usage]: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let code = match cli.command {
-        Command::Run(args) => run::run(args, cache_root),
-        Command::Exec(args) => exec::run(args, cache_root),
-        Command::Sweep(args) => sweep::run(args, cache_root),
+        Command::Run(args) => run::run(args, cache_root, runs),
+        Command::Exec(args) => exec::run(args, cache_root, &runs),
+        Command::Sweep(args) => sweep::run(args, cache_root, &runs),
         Command::Check(args) => check::run(args, cache_root),
         Command::Runtime(command) => runtime::run(command, &cache_root),
         Command::Db(command) => db::run(command, &cache_root),
         Command::Docker(command) => docker::run(command, &cache_root),
-        Command::Runs(command) => runs::run(command),
+        Command::Runs(command) => runs::run(command, cache_root, &runs),
+        Command::Serve(args) => serve::run(args, cache_root, runs),
     };
     ExitCode::from(u8::try_from(code).unwrap_or(2))
 }

@@ -106,10 +106,6 @@ pub struct RunArgs {
     #[arg(long)]
     pub show_script: bool,
 
-    /// Where run folders are created (each run gets `<timestamp>-<request words>/`).
-    #[arg(long, value_name = "DIR", default_value = crate::store::DEFAULT_RUNS_DIR)]
-    pub runs: PathBuf,
-
     /// Wall-clock limit of the script, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = job::DEFAULT_TIMEOUT.as_secs_f64())]
     pub timeout: f64,
@@ -141,18 +137,24 @@ pub struct RunArgs {
 }
 
 /// Runs the command; returns the exit code.
-pub fn run(args: RunArgs, cache_root: PathBuf) -> i32 {
+pub fn run(args: RunArgs, cache_root: PathBuf, runs: PathBuf) -> i32 {
     let request = args.request.join(" ");
-    let options = match options(&args, cache_root) {
+    let options = match options(&args, cache_root, runs) {
         Ok(options) => options,
         Err(error) => return fail(&error, args.json),
     };
+    answer(&request, &options, args.json, args.show_script)
+}
+
+/// Runs the pipeline on `request` with Ctrl-C watched, prints the record (as JSON with
+/// `json`) and returns the exit code. `runs rerun` comes here too.
+pub(super) fn answer(request: &str, options: &PipelineOptions, json: bool, show_script: bool) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             return fail(
                 &OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}")),
-                args.json,
+                json,
             );
         }
     };
@@ -165,17 +167,17 @@ pub fn run(args: RunArgs, cache_root: PathBuf) -> i32 {
     if let Err(e) = watched {
         tracing::warn!("Ctrl-C will stop the run at once, writing nothing more: {e}");
     }
-    let record = runtime.block_on(pipeline::run(&request, &options));
-    if args.json {
+    let record = runtime.block_on(pipeline::run(request, options));
+    if json {
         let text = serde_json::to_string_pretty(&record).expect("run records serialise");
         let _ = writeln!(std::io::stdout().lock(), "{text}");
     } else {
-        print_human(&record, args.show_script);
+        print_human(&record, show_script);
     }
     record.exit_code()
 }
 
-fn fail(error: &OutcomeError, json: bool) -> i32 {
+pub(super) fn fail(error: &OutcomeError, json: bool) -> i32 {
     if json {
         let value = serde_json::json!({"error": error});
         println!("{}", serde_json::to_string_pretty(&value).expect("errors serialise"));
@@ -189,7 +191,7 @@ fn usage(message: String) -> OutcomeError {
     OutcomeError::new(ErrorKind::Usage, message)
 }
 
-fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, OutcomeError> {
+fn options(args: &RunArgs, cache_root: PathBuf, runs: PathBuf) -> Result<PipelineOptions, OutcomeError> {
     let db = args.db.url(&cache_root)?;
     let llm = if args.offline {
         None
@@ -205,7 +207,7 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
         };
         config::resolve(&overrides, &Environment::read()).map_err(|e| usage(e.to_string()))?
     };
-    let mut options = PipelineOptions::new(cache_root, db, args.runs.clone());
+    let mut options = PipelineOptions::new(cache_root, db, runs);
     options.capability = args.capability.capability()?;
     options.llm = llm;
     options.use_cache = !args.no_cache;
@@ -223,22 +225,27 @@ fn options(args: &RunArgs, cache_root: PathBuf) -> Result<PipelineOptions, Outco
         .into_iter()
         .filter_map(|(on, format)| on.then_some(format))
         .collect();
-    let display = Arc::new(Display::new());
-    let progress = display.clone();
-    options.progress = Arc::new(move |event| progress.event(event));
-    let logs = display.clone();
-    let quiet = args.json;
-    options.on_log = Some(Arc::new(move |line| {
-        if !quiet {
-            logs.line(&log_lines(line));
-        }
-    }));
+    let display = show_progress(&mut options, args.json);
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.yes && !args.json && interactive {
         let asker = display;
         options.confirm = Some(Arc::new(move |script: &str, report: &Report| asker.confirm(script, report)));
     }
     Ok(options)
+}
+
+/// Shows the stages' progress on stderr, and the script's log lines unless `json`.
+pub(super) fn show_progress(options: &mut PipelineOptions, json: bool) -> Arc<Display> {
+    let display = Arc::new(Display::new());
+    let progress = display.clone();
+    options.progress = Arc::new(move |event| progress.event(event));
+    let logs = display.clone();
+    options.on_log = Some(Arc::new(move |line| {
+        if !json {
+            logs.line(&log_lines(line));
+        }
+    }));
+    display
 }
 
 /// A `metaexec.log` line as printed: escaped, and every line of a multi-line message
@@ -258,7 +265,7 @@ fn log_lines(line: &str) -> String {
 
 /// Progress on stderr: a spinner per stage on a terminal, one line per finished stage
 /// otherwise (logs, CI). Every line goes through the printer's escaping.
-struct Display {
+pub(super) struct Display {
     bar: Mutex<Option<ProgressBar>>,
     terminal: bool,
 }

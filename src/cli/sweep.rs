@@ -9,15 +9,20 @@ use clap::{Args, ValueEnum};
 use comfy_table::{Cell, ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 
 use super::interrupt;
+use super::record::{self, Recorder};
 use super::render;
 use super::script::ScriptArgs;
 use crate::cancel::Cancel;
+use crate::job::Job;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError};
 use crate::report::label;
+use crate::report::run_page::PageInputs;
 use crate::scenario::ScenarioStatus;
+use crate::store::job_record::SweepFlags;
+use crate::store::{RunKind, RunStatus};
 use crate::sweep::output::{self, Keep, Written};
 use crate::sweep::spec::{self, SweepSpec};
-use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepReport};
+use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepRecord, SweepReport};
 
 /// Arguments of `metaexec sweep`.
 #[derive(Debug, Args)]
@@ -108,28 +113,100 @@ impl From<KeepArg> for Keep {
 /// Runs the command; returns the exit code: 0 when every scenario finished, 1 when some
 /// failed, 2 when the sweep could not run, 130 when it was interrupted (what finished is
 /// written all the same).
-pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
-    match sweep(&args, cache_root) {
+pub fn run(args: SweepArgs, cache_root: PathBuf, runs: &Path) -> i32 {
+    let recorder = start_record(&args, &cache_root, runs);
+    let output = Output {
+        json: args.json,
+        keep: args.keep.into(),
+        xlsx: args.xlsx,
+        results: args.script.results.clone(),
+        label: args.script.script.display().to_string(),
+    };
+    let result = plan(&args, cache_root).and_then(execute);
+    report(result, &output, recorder)
+}
+
+/// Runs a recorded sweep again as a new run, its files in the new run's folder.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rerun(
+    dir: &crate::store::RunDir,
+    mut record: crate::store::JobRecord,
+    db: crate::db::DbUrl,
+    overrides: serde_json::Map<String, serde_json::Value>,
+    id: &str,
+    cache_root: PathBuf,
+    runs: &Path,
+    json: bool,
+) -> i32 {
+    let fail = |error: OutcomeError| super::run::fail(&error, json);
+    let Some(flags) = record.sweep.clone() else {
+        return fail(usage(format!("The run `{id}` is a sweep without its scenarios in job.json")));
+    };
+    record.rerun_of = Some(id.to_owned());
+    record.params.extend(overrides);
+    let placeholder = Job::new(record.script_name.clone(), String::new(), PathBuf::new());
+    let Some(recorder) = Recorder::start(runs, RunKind::Sweep, &placeholder, &record) else {
+        return 2;
+    };
+    let results = recorder.dir.results();
+    let job = match super::runs::stored_job(dir, &record, db, serde_json::Map::new(), results.clone()) {
+        Ok(job) => job,
+        Err(error) => return fail(error),
+    };
+    let _ = recorder.dir.write_text("script.py", &job.source);
+    let output = Output { json, keep: Keep::Auto, xlsx: false, results, label: record.script_name.clone() };
+    let planned = spec_of(&flags).map_err(|e| Box::new(Outcome::failed_before_start(e, "wasi"))).map(|spec| {
+        let mut options = crate::sandbox::SandboxOptions::new(cache_root);
+        options.many_instances = flags.isolation == Isolation::Instance;
+        options.progress = std::sync::Arc::new(|line| super::note(&format!("metaexec: {line}")));
+        let choose =
+            crate::validate::Options { file_name: &job.script_name, backend: record.backend, ..Default::default() };
+        Plan {
+            choice: crate::validate::validate(&job.source, &choose).backend,
+            job: job.clone(),
+            spec,
+            seed: flags.seed,
+            workers: flags.workers,
+            isolation: flags.isolation,
+            sandbox: crate::sandbox::WasiSandbox::new(options),
+        }
+    });
+    report(planned.and_then(execute), &output, Some((recorder, job)))
+}
+
+/// How a sweep's outcome is shown and kept.
+struct Output {
+    json: bool,
+    keep: Keep,
+    xlsx: bool,
+    /// The results folder, where the sweep's files go.
+    results: PathBuf,
+    /// The script, as the report names it.
+    label: String,
+}
+
+/// Writes the sweep's files and its run record, prints it and returns the exit code.
+fn report(result: Result<SweepReport, Box<Outcome>>, out: &Output, recorder: Option<(Recorder, Job)>) -> i32 {
+    match result {
         Ok(report) => {
-            let script = args.script.script.display().to_string();
             let writing = std::time::Instant::now();
-            match output::write_files(&report, &args.script.results, &script, args.keep.into()) {
+            match output::write_files(&report, &out.results, &out.label, out.keep) {
                 Ok(written) => print_written(&written),
                 Err(e) => super::note(&format!("warning: {e}")),
             }
             tracing::debug!(elapsed_ms = writing.elapsed().as_secs_f64() * 1000.0, "files written");
-            if args.xlsx
-                && let Err(e) = sweep::output::write_xlsx(&report, &args.script.results)
+            if out.xlsx
+                && let Err(e) = sweep::output::write_xlsx(&report, &out.results)
             {
                 super::note(&format!("warning: {e}"));
             }
-            if args.json {
+            if out.json {
                 // Streamed: a large sweep's report runs to tens of megabytes.
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                let _ = serde_json::to_writer(&mut out, &report).map_err(std::io::Error::other);
-                let _ = writeln!(out).and_then(|()| out.flush());
+                let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+                let _ = serde_json::to_writer(&mut stdout, &report).map_err(std::io::Error::other);
+                let _ = writeln!(stdout).and_then(|()| stdout.flush());
             } else {
-                print_human(&report, &args.script.results);
+                print_human(&report, &out.results);
             }
             for error in &report.instance_errors {
                 super::note(&format!("warning: an instance was replaced: {}", error.message));
@@ -144,13 +221,19 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             } else {
                 0
             };
+            if let Some((recorder, job)) = recorder {
+                finish_record(recorder, &job, Ok(&report), &out.results);
+            }
             // The process exits next: freeing a large sweep's outcomes one by one would
             // only delay it (~50 ms per 10,000 scenarios).
             std::mem::forget(report);
             code
         }
         Err(outcome) => {
-            if args.json {
+            if let Some((recorder, job)) = recorder {
+                finish_record(recorder, &job, Err(&outcome), &out.results);
+            }
+            if out.json {
                 render::json(&outcome);
             } else {
                 render::human(&outcome);
@@ -158,6 +241,52 @@ pub fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             outcome.process_exit_code()
         }
     }
+}
+
+/// Starts the sweep's run record: its script, job and scenario flags. `None` when the
+/// script cannot be read (the sweep then fails on its own) or no folder can be made.
+fn start_record(args: &SweepArgs, cache_root: &Path, runs: &Path) -> Option<(Recorder, Job)> {
+    let mut job = args.script.job(cache_root).ok()?;
+    job.seed = Some(args.seed);
+    let mut record = record::job_record(RunKind::Sweep, &args.script, args.backend.backend.into(), &job, cache_root);
+    record.sweep = Some(flags(args).ok()?);
+    let recorder = Recorder::start(runs, RunKind::Sweep, &job, &record)?;
+    Some((recorder, job))
+}
+
+/// Finishes the sweep's run record: `sweep.json` (a line per scenario, the summary),
+/// the page, the entry.
+fn finish_record(recorder: Recorder, job: &Job, report: Result<&SweepReport, &Outcome>, results: &Path) {
+    let record = report.ok().map(|report| {
+        let files = ["summary.json", "results.json", "scenarios.csv", "report.html"]
+            .iter()
+            .map(|name| results.join(name))
+            .filter(|path| path.is_file())
+            .collect();
+        SweepRecord::new(report, files)
+    });
+    if let Some(record) = &record {
+        recorder.write_json("sweep.json", record);
+    }
+    let failure = report.err().and_then(|o| o.error.as_ref());
+    if let Err(outcome) = report {
+        recorder.write_json("outcome.json", outcome);
+    }
+    let status = match &record {
+        Some(r) if r.summary.interrupted.is_some() => RunStatus::Interrupted,
+        Some(r) if r.summary.failed == 0 && r.instance_errors.is_empty() => RunStatus::Ok,
+        _ => RunStatus::Failed,
+    };
+    let page = PageInputs {
+        sweep: record.as_ref(),
+        script: Some(&job.source),
+        limits: Some(&job.limits),
+        params: Some(&job.params),
+        error: failure,
+        ..PageInputs::empty()
+    };
+    let headline = record.as_ref().map(|r| crate::store::entry::sweep_headline(&r.summary));
+    recorder.finish(status, failure.map(|e| e.kind.as_str().to_owned()), headline, page);
 }
 
 /// The line that says a sweep was interrupted, and what its figures cover.
@@ -183,15 +312,36 @@ fn usage(message: String) -> OutcomeError {
     OutcomeError::new(ErrorKind::Usage, message)
 }
 
-fn build_spec(args: &SweepArgs) -> Result<SweepSpec, OutcomeError> {
+/// The sweep's scenarios as given: the flags, and the scenarios file's text.
+fn flags(args: &SweepArgs) -> Result<SweepFlags, OutcomeError> {
+    let named = match &args.scenarios {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("Failed to read the scenarios file `{}`: {e}", path.display())))?;
+            Some((path.display().to_string(), text))
+        }
+        None => None,
+    };
+    Ok(SweepFlags {
+        grid: args.grid.clone(),
+        zip: args.zip.clone(),
+        monte_carlo: args.monte_carlo,
+        seed: args.seed,
+        dist: args.dist.clone(),
+        named,
+        isolation: args.isolation,
+        workers: args.workers,
+    })
+}
+
+/// The spec the flags describe.
+fn spec_of(flags: &SweepFlags) -> Result<SweepSpec, OutcomeError> {
     let spec_usage =
         |e: spec::SpecError| usage(e.to_string()).with_hint("see `metaexec sweep --help` for the spec syntax");
-    let mut spec =
-        SweepSpec::from_flags(&args.grid, &args.zip, args.monte_carlo, args.seed, &args.dist).map_err(spec_usage)?;
-    if let Some(path) = &args.scenarios {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| usage(format!("Failed to read the scenarios file `{}`: {e}", path.display())))?;
-        spec.named = spec::parse_named(&path.display().to_string(), &text).map_err(spec_usage)?;
+    let mut spec = SweepSpec::from_flags(&flags.grid, &flags.zip, flags.monte_carlo, flags.seed, &flags.dist)
+        .map_err(spec_usage)?;
+    if let Some((source, text)) = &flags.named {
+        spec.named = spec::parse_named(source, text).map_err(spec_usage)?;
     }
     if spec.is_empty() {
         return Err(usage("no scenarios: give --scenarios FILE, --grid, --zip or --monte-carlo".into())
@@ -200,12 +350,38 @@ fn build_spec(args: &SweepArgs) -> Result<SweepSpec, OutcomeError> {
     Ok(spec)
 }
 
-fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outcome>> {
+/// What a sweep runs: a job over a spec's scenarios, where and how.
+struct Plan {
+    job: Job,
+    spec: SweepSpec,
+    seed: u64,
+    workers: Option<usize>,
+    isolation: Isolation,
+    sandbox: crate::sandbox::WasiSandbox,
+    choice: crate::validate::BackendChoice,
+}
+
+/// The plan the command line describes.
+fn plan(args: &SweepArgs, cache_root: PathBuf) -> Result<Plan, Box<Outcome>> {
     let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
-    let spec = build_spec(args).map_err(failed)?;
+    let spec = spec_of(&flags(args).map_err(failed)?).map_err(failed)?;
+    let job = args.script.job(&cache_root).map_err(failed)?;
+    Ok(Plan {
+        choice: args.backend.choose(&job.source, &job.script_name),
+        job,
+        spec,
+        seed: args.seed,
+        workers: args.workers,
+        isolation: args.isolation,
+        sandbox: args.script.sandbox(cache_root, true, args.isolation == Isolation::Instance),
+    })
+}
+
+/// Runs the plan's scenarios with a progress bar; Ctrl-C stops it where it is.
+fn execute(plan: Plan) -> Result<SweepReport, Box<Outcome>> {
+    let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
+    let Plan { mut job, spec, seed, workers, isolation, sandbox, choice } = plan;
     let scenarios = spec.scenarios().map_err(|e| failed(usage(e.to_string())))?;
-    let mut job = args.script.job(&cache_root).map_err(failed)?;
-    let choice = args.backend.choose(&job.source, &job.script_name);
     if super::docker::is_docker(&choice) {
         // Said, not tried: thousands of scenarios in containers would each fail the same way.
         let error = OutcomeError::new(
@@ -219,7 +395,7 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
         return Err(Box::new(Outcome::failed_before_start(error, "docker")));
     }
     // Scenarios seed `random` from this seed and their ids: a sweep repeats exactly.
-    job.seed = Some(args.seed);
+    job.seed = Some(seed);
     // Base params (--param, --params-file) are under every scenario's own.
     let scenarios: Vec<_> = scenarios
         .into_iter()
@@ -231,12 +407,11 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
         })
         .collect();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let workers = args.workers.unwrap_or(cores).max(1);
+    let workers = workers.unwrap_or(cores).max(1);
     let runtime =
         tokio::runtime::Builder::new_multi_thread().worker_threads(workers.min(cores)).enable_all().build().map_err(
             |e| failed(OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}"))),
         )?;
-    let sandbox = args.script.sandbox(cache_root, true, args.isolation == Isolation::Instance);
     let total = scenarios.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -245,7 +420,7 @@ fn sweep(args: &SweepArgs, cache_root: PathBuf) -> Result<SweepReport, Box<Outco
     );
     bar.enable_steady_tick(Duration::from_millis(100));
     let progress = bar.clone();
-    let options = SweepOptions { workers, isolation: args.isolation, cancel: Cancel::new() };
+    let options = SweepOptions { workers, isolation, cancel: Cancel::new() };
     let told = bar.clone();
     let watched = {
         let _entered = runtime.enter();

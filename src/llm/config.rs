@@ -34,6 +34,11 @@ const MIN_CONTEXT: u32 = 512;
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// Wraps a key.
+    pub fn new(key: String) -> Self {
+        Self(key)
+    }
+
     /// The key itself, for the `Authorization` header only.
     pub fn expose(&self) -> &str {
         &self.0

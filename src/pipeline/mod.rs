@@ -34,8 +34,10 @@ use crate::llm::offline::{self, OfflineError};
 use crate::llm::prompts::{self, ApiReference, SchemaText};
 use crate::llm::{ChatRequest, Completion, LlmConfig, LlmError, Message, json_repair};
 use crate::outcome::{ErrorKind, Outcome, OutcomeError, Status};
+use crate::report::run_page::PageInputs;
 use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
-use crate::store::RunDir;
+use crate::store::job_record::ModelSettings;
+use crate::store::{self, Entry, JobRecord, RunDir, RunKind, RunStatus};
 use crate::sweep::output::Keep;
 use crate::sweep::spec::SweepSpec;
 use crate::sweep::{self, Isolation, SweepOptions};
@@ -125,6 +127,11 @@ pub struct PipelineOptions {
     pub backend: BackendRequest,
     /// The Docker backend's base image.
     pub base_image: String,
+    /// Parameters given on top of the plan's (`metaexec runs rerun --param`): the
+    /// script's first run gets them over its base scenario's.
+    pub params: Map<String, Value>,
+    /// The run this one repeats (`metaexec runs rerun`), for its record.
+    pub rerun_of: Option<String>,
 }
 
 impl PipelineOptions {
@@ -149,6 +156,8 @@ impl PipelineOptions {
             keep: Keep::Auto,
             backend: BackendRequest::Auto,
             base_image: crate::docker::DEFAULT_BASE_IMAGE.into(),
+            params: Map::new(),
+            rerun_of: None,
         }
     }
 }
@@ -157,9 +166,8 @@ impl PipelineOptions {
 /// `error` or its outcome, and the record is written to the run folder in any case, stage
 /// by stage as it grows.
 pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
-    let started = Instant::now();
-    let run_dir = match RunDir::create(&options.runs_dir, request) {
-        Ok(dir) => dir,
+    match RunDir::create(&options.runs_dir, request) {
+        Ok(dir) => run_in(dir, request, options).await,
         Err(e) => {
             let error = OutcomeError::new(
                 ErrorKind::Usage,
@@ -168,10 +176,21 @@ pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
             .with_hint("pass --runs DIR with a folder you can write to");
             let mut record = empty_record(request, options, String::new(), options.runs_dir.clone());
             record.error = Some(error);
-            return record;
+            record
         }
-    };
+    }
+}
+
+/// [`run`] in a run folder the caller created (a server that answers with the run's id
+/// before the run ends).
+pub async fn run_in(run_dir: RunDir, request: &str, options: &PipelineOptions) -> RunRecord {
+    let started = Instant::now();
     let mut record = empty_record(request, options, run_dir.id.clone(), run_dir.path.clone());
+    let mut entry = Entry::started(&run_dir.id, RunKind::Run, request);
+    entry.rerun_of = options.rerun_of.clone();
+    if let Err(e) = store::finish::start(&run_dir, &entry, &job_record(request, options)) {
+        tracing::warn!("the run record could not be started in {}: {e}", run_dir.path.display());
+    }
     save(&record, &run_dir);
     // Set while the sweep stage runs: that stage winds down by itself on the cancellation
     // and writes what finished, so it must not be dropped from outside.
@@ -224,7 +243,69 @@ pub async fn run(request: &str, options: &PipelineOptions) -> RunRecord {
     record.interrupted = dropped || record.sweep.as_ref().is_some_and(|s| s.summary.interrupted.is_some());
     record.timings.total_ms = ms_since(started);
     save(&record, &run_dir);
+    entry.status = if record.interrupted {
+        RunStatus::Interrupted
+    } else if record.is_ok() {
+        RunStatus::Ok
+    } else {
+        RunStatus::Failed
+    };
+    entry.error_kind = record.failure().map(|e| e.kind.as_str().to_owned());
+    entry.headline = match &record.sweep {
+        Some(sweep) => Some(store::entry::sweep_headline(&sweep.summary)),
+        None => record.outcome.as_ref().and_then(|o| store::entry::headline(&o.results)),
+    };
+    store::finish::finish_or_warn(&run_dir, &entry, &page_inputs(&record, &entry, options));
     record
+}
+
+/// What a request's run page is made of.
+fn page_inputs<'a>(record: &'a RunRecord, entry: &'a Entry, options: &'a PipelineOptions) -> PageInputs<'a> {
+    let attempt = record.attempts.last();
+    PageInputs {
+        id: &entry.id,
+        title: &entry.title,
+        kind: entry.kind.as_str(),
+        created: &entry.created,
+        status: entry.status.as_str(),
+        request: Some(&record.request),
+        task: record.task.as_ref(),
+        validation: attempt.map(|a| &a.validation),
+        outcome: record.outcome.as_ref(),
+        sweep: record.sweep.as_ref(),
+        script: attempt.map(|a| a.script.as_str()),
+        limits: Some(&options.limits),
+        params: None,
+        notes: &record.notes,
+        error: record.error.as_ref(),
+    }
+}
+
+/// What a request's run was asked to do, for `job.json`.
+fn job_record(request: &str, options: &PipelineOptions) -> JobRecord {
+    JobRecord {
+        kind: RunKind::Run,
+        request: Some(request.to_owned()),
+        script_name: "script.py".into(),
+        params: options.params.clone(),
+        limits: options.limits.clone(),
+        host_memory_bytes: options.host_memory_bytes,
+        capability: options.capability.clone(),
+        database: options.db.masked(),
+        backend: options.backend,
+        runtime: crate::python_wasm::installed(&options.cache_root).ok().map(|i| i.sha256),
+        seed: None,
+        results_dir: None,
+        model: options.llm.as_ref().map(|c| ModelSettings {
+            endpoint: c.base_url.clone(),
+            model: c.model.clone(),
+            temperature: c.temperature,
+            max_tokens: c.max_tokens,
+            context: c.context,
+        }),
+        sweep: None,
+        rerun_of: options.rerun_of.clone(),
+    }
 }
 
 fn empty_record(request: &str, options: &PipelineOptions, id: String, run_dir: PathBuf) -> RunRecord {
@@ -744,6 +825,7 @@ impl Driver<'_> {
         let since = self.started(Stage::Execute, round);
         let mut job = self.job(db, script);
         job.params = self.base_params.clone();
+        job.params.extend(self.options.params.clone());
         let docker = choice.backend == Backend::Docker;
         let outcome = if docker { self.execute_in_docker(db, job, choice).await } else { sandbox.run(&job).await };
         let detail = match &outcome.error {
@@ -905,15 +987,7 @@ impl Driver<'_> {
         }
         let (failed, rate, interrupted) =
             (report.summary.failed, report.metrics.scenarios_per_s, report.summary.interrupted);
-        self.record.sweep = Some(SweepRecord {
-            scenarios: sweep::summary::scenario_lines(&report.scenarios),
-            matrix: (total <= record::MATRIX_SCENARIOS).then(|| sweep::summary::dscr_matrix(&report.scenarios)),
-            summary: report.summary,
-            metrics: report.metrics,
-            files,
-            sanitized: report.sanitized,
-            instance_errors: report.instance_errors,
-        });
+        self.record.sweep = Some(SweepRecord::new(&report, files));
         let detail = match interrupted {
             Some(i) => format!("interrupted: {} of {total} scenarios, {failed} failed, {rate:.0}/s", i.finished),
             None => format!("{total} scenarios, {failed} failed, {rate:.0}/s"),
@@ -986,6 +1060,10 @@ fn save(record: &RunRecord, dir: &RunDir) {
         }
         if let Some(outcome) = &record.outcome {
             dir.write_json("outcome.json", outcome)?;
+            dir.write_json("results.json", &outcome.results)?;
+        }
+        if let Some(sweep) = &record.sweep {
+            dir.write_json("sweep.json", sweep)?;
         }
         dir.write_json("run.json", record)?;
         Ok(())

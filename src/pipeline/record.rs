@@ -10,11 +10,8 @@ use crate::llm::fit::Fit;
 use crate::llm::server::JsonMode;
 use crate::llm::wire::{Usage, UsageSource};
 use crate::outcome::{Outcome, OutcomeError};
-use crate::sweep::SweepMetrics;
-use crate::sweep::summary::{DscrMatrix, ScenarioLine, Summary};
+pub use crate::sweep::record::{MATRIX_SCENARIOS, SweepRecord};
 
-/// The most scenarios a run's record shows side by side per property.
-pub const MATRIX_SCENARIOS: usize = 25;
 use crate::task::TaskSpec;
 use crate::validate::Report;
 
@@ -151,29 +148,6 @@ pub struct Timings {
     pub model_ms: f64,
     /// The whole run.
     pub total_ms: f64,
-}
-
-/// What the sweep stage did: the request's scenarios run over the script.
-#[derive(Debug, Clone, Serialize)]
-pub struct SweepRecord {
-    /// Every scenario in one line, in spec order; each one's full results are in
-    /// `sweep/results.json` in the run folder.
-    pub scenarios: Vec<ScenarioLine>,
-    /// Each property's DSCR per scenario, for sweeps of at most `MATRIX_SCENARIOS`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub matrix: Option<DscrMatrix>,
-    /// Counts, per-property distribution, break-even points and the tornado.
-    pub summary: Summary,
-    /// What it cost.
-    pub metrics: SweepMetrics,
-    /// The files written (`results.json`, `scenarios.csv`, `report.html`, `sweep.xlsx`).
-    pub files: Vec<PathBuf>,
-    /// What the host removed from the results folder after the sweep.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub sanitized: Vec<crate::outcome::Sanitized>,
-    /// Instances stopped between scenarios and replaced (protocol violations).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub instance_errors: Vec<OutcomeError>,
 }
 
 /// Everything about one run of a request.

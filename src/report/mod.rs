@@ -4,8 +4,13 @@
 //! The markup is well-formed XML (every element closed, every text escaped), which the
 //! tests check with an XML parser. [`terminal`] does the same job for text shown on a
 //! terminal: guest text with its controls made visible.
+//!
+//! [`run_page`] is the page of one run (`report.html` in its folder), rendered from
+//! templates; served by the dashboard it gains a what-if panel, the one place a script
+//! runs in a report page.
 
 pub mod label;
+pub mod run_page;
 mod svg;
 mod table;
 pub mod terminal;
@@ -25,6 +30,18 @@ pub fn dscr_colour(dscr: f64) -> &'static str {
         "#f9a825"
     } else {
         "#c62828"
+    }
+}
+
+/// The name of `dscr`'s band in [`dscr_colour`]: `green`, `yellow` or `red`, for markup
+/// that colours by class rather than by an inline colour.
+pub fn dscr_band(dscr: f64) -> &'static str {
+    if dscr >= 1.25 {
+        "green"
+    } else if dscr >= 1.0 {
+        "yellow"
+    } else {
+        "red"
     }
 }
 

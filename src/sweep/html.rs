@@ -1,10 +1,11 @@
 //! The sweep's comparison report: one self-contained HTML page with the per-property
 //! table, the scenario comparison bars, the portfolio DSCR distribution, the tornado and
-//! the break-even points.
+//! the break-even points. The distribution and the tornado are drawn by [`distribution`]
+//! and [`sensitivity`], which a run's own page draws too.
 
-use super::SweepReport;
 use super::analysis::portfolio_dscr;
 use super::summary::percentile;
+use super::{Summary, SweepReport};
 use crate::report::{self, Bar, HtmlTable, dscr_colour};
 use crate::scenario::ScenarioStatus;
 
@@ -87,35 +88,10 @@ pub fn render(report: &SweepReport, title: &str) -> String {
     }
     if portfolio.len() > 1 {
         let mut values: Vec<f64> = portfolio.iter().map(|(_, d)| *d).collect();
-        values.sort_by(f64::total_cmp);
-        let below = values.iter().filter(|d| **d < 1.0).count() as f64 / values.len() as f64;
-        let caption = format!(
-            "<p>p05 {:.2} · median {:.2} · p95 {:.2} · P(portfolio DSCR &lt; 1.0) {:.1}%</p>",
-            percentile(&values, 0.05),
-            percentile(&values, 0.5),
-            percentile(&values, 0.95),
-            below * 100.0
-        );
-        let chart = report::histogram("Portfolio DSCR distribution", &values, 30, dscr_colour, &[1.0, 1.25]);
-        sections.push(("Portfolio DSCR distribution".to_owned(), format!("{chart}{caption}")));
+        sections.push(("Portfolio DSCR distribution".to_owned(), distribution(&mut values)));
     }
-    if !s.analysis.sensitivity.is_empty() {
-        let bars: Vec<report::TornadoBar> = s
-            .analysis
-            .sensitivity
-            .iter()
-            .map(|t| report::TornadoBar {
-                label: t.param.clone(),
-                ends: [(format!("{}", t.low_value), t.dscr_at_low), (format!("{}", t.high_value), t.dscr_at_high)],
-            })
-            .collect();
-        // The line is the portfolio with every parameter at its base: a scenario at
-        // the base, or failing that the base of the widest bar's own slice.
-        if let Some(base) = s.analysis.base_dscr.or_else(|| s.analysis.sensitivity.iter().find_map(|t| t.dscr_at_base))
-        {
-            let chart = report::tornado("Portfolio DSCR swing per parameter, the others at base", base, &bars);
-            sections.push(("Sensitivity (tornado)".to_owned(), chart));
-        }
+    if let Some(chart) = sensitivity(s) {
+        sections.push(("Sensitivity (tornado)".to_owned(), chart));
     }
     if !s.analysis.break_even.is_empty() {
         let table = HtmlTable {
@@ -153,4 +129,41 @@ pub fn render(report: &SweepReport, title: &str) -> String {
         sections.push((format!("Failed scenarios ({})", s.failed), table.render()));
     }
     report::page("Scenario sweep", &subtitle, &sections)
+}
+
+/// The portfolio DSCR distribution: a histogram of `values` (sorted in place) with its
+/// percentiles and the share below 1.0 beneath it.
+pub fn distribution(values: &mut [f64]) -> String {
+    values.sort_by(f64::total_cmp);
+    let below = values.iter().filter(|d| **d < 1.0).count() as f64 / values.len().max(1) as f64;
+    let caption = format!(
+        "<p>p05 {:.2} · median {:.2} · p95 {:.2} · P(portfolio DSCR &lt; 1.0) {:.1}%</p>",
+        percentile(values, 0.05),
+        percentile(values, 0.5),
+        percentile(values, 0.95),
+        below * 100.0
+    );
+    let chart = report::histogram("Portfolio DSCR distribution", values, 30, dscr_colour, &[1.0, 1.25]);
+    format!("{chart}{caption}")
+}
+
+/// The tornado of `summary`'s sensitivity analysis; `None` when it has none, or no base
+/// to draw the bars around.
+pub fn sensitivity(summary: &Summary) -> Option<String> {
+    let analysis = &summary.analysis;
+    if analysis.sensitivity.is_empty() {
+        return None;
+    }
+    let bars: Vec<report::TornadoBar> = analysis
+        .sensitivity
+        .iter()
+        .map(|t| report::TornadoBar {
+            label: t.param.clone(),
+            ends: [(format!("{}", t.low_value), t.dscr_at_low), (format!("{}", t.high_value), t.dscr_at_high)],
+        })
+        .collect();
+    // The line is the portfolio with every parameter at its base: a scenario at the
+    // base, or failing that the base of the widest bar's own slice.
+    let base = analysis.base_dscr.or_else(|| analysis.sensitivity.iter().find_map(|t| t.dscr_at_base))?;
+    Some(report::tornado("Portfolio DSCR swing per parameter, the others at base", base, &bars))
 }

@@ -15,6 +15,7 @@ pub mod analysis;
 pub mod bisect;
 pub mod html;
 pub mod output;
+pub mod record;
 pub mod spec;
 pub mod summary;
 pub mod xlsx;
@@ -32,10 +33,11 @@ use crate::job::Job;
 use crate::outcome::{ErrorKind, Outcome, OutcomeError, ParamsRead, Sanitized, quoted};
 use crate::sandbox::WasiSandbox;
 use crate::scenario::{Scenario, ScenarioOutcome, ScenarioQueue, ScenarioStatus};
+pub use record::SweepRecord;
 pub use summary::Summary;
 
 /// How scenarios are isolated from each other.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Isolation {
     /// Warm instances, a fresh module namespace per scenario (modules stay loaded).

@@ -3,6 +3,8 @@
 //! the real `metaexec` binary. One test binary, shared helpers in `common`.
 
 mod analysis;
+mod browser;
+mod cdp;
 mod cli;
 mod common;
 mod db_demo;
@@ -23,5 +25,7 @@ mod real_llm;
 mod redteam;
 mod run;
 mod run_model;
+mod runs;
+mod serve;
 mod sweep;
 mod validate;

@@ -105,6 +105,35 @@ fn parse_case(path: &Path) -> Case {
 }
 
 /// Every file under `root` (not following links) with its checksum; links by target.
+/// A file in the run records that metaexec does not write there (something a script
+/// planted through them), or a link.
+fn stray_record_file(runs: &Path) -> Option<String> {
+    const RECORD: [&str; 9] = [
+        "entry.json",
+        "job.json",
+        "manifest.json",
+        "page.json",
+        "report.html",
+        "script.py",
+        "outcome.json",
+        "results.json",
+        "sweep.json",
+    ];
+    for run in std::fs::read_dir(runs).ok()?.map(|e| e.unwrap().path()) {
+        let name = run.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with(".index.sqlite") {
+            continue;
+        }
+        for file in std::fs::read_dir(&run).unwrap().map(|e| e.unwrap()) {
+            let file_name = file.file_name().to_string_lossy().into_owned();
+            if !file.file_type().unwrap().is_file() || !RECORD.contains(&file_name.as_str()) {
+                return Some(file.path().display().to_string());
+            }
+        }
+    }
+    None
+}
+
 fn snapshot(root: &Path, skip: &[&Path]) -> BTreeMap<PathBuf, String> {
     let mut files = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
@@ -335,7 +364,10 @@ fn check(case: &Case) -> Vec<String> {
         Db::Sqlite(path) => Some(path.clone()),
         _ => None,
     };
-    let skip: Vec<&Path> = [Some(results.as_path()), db_file.as_deref()].into_iter().flatten().collect();
+    // The run records metaexec keeps of each command: the host's own files, checked below.
+    let runs = root.join("runs");
+    let skip: Vec<&Path> =
+        [Some(results.as_path()), Some(runs.as_path()), db_file.as_deref()].into_iter().flatten().collect();
     let mut problems = Vec::new();
     for args in &case.commands {
         let _ = std::fs::remove_dir_all(&results);
@@ -347,7 +379,7 @@ fn check(case: &Case) -> Vec<String> {
         };
         let mut command = metaexec_command(&ctx);
         command.env("METAEXEC_REPORT_PEAK_RSS", "1").arg(&args[0]).arg(&script).args(&args[1..]);
-        command.args(["--json", "--results"]).arg(&results).args(db.flag());
+        command.args(["--json", "--results"]).arg(&results).args(db.flag()).arg("--runs").arg(&runs);
         let shown = format!("{} {}", case.name, args.join(" "));
         let ran = run_measured(command, Duration::from_secs(case.seconds + 30));
         let code = ran.status.code();
@@ -369,6 +401,9 @@ fn check(case: &Case) -> Vec<String> {
         eprintln!("red-team {shown}: exit {code:?}, {:.1} s, peak RSS {rss_mib} MiB", ran.elapsed.as_secs_f64());
         if rss_mib > case.rss_mib as i64 {
             problems.push(format!("{shown}: peak RSS {rss_mib} MiB, over its bound of {} MiB", case.rss_mib));
+        }
+        if let Some(stray) = stray_record_file(&runs) {
+            problems.push(format!("{shown}: the run record holds a file metaexec does not write: {stray}"));
         }
         let json: Value = match serde_json::from_str(ran.stdout.trim()) {
             Ok(json) => json,
