@@ -190,33 +190,19 @@ fn bad_requests_get_a_json_error_that_says_what_was_wrong() {
     let state = fx.state(None, 2);
     let id = &fx.run_id;
     runtime().block_on(async {
-        assert_error(
-            &call(&state, post_json("/api/simulate", "{not json")).await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "",
-        );
-        let unknown_field = format!(r#"{{"run_id": "{id}", "scenarios": [{{"noi_chnge": -0.1}}]}}"#);
-        assert_error(
-            &call(&state, post_json("/api/simulate", &unknown_field)).await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "noi_chnge",
-        );
-        let absurd = format!(r#"{{"run_id": "{id}", "scenarios": [{{"noi_change": 1e9}}]}}"#);
-        assert_error(
-            &call(&state, post_json("/api/simulate", &absurd)).await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "noi_change",
-        );
-        let none = format!(r#"{{"run_id": "{id}", "scenarios": []}}"#);
-        assert_error(
-            &call(&state, post_json("/api/simulate", &none)).await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "empty",
-        );
+        // Each bad body is refused with 400 and a message that names what was wrong.
+        let bad_bodies = [
+            ("{not json".to_owned(), ""),
+            (format!(r#"{{"run_id": "{id}", "scenarios": [{{"noi_chnge": -0.1}}]}}"#), "noi_chnge"),
+            (format!(r#"{{"run_id": "{id}", "scenarios": [{{"noi_change": 1e9}}]}}"#), "noi_change"),
+            (format!(r#"{{"run_id": "{id}", "scenarios": []}}"#), "empty"),
+            (format!(r#"{{"run_id": "{id}", "scenarios": [{{"rate_change": "high"}}]}}"#), "rate_change"),
+            (r#"{"scenarios": [{}]}"#.to_owned(), "run_id"),
+        ];
+        for (body, says) in &bad_bodies {
+            let answer = call(&state, post_json("/api/simulate", body)).await;
+            assert_error(&answer, StatusCode::BAD_REQUEST, "bad_request", says);
+        }
         let plain = Request::post("/api/simulate").body(Body::from("{}")).unwrap();
         assert_eq!(call(&state, plain).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
         let unknown = r#"{"run_id": "20990101-000000-nothing", "scenarios": [{}]}"#;
