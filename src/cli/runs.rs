@@ -353,8 +353,11 @@ fn rerun(runs: &Path, id: &str, params: &[String], db: Option<&str>, json: bool,
             }
             Err(error) => fail(error),
         },
-        RunKind::Exec => rerun_exec(&dir, record, url, overrides, id, &cache_root, runs, json),
-        RunKind::Sweep => super::sweep::rerun(&dir, record, url, overrides, id, cache_root, runs, json),
+        kind => match start_rerun(&dir, record, url, overrides, id, runs) {
+            Ok(rerun) if kind == RunKind::Exec => rerun_exec(rerun, &cache_root, json),
+            Ok(rerun) => super::sweep::rerun(rerun, cache_root, json),
+            Err(error) => fail(error),
+        },
     }
 }
 
@@ -390,23 +393,47 @@ fn run_options(
     Ok(options)
 }
 
-/// The job a stored run describes, its results going to `results_dir`.
-pub(super) fn stored_job(
+/// A stored script run to run again, as a new run of its own.
+pub(super) struct Rerun {
+    /// The new run's record, started.
+    pub recorder: Recorder,
+    /// The stored job, its results going to the new run's folder: the first run's
+    /// results folder may be the user's, and is left as it is.
+    pub job: Job,
+    /// The stored job record, marked as a re-run, with the parameters given now.
+    pub record: JobRecord,
+}
+
+/// Starts the re-run of the script run `id`: its job from the record, with `overrides`
+/// over its parameters, and a new run folder.
+fn start_rerun(
     dir: &RunDir,
-    record: &JobRecord,
+    mut record: JobRecord,
     db: DbUrl,
     overrides: Map<String, Value>,
-    results_dir: PathBuf,
-) -> Result<Job, OutcomeError> {
+    id: &str,
+    runs: &Path,
+) -> Result<Rerun, OutcomeError> {
+    record.rerun_of = Some(id.to_owned());
+    record.params.extend(overrides);
+    let mut job = stored_job(dir, &record, db)?;
+    let recorder = Recorder::start(runs, record.kind, &job, &record).ok_or_else(|| {
+        OutcomeError::new(ErrorKind::Usage, format!("No run folder could be made in {}", runs.display()))
+    })?;
+    job.results_dir = recorder.dir.results();
+    Ok(Rerun { recorder, job, record })
+}
+
+/// The job a stored run describes (its results folder left to the caller).
+fn stored_job(dir: &RunDir, record: &JobRecord, db: DbUrl) -> Result<Job, OutcomeError> {
     let source = std::fs::read_to_string(dir.path.join("script.py")).map_err(|e| {
         OutcomeError::new(
             ErrorKind::Usage,
             format!("Failed to read the run's script.py in {}: {e}", dir.path.display()),
         )
     })?;
-    let mut job = Job::new(record.script_name.clone(), source, results_dir);
+    let mut job = Job::new(record.script_name.clone(), source, PathBuf::new());
     job.params = record.params.clone();
-    job.params.extend(overrides);
     job.limits = record.limits.clone();
     job.seed = record.seed;
     job.budget = crate::budget::HostBudget::new(record.host_memory_bytes);
@@ -415,30 +442,9 @@ pub(super) fn stored_job(
     Ok(job)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rerun_exec(
-    dir: &RunDir,
-    mut record: JobRecord,
-    db: DbUrl,
-    overrides: Map<String, Value>,
-    id: &str,
-    cache_root: &Path,
-    runs: &Path,
-    json: bool,
-) -> i32 {
-    record.rerun_of = Some(id.to_owned());
-    record.params.extend(overrides.clone());
-    let placeholder = Job::new(record.script_name.clone(), String::new(), PathBuf::new());
-    let Some(recorder) = Recorder::start(runs, RunKind::Exec, &placeholder, &record) else {
-        return 2;
-    };
-    // A re-run's files go into its own folder: the first run's results folder may be
-    // the user's, and is left as it is.
-    let job = match stored_job(dir, &record, db, Map::new(), recorder.dir.results()) {
-        Ok(job) => job,
-        Err(error) => return super::run::fail(&error, json),
-    };
-    let _ = recorder.dir.write_text("script.py", &job.source);
+/// Runs a script's run again where the validator chooses, and prints its outcome.
+fn rerun_exec(rerun: Rerun, cache_root: &Path, json: bool) -> i32 {
+    let Rerun { recorder, job, record } = rerun;
     let choice = {
         let options =
             crate::validate::Options { file_name: &job.script_name, backend: record.backend, ..Default::default() };

@@ -127,35 +127,22 @@ pub fn run(args: SweepArgs, cache_root: PathBuf, runs: &Path) -> i32 {
 }
 
 /// Runs a recorded sweep again as a new run, its files in the new run's folder.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn rerun(
-    dir: &crate::store::RunDir,
-    mut record: crate::store::JobRecord,
-    db: crate::db::DbUrl,
-    overrides: serde_json::Map<String, serde_json::Value>,
-    id: &str,
-    cache_root: PathBuf,
-    runs: &Path,
-    json: bool,
-) -> i32 {
-    let fail = |error: OutcomeError| super::run::fail(&error, json);
-    let Some(flags) = record.sweep.clone() else {
-        return fail(usage(format!("The run `{id}` is a sweep without its scenarios in job.json")));
+pub(super) fn rerun(rerun: super::runs::Rerun, cache_root: PathBuf, json: bool) -> i32 {
+    let super::runs::Rerun { recorder, job, record } = rerun;
+    let output = Output {
+        json,
+        keep: Keep::Auto,
+        xlsx: false,
+        results: job.results_dir.clone(),
+        label: job.script_name.clone(),
     };
-    record.rerun_of = Some(id.to_owned());
-    record.params.extend(overrides);
-    let placeholder = Job::new(record.script_name.clone(), String::new(), PathBuf::new());
-    let Some(recorder) = Recorder::start(runs, RunKind::Sweep, &placeholder, &record) else {
-        return 2;
-    };
-    let results = recorder.dir.results();
-    let job = match super::runs::stored_job(dir, &record, db, serde_json::Map::new(), results.clone()) {
-        Ok(job) => job,
-        Err(error) => return fail(error),
-    };
-    let _ = recorder.dir.write_text("script.py", &job.source);
-    let output = Output { json, keep: Keep::Auto, xlsx: false, results, label: record.script_name.clone() };
-    let planned = spec_of(&flags).map_err(|e| Box::new(Outcome::failed_before_start(e, "wasi"))).map(|spec| {
+    let flags = record.sweep.clone().ok_or_else(|| {
+        usage(format!("The run `{}` is a sweep without its scenarios in job.json", record.rerun_of.unwrap_or_default()))
+    });
+    let planned = flags
+        .and_then(|flags| Ok((spec_of(&flags)?, flags)))
+        .map_err(|e| Box::new(Outcome::failed_before_start(e, "wasi")));
+    let planned = planned.map(|(spec, flags)| {
         let mut options = crate::sandbox::SandboxOptions::new(cache_root);
         options.many_instances = flags.isolation == Isolation::Instance;
         options.progress = std::sync::Arc::new(|line| super::note(&format!("metaexec: {line}")));

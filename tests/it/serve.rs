@@ -168,6 +168,9 @@ fn every_endpoint_answers_through_the_router() {
         let page = String::from_utf8(page.2).unwrap();
         assert!(page.contains("id=\"whatif\"") && page.contains(&format!("data-run=\"{id}\"")), "{page}");
         assert!(page.contains("data-band=\"red\""), "Riverside Galleria is under 1.0: {page}");
+        // Progress streams are kept for the runs this server started, not the command line's.
+        let events = call(&state, get(&format!("/api/runs/{id}/events"))).await;
+        assert_error(&events, StatusCode::NOT_FOUND, "not_found", "started by this server");
         let new = call(&state, get("/new")).await;
         assert_eq!(new.0, StatusCode::OK);
         let spec = String::from_utf8(call(&state, get("/api/openapi.yaml")).await.2).unwrap();
