@@ -392,8 +392,9 @@ fn two_hundred_concurrent_what_ifs_are_all_answered_in_bounded_memory() {
     eprintln!("200 concurrent what-ifs: resident memory grew by {} MiB at most", grew >> 20);
     assert_eq!(least_free.load(std::sync::atomic::Ordering::Relaxed), 0, "the burst filled every slot");
     assert_eq!(state.free_sandbox_slots(), slots, "every slot came back");
-    // Four instances at a time, each well under its 256 MiB cap: far below 200 at once.
-    assert!(grew < 1024 << 20, "resident memory grew by {} MiB", grew >> 20);
+    // Four instances at a time (about 40 MiB measured here): 200 at once would be
+    // gigabytes.
+    assert!(grew < 384 << 20, "resident memory grew by {} MiB", grew >> 20);
 }
 
 #[test]
