@@ -12,6 +12,7 @@
 //! metaexec nor the user's own tools follow them later.
 
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -155,6 +156,12 @@ fn temp_name(name: &str) -> String {
         Some(parent) => parent.join(temp).to_string_lossy().into_owned(),
         None => temp,
     }
+}
+
+/// Opens `path` for reading without following a link: one planted in its place after it
+/// was listed is refused (`ELOOP`) instead of read.
+pub fn open_no_follow(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
 }
 
 #[cfg(test)]

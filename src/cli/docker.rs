@@ -30,9 +30,7 @@ pub struct BackendArgs {
 impl BackendArgs {
     /// The backend for `source` and why.
     pub fn choose(&self, source: &str, file_name: &str) -> BackendChoice {
-        let request = BackendRequest::from(self.backend);
-        let options = validate::Options { file_name, backend: request, ..Default::default() };
-        validate::validate(source, &options).backend
+        validate::choose_backend(source, file_name, BackendRequest::from(self.backend))
     }
 
     /// A Docker backend with these options; `metaexec.log` lines to stderr unless `quiet`.

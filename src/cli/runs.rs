@@ -179,7 +179,7 @@ fn list(runs: &Path, limit: Option<usize>, json: bool) -> Result<i32, StoreError
             Some(kind) => format!("{} ({kind})", e.status.as_str()),
             None => e.status.as_str().to_owned(),
         };
-        let when = e.created.replace('T', " ").chars().take(19).collect();
+        let when = e.when();
         table.add_row([
             e.id.clone(),
             when,
@@ -445,11 +445,7 @@ fn stored_job(dir: &RunDir, record: &JobRecord, db: DbUrl) -> Result<Job, Outcom
 /// Runs a script's run again where the validator chooses, and prints its outcome.
 fn rerun_exec(rerun: Rerun, cache_root: &Path, json: bool) -> i32 {
     let Rerun { recorder, job, record } = rerun;
-    let choice = {
-        let options =
-            crate::validate::Options { file_name: &job.script_name, backend: record.backend, ..Default::default() };
-        crate::validate::validate(&job.source, &options).backend
-    };
+    let choice = crate::validate::choose_backend(&job.source, &job.script_name, record.backend);
     let outcome = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) if super::docker::is_docker(&choice) => {
             let mut options = docker::DockerOptions::new(cache_root);

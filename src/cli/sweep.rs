@@ -146,10 +146,8 @@ pub(super) fn rerun(rerun: super::runs::Rerun, cache_root: PathBuf, json: bool) 
         let mut options = crate::sandbox::SandboxOptions::new(cache_root);
         options.many_instances = flags.isolation == Isolation::Instance;
         options.progress = std::sync::Arc::new(|line| super::note(&format!("metaexec: {line}")));
-        let choose =
-            crate::validate::Options { file_name: &job.script_name, backend: record.backend, ..Default::default() };
         Plan {
-            choice: crate::validate::validate(&job.source, &choose).backend,
+            choice: crate::validate::choose_backend(&job.source, &job.script_name, record.backend),
             job: job.clone(),
             spec,
             seed: flags.seed,

@@ -250,9 +250,7 @@ fn staging_root(cache_root: &std::path::Path, run: &str) -> PathBuf {
 
 /// The packages `job`'s script imports, as `requirements.txt` names them.
 pub fn packages(job: &Job) -> Vec<String> {
-    let options =
-        validate::Options { file_name: &job.script_name, backend: BackendRequest::Docker, ..Default::default() };
-    validate::validate(&job.source, &options).backend.packages
+    validate::choose_backend(&job.source, &job.script_name, BackendRequest::Docker).packages
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! Whatever is left behind is reported as the WASI path reports what it removes.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::guest_dir::{GuestDir, Sanitized};
@@ -57,7 +57,7 @@ pub fn copy_out(staging: &Path, dest: &Path) -> io::Result<Vec<Sanitized>> {
 }
 
 fn copy_file(source: &Path, target: &GuestDir, name: &str) -> io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(source)?;
+    let mut file = crate::guest_dir::open_no_follow(source)?;
     let executable = file.metadata()?.permissions().mode() & 0o100 != 0;
     let written = target.write_with(name, |out| io::copy(&mut file, out).map(drop))?;
     let mode = if executable { 0o755 } else { 0o644 };

@@ -105,7 +105,7 @@ fn zip_folder(dir: &RunDir) -> std::io::Result<Vec<u8>> {
     let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, path) in manifest::files(&dir.path)? {
         // Opened without following a link: one planted after the listing is refused.
-        let mut file = open_no_follow(&path)?;
+        let mut file = crate::guest_dir::open_no_follow(&path)?;
         zip.start_file(format!("{}/{name}", dir.id), options).map_err(std::io::Error::other)?;
         std::io::copy(&mut file, &mut zip)?;
     }
@@ -115,10 +115,8 @@ fn zip_folder(dir: &RunDir) -> std::io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn open_no_follow(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)
-}
+/// The most repair rounds a request started through the API may ask for.
+pub const MAX_REPAIRS: u32 = 5;
 
 /// `POST /api/runs` body.
 #[derive(Debug, Deserialize)]
@@ -197,7 +195,10 @@ pub async fn create(
         options.limits.memory_bytes = mib * 1024 * 1024;
     }
     if let Some(n) = body.options.max_repairs {
-        options.max_repairs = n.min(5);
+        if n > MAX_REPAIRS {
+            return Err(ApiError::bad_request(format!("options.max_repairs is at most {MAX_REPAIRS}, got {n}")));
+        }
+        options.max_repairs = n;
     }
     let dir =
         RunDir::create(&state.runs, &request).map_err(|e| ApiError::internal("no run folder could be made", e))?;

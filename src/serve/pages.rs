@@ -21,7 +21,7 @@ pub async fn runs(State(state): State<AppState>) -> Result<Html<String>, ApiErro
         .await?
         .into_iter()
         .map(|e| RunLine {
-            created: e.created.replace('T', " ").chars().take(19).collect::<String>() + " UTC",
+            created: e.when() + " UTC",
             kind: e.kind.as_str().to_owned(),
             status: e.status.as_str().to_owned(),
             headline: e.headline,

@@ -104,26 +104,26 @@ impl ScenarioRequest {
     fn params(&self, base: &Map<String, Value>) -> Result<Map<String, Value>, ApiError> {
         let mut params = base.clone();
         params.extend(self.params.clone());
-        let shocks = [self.noi_change, self.revenue_change, self.expense_change, self.vacancy_change, self.rate_change];
-        for (key, value) in SHOCKS.iter().zip(shocks) {
-            let Some(x) = value else { continue };
+        for (key, x) in self.shocks() {
             if !x.is_finite() || !(-1.0..=10.0).contains(&x) {
                 return Err(ApiError::bad_request(format!(
                     "{key} must be a fraction between -1 and 10 (-0.1 is 10% lower), got {x}"
                 )));
             }
-            params.insert((*key).to_owned(), Value::from(x));
+            params.insert(key.to_owned(), Value::from(x));
         }
         Ok(params)
     }
 
+    /// The shocks this scenario sets, by key.
+    fn shocks(&self) -> impl Iterator<Item = (&'static str, f64)> {
+        let values = [self.noi_change, self.revenue_change, self.expense_change, self.vacancy_change, self.rate_change];
+        SHOCKS.into_iter().zip(values).filter_map(|(key, value)| Some((key, value?)))
+    }
+
     /// The keys this scenario sets.
     fn given(&self) -> Vec<String> {
-        let shocks = [self.noi_change, self.revenue_change, self.expense_change, self.vacancy_change, self.rate_change];
-        let mut keys: Vec<String> =
-            SHOCKS.iter().zip(shocks).filter(|(_, v)| v.is_some()).map(|(k, _)| (*k).to_owned()).collect();
-        keys.extend(self.params.keys().cloned());
-        keys
+        self.shocks().map(|(key, _)| key.to_owned()).chain(self.params.keys().cloned()).collect()
     }
 }
 
@@ -138,9 +138,7 @@ pub async fn prepare(state: &AppState, id: &str) -> Result<Arc<Prepared>, ApiErr
         .ok_or_else(|| ApiError::conflict(format!("the run `{id}` has no job.json: it cannot be simulated")))?;
     let source = std::fs::read_to_string(dir.path.join("script.py"))
         .map_err(|_| ApiError::conflict(format!("the run `{id}` has no script to simulate")))?;
-    let choose =
-        crate::validate::Options { file_name: &record.script_name, backend: record.backend, ..Default::default() };
-    let choice = crate::validate::validate(&source, &choose).backend;
+    let choice = crate::validate::choose_backend(&source, &record.script_name, record.backend);
     if choice.backend == crate::validate::Backend::Docker {
         return Err(ApiError::conflict(format!(
             "what-ifs run in the WASI sandbox, and this run's script needs Docker ({})",

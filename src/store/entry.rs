@@ -81,6 +81,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// When it started as lists show it: `2026-12-02 16:40:01`, in UTC.
+    pub fn when(&self) -> String {
+        self.created.replace('T', " ").chars().take(19).collect()
+    }
+
     /// A run starting now.
     pub fn started(id: &str, kind: RunKind, title: &str) -> Self {
         Self {

@@ -200,6 +200,12 @@ impl Default for Options<'_> {
     }
 }
 
+/// Where `source` runs when `request` is asked for: the validator's backend choice
+/// alone, for callers that have checked the script already or only route it.
+pub fn choose_backend(source: &str, file_name: &str, request: BackendRequest) -> BackendChoice {
+    validate(source, &Options { file_name, backend: request, ..Options::default() }).backend
+}
+
 /// Validates a script. Never panics on any input and never fails: a script that cannot
 /// be read is a finding like any other.
 pub fn validate(source: &str, options: &Options<'_>) -> Report {

@@ -253,6 +253,12 @@ fn bad_requests_get_a_json_error_that_says_what_was_wrong() {
             "bad_request",
             "timeout",
         );
+        assert_error(
+            &call(&state, post_json("/api/runs", r#"{"request": "x", "options": {"max_repairs": 9}}"#)).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "max_repairs",
+        );
         // A page elsewhere whose name was rebound to 127.0.0.1 still sends its own name.
         let rebound =
             Request::get("/api/runs").header(header::HOST, "attacker.example:8080").body(Body::empty()).unwrap();
