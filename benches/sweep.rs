@@ -23,7 +23,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use metaexec::db::{Capability, DbProxy, DbUrl};
 use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
-use metaexec::sweep::spec::{self, MonteCarlo, SweepSpec};
+use metaexec::sweep::spec::PlanTexts;
 use metaexec::sweep::{self, Isolation, SweepOptions};
 
 /// A scenario that only reads its parameters.
@@ -43,19 +43,8 @@ fn bench(c: &mut Criterion) {
         job
     };
     let draws = |n| {
-        SweepSpec {
-            monte_carlo: Some(MonteCarlo {
-                draws: n,
-                seed: 7,
-                dists: vec![
-                    spec::parse_dist("noi_change=normal(0,0.08)").unwrap(),
-                    spec::parse_dist("rate_change=uniform(0,0.02)").unwrap(),
-                ],
-            }),
-            ..Default::default()
-        }
-        .scenarios()
-        .unwrap()
+        let dist = ["noi_change=normal(0,0.08)".to_string(), "rate_change=uniform(0,0.02)".to_string()];
+        PlanTexts { monte_carlo: Some(n), seed: 7, dist: &dist, ..Default::default() }.scenarios().unwrap()
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut group = c.benchmark_group("sweep");

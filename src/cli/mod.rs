@@ -97,12 +97,21 @@ pub enum Command {
     /// Writes results.json, scenarios.csv and report.html (and sweep.xlsx with --xlsx)
     /// into the results folder.
     ///
+    /// Beyond one machine: --shard I/N runs shard I (from 0) of N into a part folder
+    /// (--out); `metaexec sweep merge` adds the parts up exactly; --prepare DIR writes
+    /// the plan, the script and a database snapshot for workers that hold no database;
+    /// --ray URL does all of it on a Ray cluster.
+    ///
     /// Examples:
     ///   metaexec sweep examples/dscr_stress.py --grid "noi_change=-0.3..0.1:0.01" --grid "rate_change=0,0.01,0.02"
     ///   metaexec sweep examples/dscr_stress.py --scenarios scenarios.toml --json
     ///   metaexec sweep examples/dscr_stress.py --monte-carlo 10000 --seed 7 --dist "noi_change=normal(0,0.08)"
+    ///   metaexec sweep examples/dscr_stress.py --monte-carlo 100000 --dist "noi_change=normal(0,0.08)" --prepare job
+    ///   metaexec sweep job/dscr_stress.py --plan job/plan.json --snapshot job/snapshot.json --shard 3/8 --out part-3
+    ///   metaexec sweep merge part-* --out results
+    ///   metaexec sweep examples/dscr_stress.py --monte-carlo 20000 --dist "noi_change=normal(0,0.08)" --ray http://127.0.0.1:8265 --shards 4
     #[command(verbatim_doc_comment)]
-    Sweep(sweep::SweepArgs),
+    Sweep(sweep::SweepCommand),
 
     /// Check a script before it runs: security rules, SQL against the schema, a score.
     ///
@@ -199,7 +208,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => run::run(args, cache_root, runs),
         Command::Exec(args) => exec::run(args, cache_root, &runs),
-        Command::Sweep(args) => sweep::run(args, cache_root, &runs),
+        Command::Sweep(command) => sweep::run_command(command, cache_root, &runs),
         Command::Check(args) => check::run(args, cache_root),
         Command::Runtime(command) => runtime::run(command, &cache_root),
         Command::Db(command) => db::run(command, &cache_root),

@@ -40,6 +40,8 @@ pub mod policy;
 #[cfg(feature = "engine")]
 pub mod proxy;
 #[cfg(feature = "engine")]
+pub mod replay;
+#[cfg(feature = "engine")]
 pub mod rows;
 #[cfg(feature = "engine")]
 pub mod snapshot;

@@ -39,7 +39,7 @@ use crate::sandbox::{CompileCheck, LogSink, SandboxOptions, WasiSandbox};
 use crate::store::job_record::ModelSettings;
 use crate::store::{self, Entry, JobRecord, RunDir, RunKind, RunStatus};
 use crate::sweep::output::Keep;
-use crate::sweep::spec::SweepSpec;
+use crate::sweep::plan::{Plan, Source};
 use crate::sweep::{self, Isolation, SweepOptions};
 use crate::task::{ExportFormat, TaskKind, TaskSpec};
 use crate::validate::{self, Backend, BackendChoice, BackendRequest, Report, Severity, Tables, Verdict};
@@ -455,9 +455,9 @@ impl Driver<'_> {
             all
         };
         let sweep = if spec.runs_scenarios() {
-            let (sweep, note) = scenarios::sweep_spec(&spec).map_err(|e| {
+            let (sweep, note) = scenarios::sweep_plan(&spec).map_err(|e| {
                 OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
-                    .with_hint("see `metaexec sweep --help` for the scenario syntax")
+                    .with_hint("ask for the scenarios again in other words, or run the script with `metaexec sweep`")
             })?;
             if let Some(note) = note {
                 self.note(note);
@@ -598,7 +598,7 @@ impl Driver<'_> {
             match json_repair::extract_json(&answer.content)
                 .map_err(|e| e.to_string())
                 .and_then(|v| serde_json::from_value::<TaskSpec>(v).map_err(|e| e.to_string()))
-                .and_then(|spec| match scenarios::sweep_spec(&spec).and_then(|(s, _)| s.scenarios()) {
+                .and_then(|spec| match scenarios::sweep_plan(&spec) {
                     Ok(_) => Ok(spec),
                     Err(e) => Err(format!("its sweep cannot be run: {e}")),
                 }) {
@@ -920,18 +920,19 @@ impl Driver<'_> {
         db: &Database,
         sandbox: &WasiSandbox,
         script: String,
-        spec: SweepSpec,
+        plan: Plan,
         xlsx: bool,
     ) -> Result<(), OutcomeError> {
         let since = self.started(Stage::Sweep, 0);
-        let scenarios = spec.scenarios().map_err(|e| {
+        // Checked when the plan was made: computed once, here.
+        let scenarios = plan.enumerate(Source::Request).map(|s| s.all()).map_err(|e| {
             self.finished(Stage::Sweep, since, false, "no scenarios");
             OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
         })?;
         let total = scenarios.len();
         let mut job = self.job(db, &script);
         // Scenarios seed `random` from the draws' seed and their ids: a sweep repeats exactly.
-        job.seed = spec.monte_carlo.as_ref().map(|mc| mc.seed);
+        job.seed = plan.monte_carlo.as_ref().map(|_| plan.seed);
         let options = SweepOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             isolation: Isolation::Namespace,

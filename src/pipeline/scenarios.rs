@@ -1,17 +1,25 @@
 //! A request's scenarios as a sweep: the plan's named scenarios and generated ones (grids,
-//! Monte Carlo draws) turned into the sweep stage's spec, and the base scenario the script
-//! is tried on first.
+//! Monte Carlo draws) turned into the sweep stage's [`Plan`], and the base scenario the
+//! script is tried on first.
 
 use serde_json::{Map, Value};
 
-use crate::sweep::spec::{SpecError, SweepSpec};
+use crate::sweep::plan::{Named, Plan, Source};
+use crate::sweep::spec::{PlanTexts, SpecError};
 use crate::task::{DEFAULT_SEED, TaskSpec};
 
-/// The sweep a plan asks for, with a note when part of the plan was left out.
-pub fn sweep_spec(task: &TaskSpec) -> Result<(SweepSpec, Option<String>), SpecError> {
+/// The sweep a plan asks for, with a note when part of the plan was left out. Errors
+/// speak of the request's plan, not of flags the user never typed.
+pub fn sweep_plan(task: &TaskSpec) -> Result<(Plan, Option<String>), SpecError> {
     let plan = &task.sweep;
-    let monte_carlo = (plan.monte_carlo > 0).then_some(plan.monte_carlo);
-    let mut spec = SweepSpec::from_flags(&plan.grid, &[], monte_carlo, plan.seed.unwrap_or(DEFAULT_SEED), &plan.dist)?;
+    let texts = PlanTexts {
+        grid: &plan.grid,
+        zip: &[],
+        monte_carlo: (plan.monte_carlo > 0).then_some(plan.monte_carlo),
+        seed: plan.seed.unwrap_or(DEFAULT_SEED),
+        dist: &plan.dist,
+    };
+    let mut spec = texts.plan(Source::Request)?;
     let mut note = None;
     if spec.monte_carlo.is_some() {
         // Draws stand alone: a named scenario beside them would be one point among
@@ -44,25 +52,19 @@ pub fn sweep_spec(task: &TaskSpec) -> Result<(SweepSpec, Option<String>), SpecEr
                     .filter(|(key, _)| used.contains(key))
                     .map(|(key, value)| (key.to_owned(), Value::from(value)))
                     .collect();
-                (s.name.clone(), params)
+                Named { name: s.name.clone(), params }
             })
             .collect();
     }
+    spec.enumerate(Source::Request)?;
     Ok((spec, note))
 }
 
 /// The base scenario: every parameter the sweep sets, at 0 (no shock). The script is run
 /// on it first, alone, so that a script that cannot run is repaired before thousands of
 /// scenarios fail the same way, and its tables are the answer's unshocked figures.
-pub fn base_params(spec: &SweepSpec) -> Map<String, Value> {
-    let keys = spec
-        .named
-        .iter()
-        .flat_map(|(_, params)| params.keys())
-        .chain(spec.grids.iter().map(|(key, _)| key))
-        .chain(spec.zips.iter().map(|(key, _)| key))
-        .chain(spec.monte_carlo.iter().flat_map(|mc| mc.dists.iter().map(|(key, _)| key)));
-    keys.map(|key| (key.clone(), Value::from(0.0))).collect()
+pub fn base_params(plan: &Plan) -> Map<String, Value> {
+    plan.swept_params().into_iter().map(|key| (key.to_owned(), Value::from(0.0))).collect()
 }
 
 #[cfg(test)]
@@ -81,9 +83,9 @@ mod tests {
     #[test]
     fn named_scenarios_carry_every_shock_the_set_uses() {
         let task = TaskSpec { scenarios: stress(), ..TaskSpec::default() };
-        let (spec, note) = sweep_spec(&task).unwrap();
+        let (spec, note) = sweep_plan(&task).unwrap();
         assert!(note.is_none());
-        let scenarios = spec.scenarios().unwrap();
+        let scenarios = spec.enumerate(Source::Request).unwrap().all();
         let ids: Vec<&str> = scenarios.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["base", "NOI -10%", "rate +100 bp"]);
         assert_eq!(
@@ -105,12 +107,12 @@ mod tests {
             },
             ..TaskSpec::default()
         };
-        let (spec, note) = sweep_spec(&task).unwrap();
+        let (spec, note) = sweep_plan(&task).unwrap();
         let note = note.unwrap();
         assert!(note.contains("base, NOI -10%, rate +100 bp") && note.contains("grid"), "{note}");
-        let scenarios = spec.scenarios().unwrap();
+        let scenarios = spec.enumerate(Source::Request).unwrap().all();
         assert_eq!(scenarios.len(), 50);
-        assert_eq!(spec.monte_carlo.as_ref().unwrap().seed, DEFAULT_SEED);
+        assert_eq!(spec.seed, DEFAULT_SEED);
         assert_eq!(Value::Object(base_params(&spec)), serde_json::json!({"noi_change": 0.0}));
     }
 
@@ -120,7 +122,7 @@ mod tests {
             sweep: SweepPlan { grid: vec!["noi_change=-0.3..0.1:0".into()], ..SweepPlan::default() },
             ..TaskSpec::default()
         };
-        let error = sweep_spec(&task).unwrap_err().to_string();
-        assert_eq!(error, "--grid `noi_change=-0.3..0.1:0`: the step must be positive");
+        let error = sweep_plan(&task).unwrap_err().to_string();
+        assert_eq!(error, "the request's grid `noi_change=-0.3..0.1:0`: the step must be positive");
     }
 }

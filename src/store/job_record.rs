@@ -92,6 +92,9 @@ pub struct SweepFlags {
     /// The `--scenarios` file: its name and text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub named: Option<(String, String)>,
+    /// The `--plan` file's plan, when one was given instead of the flags above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<crate::sweep::plan::Plan>,
     /// `--isolation`.
     pub isolation: crate::sweep::Isolation,
     /// `--workers`, when given.

@@ -15,6 +15,9 @@ pub mod analysis;
 pub mod bisect;
 pub mod html;
 pub mod output;
+pub mod part;
+pub mod plan;
+pub mod ray;
 pub mod record;
 pub mod spec;
 pub mod summary;
@@ -248,39 +251,54 @@ pub async fn run(
     let mut outcomes = std::mem::take(&mut *queue.done.lock().unwrap_or_else(|e| e.into_inner()));
     outcomes.sort_by_key(|o| order.get(&o.id).copied().unwrap_or(usize::MAX));
     let params_read = std::mem::take(&mut *queue.params_read.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(error) = unread_params(&outcomes, &params_read) {
-        let mut outcome = Outcome::failed_before_start(error, "wasi");
-        outcome.sanitized = sanitized;
-        return Err(Box::new(outcome));
-    }
     let wall = started.elapsed().as_secs_f64();
     let db_queries = job.db.as_ref().map_or(0, |db| db.0.queries_executed());
+    let metrics = SweepMetrics {
+        wall_ms: wall * 1000.0,
+        scenarios_per_s: if wall > 0.0 { outcomes.len() as f64 / wall } else { 0.0 },
+        db_queries,
+        workers,
+        bisection_runs: 0,
+        bisection_ms: 0.0,
+    };
+    let instance_errors = std::mem::take(&mut *queue.instance_errors.lock().unwrap_or_else(|e| e.into_inner()));
+    let finished = outcomes.len();
     let summarizing = Instant::now();
-    let mut summary = summary::summarize(&outcomes, &params_read.defaults());
+    let mut report = match assemble(outcomes, params_read, instance_errors, sanitized.clone(), metrics) {
+        Ok(report) => report,
+        Err(error) => {
+            let mut outcome = Outcome::failed_before_start(error, "wasi");
+            outcome.sanitized = sanitized;
+            return Err(Box::new(outcome));
+        }
+    };
     tracing::debug!(
         scenarios_ms = wall * 1000.0,
         summary_ms = summarizing.elapsed().as_secs_f64() * 1000.0,
         "sweep finished"
     );
-    if options.cancel.is_cancelled() && outcomes.len() < total {
-        summary.interrupted = Some(summary::Interrupted { finished: outcomes.len(), planned: total });
+    if options.cancel.is_cancelled() && finished < total {
+        report.summary.interrupted = Some(summary::Interrupted { finished, planned: total });
     }
-    Ok(SweepReport {
-        metrics: SweepMetrics {
-            wall_ms: wall * 1000.0,
-            scenarios_per_s: if wall > 0.0 { outcomes.len() as f64 / wall } else { 0.0 },
-            db_queries,
-            workers,
-            bisection_runs: 0,
-            bisection_ms: 0.0,
-        },
-        summary,
-        scenarios: outcomes,
-        sanitized,
-        instance_errors: std::mem::take(&mut *queue.instance_errors.lock().unwrap_or_else(|e| e.into_inner())),
-        params_read,
-        plan: Vec::new(),
-    })
+    Ok(report)
+}
+
+/// The report of scenarios that finished, in plan order: the same check of unread
+/// parameters and the same summary whether they ran here ([`run`]) or as the shards of
+/// a sweep on other machines, merged. Percentiles and probabilities come from every
+/// scenario's own figures.
+pub fn assemble(
+    scenarios: Vec<ScenarioOutcome>,
+    params_read: ParamsRead,
+    instance_errors: Vec<OutcomeError>,
+    sanitized: Vec<Sanitized>,
+    metrics: SweepMetrics,
+) -> Result<SweepReport, OutcomeError> {
+    if let Some(error) = unread_params(&scenarios, &params_read) {
+        return Err(error);
+    }
+    let summary = summary::summarize(&scenarios, &params_read.defaults());
+    Ok(SweepReport { scenarios, summary, metrics, sanitized, instance_errors, params_read, plan: Vec::new() })
 }
 
 /// The usage error for a sweep over parameters the script never read, in any scenario

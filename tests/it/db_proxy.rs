@@ -11,7 +11,7 @@ use metaexec::db::{Capability, DbProxy, DbUrl, Denial, ProxyError};
 use metaexec::guest_db::DbHandle;
 use metaexec::job::Job;
 use metaexec::outcome::{ErrorKind, Outcome};
-use metaexec::sweep::spec::{self, SweepSpec};
+use metaexec::sweep::spec::PlanTexts;
 use metaexec::sweep::{self, Isolation, SweepOptions};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -447,8 +447,7 @@ fn rows_kept_between_scenarios_are_the_rows_first_read() {
         ctx.results(),
     );
     job.db = Some(proxy(&target, Capability::default()));
-    let scenarios =
-        SweepSpec { grids: vec![spec::parse_grid("x=1,2,3").unwrap()], ..Default::default() }.scenarios().unwrap();
+    let scenarios = PlanTexts { grid: &["x=1,2,3".to_string()], ..Default::default() }.scenarios().unwrap();
     let options = SweepOptions::new(1, Isolation::Namespace);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let report = runtime.block_on(sweep::run(sandbox(), &job, scenarios, options, |_| {})).unwrap();

@@ -1,6 +1,6 @@
 //! Integration tests: the real wasmtime sandbox running the real CPython component, real SQLite
-//! files, a throwaway PostgreSQL cluster (`pg`), real llama.cpp model servers (`llama`) and
-//! the real `metaexec` binary. One test binary, shared helpers in `common`.
+//! files, a throwaway PostgreSQL cluster (`pg`), real llama.cpp model servers (`llama`), a local
+//! Ray head (`ray`) and the real `metaexec` binary. One test binary, shared helpers in `common`.
 
 mod analysis;
 mod browser;
@@ -21,11 +21,13 @@ mod llm;
 mod llm_server;
 mod pg;
 mod questions;
+mod ray;
 mod real_llm;
 mod redteam;
 mod run;
 mod run_model;
 mod runs;
 mod serve;
+mod shards;
 mod sweep;
 mod validate;

@@ -8,7 +8,7 @@ use metaexec::db::Capability;
 use metaexec::job::Job;
 use metaexec::scenario::{Scenario, ScenarioStatus};
 use metaexec::sweep::analysis::BreakEven;
-use metaexec::sweep::spec::{self, SweepSpec};
+use metaexec::sweep::spec::PlanTexts;
 use metaexec::sweep::{self, Isolation, SweepOptions, SweepReport};
 use serde_json::{Value, json};
 
@@ -21,8 +21,8 @@ fn run_sweep(job: &Job, scenarios: Vec<Scenario>, workers: usize, isolation: Iso
 }
 
 fn grid(specs: &[&str]) -> Vec<Scenario> {
-    let grids = specs.iter().map(|g| spec::parse_grid(g).unwrap()).collect();
-    SweepSpec { grids, ..Default::default() }.scenarios().unwrap()
+    let grid: Vec<String> = specs.iter().map(|g| g.to_string()).collect();
+    PlanTexts { grid: &grid, ..Default::default() }.scenarios().unwrap()
 }
 
 /// Per property of the demo, in order: name, 2024 NOI, principal, rate, amortization
@@ -211,10 +211,9 @@ fn failing_and_runaway_scenarios_are_contained() {
     );
     job.limits.timeout = std::time::Duration::from_millis(500);
     job.limits.stdout_bytes = 1000;
-    let scenarios =
-        SweepSpec { zips: vec![spec::parse_zip("x=a,raise,b,loop,c,sleep,d,print,e").unwrap()], ..Default::default() }
-            .scenarios()
-            .unwrap();
+    let scenarios = PlanTexts { zip: &["x=a,raise,b,loop,c,sleep,d,print,e".to_string()], ..Default::default() }
+        .scenarios()
+        .unwrap();
     let report = run_sweep(&job, scenarios, 2, Isolation::Namespace);
     let by_id = |id: &str| report.scenarios.iter().find(|s| s.id == format!("x={id}")).unwrap();
     for ok in ["a", "b", "c", "d", "e"] {
@@ -540,9 +539,8 @@ fn the_fuel_budget_holds_per_scenario() {
     );
     // Far less than an interpreter start-up (~180M), far more than a short scenario.
     job.limits.fuel = Some(50_000_000);
-    let scenarios = SweepSpec { zips: vec![spec::parse_zip("n=10,100,100000000,1000").unwrap()], ..Default::default() }
-        .scenarios()
-        .unwrap();
+    let scenarios =
+        PlanTexts { zip: &["n=10,100,100000000,1000".to_string()], ..Default::default() }.scenarios().unwrap();
     let report = run_sweep(&job, scenarios, 1, Isolation::Namespace);
     let status: Vec<_> = report.scenarios.iter().map(|s| s.error.as_ref().map(|e| e.kind.to_string())).collect();
     assert_eq!(status, [None, None, Some("fuel_exhausted".to_owned()), None], "{:#?}", report.scenarios);
@@ -696,8 +694,7 @@ fn a_sweep_keeps_the_results_a_single_run_gives_whatever_the_script_emits() {
         ctx.results(),
     );
     let modes = "mode=table,replaced,json_then_table,other_names,empty,none,table";
-    let scenarios =
-        SweepSpec { zips: vec![spec::parse_zip(modes).unwrap()], ..Default::default() }.scenarios().unwrap();
+    let scenarios = PlanTexts { zip: &[modes.to_string()], ..Default::default() }.scenarios().unwrap();
     for isolation in [Isolation::Namespace, Isolation::Instance] {
         let report = run_sweep(&job, scenarios.clone(), 2, isolation);
         assert_eq!(report.summary.ok, 7, "{isolation:?}: {:#?}", report.summary);

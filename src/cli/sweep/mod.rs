@@ -1,5 +1,14 @@
 //! `metaexec sweep`: one script over many scenarios, summarised. The first Ctrl-C stops
 //! the sweep where it is and writes what finished (exit 130); see [`super::interrupt`].
+//!
+//! Beyond one machine: [`shard`] runs one shard of the plan into a part folder (and
+//! `--prepare` writes what the shards need, the database snapshot included), [`merge`]
+//! checks the parts and writes what a single-machine sweep writes, and [`ray`] runs the
+//! shards as a Ray job and merges what comes back.
+
+mod merge;
+mod ray;
+mod shard;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,7 +30,8 @@ use crate::scenario::ScenarioStatus;
 use crate::store::job_record::SweepFlags;
 use crate::store::{RunKind, RunStatus};
 use crate::sweep::output::{self, Keep, Written};
-use crate::sweep::spec::{self, SweepSpec};
+use crate::sweep::plan::{self as sweep_plan, Source};
+use crate::sweep::spec::{self, PlanTexts};
 use crate::sweep::{self, Isolation, Summary, SweepOptions, SweepRecord, SweepReport};
 
 /// Arguments of `metaexec sweep`.
@@ -32,6 +42,13 @@ pub struct SweepArgs {
 
     #[command(flatten)]
     pub backend: super::docker::BackendArgs,
+
+    /// A plan file instead of scenario flags: `plan.json` as `--prepare` writes it
+    /// (`{"format": "metaexec-sweep-plan/1", "seed": 1, "grids": [{"param": "noi_change",
+    /// "values": [-0.1, 0]}]}`; also `named`, `zips`, `monte_carlo` with `draws` and
+    /// `dists`, and `base` params under every scenario).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scenarios", "grid", "zip", "monte_carlo", "dist", "seed"])]
+    pub plan: Option<PathBuf>,
 
     /// Named scenarios: a JSON object `{"name": {"param": value}}` or a list of objects
     /// with a `name` and their params; YAML (`.yaml`, `.yml`) of the same shape
@@ -84,9 +101,71 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value_t = KeepArg::Auto)]
     pub keep: KeepArg,
 
-    /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout.
+    /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout (with
+    /// --shard: the part's `part.json`).
     #[arg(long)]
     pub json: bool,
+
+    #[command(flatten)]
+    pub across: shard::AcrossArgs,
+}
+
+/// `metaexec sweep SCRIPT …`, or `metaexec sweep merge PART… --out DIR`.
+///
+/// Written by hand rather than derived: a derived command would build the script's
+/// arguments (and require the script) for `merge` too.
+#[derive(Debug)]
+pub enum SweepCommand {
+    /// `metaexec sweep merge …`.
+    Merge(merge::MergeArgs),
+    /// `metaexec sweep SCRIPT …`.
+    Run(Box<SweepArgs>),
+}
+
+impl clap::FromArgMatches for SweepCommand {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        match matches.subcommand() {
+            Some(("merge", sub)) => Ok(Self::Merge(merge::MergeArgs::from_arg_matches(sub)?)),
+            _ => Ok(Self::Run(Box::new(SweepArgs::from_arg_matches(matches)?))),
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for SweepCommand {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        use clap::Subcommand as _;
+        SweepAction::augment_subcommands(SweepArgs::augment_args(command))
+            .args_conflicts_with_subcommands(true)
+            .subcommand_negates_reqs(true)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+/// `metaexec sweep merge`: the parts of a sharded sweep, added up.
+#[derive(Debug, clap::Subcommand)]
+pub enum SweepAction {
+    /// Merge the parts of a sharded sweep into the files a single-machine sweep writes.
+    ///
+    /// Checks that the parts are the shards of one sweep (the same plan, script and
+    /// runtime, each shard once, none missing), then writes results.json,
+    /// scenarios.csv, summary.json and report.html (and sweep.xlsx with --xlsx) into
+    /// --out. Percentiles and probabilities come from every scenario's own figures;
+    /// break-even points are narrowed once, here, answering the script's reads from
+    /// the parts' database snapshot (or --db).
+    ///
+    /// Examples:
+    ///   metaexec sweep merge parts/part-* --out results
+    ///   metaexec sweep merge part-0 part-1 part-2 --out results --xlsx --json
+    #[command(verbatim_doc_comment)]
+    Merge(merge::MergeArgs),
 }
 
 /// `--keep`: the command line's names for [`Keep`].
@@ -114,6 +193,15 @@ impl From<KeepArg> for Keep {
 /// failed, 2 when the sweep could not run, 130 when it was interrupted (what finished is
 /// written all the same).
 pub fn run(args: SweepArgs, cache_root: PathBuf, runs: &Path) -> i32 {
+    if args.across.ray.is_some() {
+        return ray::run(args, cache_root, runs);
+    }
+    if args.across.prepare.is_some() {
+        return shard::prepare(args, cache_root);
+    }
+    if args.across.shard.is_some() {
+        return shard::run(args, cache_root);
+    }
     let recorder = start_record(&args, &cache_root, runs);
     let output = Output {
         json: args.json,
@@ -122,8 +210,16 @@ pub fn run(args: SweepArgs, cache_root: PathBuf, runs: &Path) -> i32 {
         results: args.script.results.clone(),
         label: args.script.script.display().to_string(),
     };
-    let result = plan(&args, cache_root).and_then(execute);
+    let result = plan(&args, cache_root).and_then(|plan| execute(plan, None, true));
     report(result, &output, recorder)
+}
+
+/// Runs `metaexec sweep …` or `metaexec sweep merge …`.
+pub fn run_command(command: SweepCommand, cache_root: PathBuf, runs: &Path) -> i32 {
+    match command {
+        SweepCommand::Merge(args) => merge::run(args, cache_root),
+        SweepCommand::Run(args) => run(*args, cache_root, runs),
+    }
 }
 
 /// Runs a recorded sweep again as a new run, its files in the new run's folder.
@@ -140,23 +236,23 @@ pub(super) fn rerun(rerun: super::runs::Rerun, cache_root: PathBuf, json: bool) 
         usage(format!("The run `{}` is a sweep without its scenarios in job.json", record.rerun_of.unwrap_or_default()))
     });
     let planned = flags
-        .and_then(|flags| Ok((spec_of(&flags)?, flags)))
+        .and_then(|flags| Ok((plan_of(&flags)?, flags)))
         .map_err(|e| Box::new(Outcome::failed_before_start(e, "wasi")));
-    let planned = planned.map(|(spec, flags)| {
+    let planned = planned.map(|(mut plan, flags)| {
+        plan.base.extend(job.params.clone());
         let mut options = crate::sandbox::SandboxOptions::new(cache_root);
         options.many_instances = flags.isolation == Isolation::Instance;
         options.progress = std::sync::Arc::new(|line| super::note(&format!("metaexec: {line}")));
         Plan {
             choice: crate::validate::choose_backend(&job.source, &job.script_name, record.backend),
             job: job.clone(),
-            spec,
-            seed: flags.seed,
+            plan,
             workers: flags.workers,
             isolation: flags.isolation,
             sandbox: crate::sandbox::WasiSandbox::new(options),
         }
     });
-    report(planned.and_then(execute), &output, Some((recorder, job)))
+    report(planned.and_then(|plan| execute(plan, None, true)), &output, Some((recorder, job)))
 }
 
 /// How a sweep's outcome is shown and kept.
@@ -299,11 +395,18 @@ fn usage(message: String) -> OutcomeError {
 
 /// The sweep's scenarios as given: the flags, and the scenarios file's text.
 fn flags(args: &SweepArgs) -> Result<SweepFlags, OutcomeError> {
+    let read = |path: &Path, what: &str| {
+        std::fs::read_to_string(path).map_err(|e| usage(format!("Failed to read the {what} `{}`: {e}", path.display())))
+    };
     let named = match &args.scenarios {
+        Some(path) => Some((path.display().to_string(), read(path, "scenarios file")?)),
+        None => None,
+    };
+    let plan = match &args.plan {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| usage(format!("Failed to read the scenarios file `{}`: {e}", path.display())))?;
-            Some((path.display().to_string(), text))
+            let plan = sweep_plan::Plan::from_json(&path.display().to_string(), &read(path, "plan file")?)
+                .map_err(|e| usage(e.to_string()).with_hint("`metaexec sweep --help` describes the plan file"))?;
+            Some(plan)
         }
         None => None,
     };
@@ -311,35 +414,46 @@ fn flags(args: &SweepArgs) -> Result<SweepFlags, OutcomeError> {
         grid: args.grid.clone(),
         zip: args.zip.clone(),
         monte_carlo: args.monte_carlo,
-        seed: args.seed,
+        seed: plan.as_ref().map_or(args.seed, |p| p.seed),
         dist: args.dist.clone(),
         named,
+        plan,
         isolation: args.isolation,
         workers: args.workers,
     })
 }
 
-/// The spec the flags describe.
-fn spec_of(flags: &SweepFlags) -> Result<SweepSpec, OutcomeError> {
+/// The plan the flags describe (or the plan file given), checked.
+fn plan_of(flags: &SweepFlags) -> Result<sweep_plan::Plan, OutcomeError> {
+    if let Some(plan) = &flags.plan {
+        return Ok(plan.clone());
+    }
     let spec_usage =
         |e: spec::SpecError| usage(e.to_string()).with_hint("see `metaexec sweep --help` for the spec syntax");
-    let mut spec = SweepSpec::from_flags(&flags.grid, &flags.zip, flags.monte_carlo, flags.seed, &flags.dist)
-        .map_err(spec_usage)?;
+    let texts = PlanTexts {
+        grid: &flags.grid,
+        zip: &flags.zip,
+        monte_carlo: flags.monte_carlo,
+        seed: flags.seed,
+        dist: &flags.dist,
+    };
+    let mut plan = texts.plan(Source::Flags).map_err(spec_usage)?;
     if let Some((source, text)) = &flags.named {
-        spec.named = spec::parse_named(source, text).map_err(spec_usage)?;
+        plan.named = spec::named(spec::parse_named(source, text).map_err(spec_usage)?);
     }
-    if spec.is_empty() {
-        return Err(usage("no scenarios: give --scenarios FILE, --grid, --zip or --monte-carlo".into())
+    if plan.is_empty() {
+        return Err(usage("no scenarios: give --scenarios FILE, --grid, --zip, --monte-carlo or --plan FILE".into())
             .with_hint("for example --grid \"noi_change=-0.3..0.1:0.05\""));
     }
-    Ok(spec)
+    plan.enumerate(Source::Flags).map_err(spec_usage)?;
+    Ok(plan)
 }
 
-/// What a sweep runs: a job over a spec's scenarios, where and how.
+/// What a sweep runs: a job over a plan's scenarios, where and how.
 struct Plan {
     job: Job,
-    spec: SweepSpec,
-    seed: u64,
+    /// The scenarios; `base` holds the job's own parameters.
+    plan: sweep_plan::Plan,
     workers: Option<usize>,
     isolation: Isolation,
     sandbox: crate::sandbox::WasiSandbox,
@@ -349,54 +463,61 @@ struct Plan {
 /// The plan the command line describes.
 fn plan(args: &SweepArgs, cache_root: PathBuf) -> Result<Plan, Box<Outcome>> {
     let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
-    let spec = spec_of(&flags(args).map_err(failed)?).map_err(failed)?;
+    let mut plan = plan_of(&flags(args).map_err(failed)?).map_err(failed)?;
     let job = args.script.job(&cache_root).map_err(failed)?;
+    // --param and --params-file sit under every scenario's own parameters, and are part
+    // of the plan: shards given other ones are shards of another sweep.
+    plan.base.extend(job.params.clone());
     Ok(Plan {
         choice: args.backend.choose(&job.source, &job.script_name),
         job,
-        spec,
-        seed: args.seed,
+        plan,
         workers: args.workers,
         isolation: args.isolation,
         sandbox: args.script.sandbox(cache_root, true, args.isolation == Isolation::Instance),
     })
 }
 
-/// Runs the plan's scenarios with a progress bar; Ctrl-C stops it where it is.
-fn execute(plan: Plan) -> Result<SweepReport, Box<Outcome>> {
-    let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
-    let Plan { mut job, spec, seed, workers, isolation, sandbox, choice } = plan;
-    let scenarios = spec.scenarios().map_err(|e| failed(usage(e.to_string())))?;
-    if super::docker::is_docker(&choice) {
-        // Said, not tried: thousands of scenarios in containers would each fail the same way.
-        let error = OutcomeError::new(
-            ErrorKind::BackendUnavailable,
-            format!("Sweeps run in the WASI sandbox, and this script needs Docker: {}", choice.reason),
-        )
-        .with_hint(
-            "run single scenarios with `metaexec exec --backend docker --param KEY=VALUE`, or keep the script to \
-             the standard library and `metaexec` to sweep it",
-        );
-        return Err(Box::new(Outcome::failed_before_start(error, "docker")));
+/// Sweeps run in the WASI sandbox: a script that needs Docker is refused up front, since
+/// thousands of scenarios in containers would each fail the same way.
+fn refuse_docker(choice: &crate::validate::BackendChoice) -> Result<(), Box<Outcome>> {
+    if !super::docker::is_docker(choice) {
+        return Ok(());
     }
+    let error = OutcomeError::new(
+        ErrorKind::BackendUnavailable,
+        format!("Sweeps run in the WASI sandbox, and this script needs Docker: {}", choice.reason),
+    )
+    .with_hint(
+        "run single scenarios with `metaexec exec --backend docker --param KEY=VALUE`, or keep the script to \
+         the standard library and `metaexec` to sweep it",
+    );
+    Err(Box::new(Outcome::failed_before_start(error, "docker")))
+}
+
+/// The async runtime a sweep runs on, `threads` worker threads.
+fn tokio_runtime(threads: usize) -> Result<tokio::runtime::Runtime, OutcomeError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}")))
+}
+
+/// Runs the plan's scenarios (those in `range`, or all of them) with a progress bar,
+/// then narrows the break-even points when `refine`; Ctrl-C stops it where it is.
+fn execute(plan: Plan, range: Option<std::ops::Range<usize>>, refine: bool) -> Result<SweepReport, Box<Outcome>> {
+    let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
+    let Plan { mut job, plan, workers, isolation, sandbox, choice } = plan;
+    let enumerated = plan.enumerate(Source::Flags).map_err(|e| failed(usage(e.to_string())))?;
+    let scenarios: Vec<_> = enumerated.range(range.unwrap_or(0..enumerated.len())).collect();
+    let seed = plan.seed;
+    refuse_docker(&choice)?;
     // Scenarios seed `random` from this seed and their ids: a sweep repeats exactly.
     job.seed = Some(seed);
-    // Base params (--param, --params-file) are under every scenario's own.
-    let scenarios: Vec<_> = scenarios
-        .into_iter()
-        .map(|mut s| {
-            let mut params = job.params.clone();
-            params.append(&mut s.params);
-            s.params = params;
-            s
-        })
-        .collect();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let workers = workers.unwrap_or(cores).max(1);
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().worker_threads(workers.min(cores)).enable_all().build().map_err(
-            |e| failed(OutcomeError::new(ErrorKind::Internal, format!("Failed to start the async runtime: {e}"))),
-        )?;
+    let runtime = tokio_runtime(workers.min(cores)).map_err(failed)?;
     let total = scenarios.len() as u64;
     let bar = indicatif::ProgressBar::new(total);
     bar.set_style(
@@ -423,10 +544,12 @@ fn execute(plan: Plan) -> Result<SweepReport, Box<Outcome>> {
         let mut report =
             sweep::run(&sandbox, &job, scenarios, options.clone(), move |done| progress.set_position(done as u64))
                 .await?;
-        if !options.cancel.is_cancelled() {
-            bar.set_message("narrowing break-even points");
+        if refine {
+            if !options.cancel.is_cancelled() {
+                bar.set_message("narrowing break-even points");
+            }
+            sweep::bisect::refine(&sandbox, &job, &mut report, &options).await;
         }
-        sweep::bisect::refine(&sandbox, &job, &mut report, &options).await;
         Ok(report)
     });
     bar.finish_and_clear();
