@@ -930,6 +930,10 @@ impl Driver<'_> {
             OutcomeError::new(ErrorKind::Usage, format!("The plan's scenarios cannot be run: {e}"))
         })?;
         let total = scenarios.len();
+        // The plan as `metaexec sweep --plan` reads it: the same sweep again, or in shards.
+        if let Err(e) = self.run_dir.write_text("plan.json", &plan.to_json()) {
+            self.note(format!("plan.json was not written: {e}"));
+        }
         let mut job = self.job(db, &script);
         // Scenarios seed `random` from the draws' seed and their ids: a sweep repeats exactly.
         job.seed = plan.monte_carlo.as_ref().map(|_| plan.seed);

@@ -270,7 +270,7 @@ pub enum RayError {
 
 fn stopped_message(job_id: Option<&str>, still_running: bool) -> String {
     match (job_id, still_running) {
-        (None, _) => "The Ray run was cancelled before its job was submitted".to_owned(),
+        (None, _) => "The Ray run was cancelled before its job was submitted; nothing runs on the cluster".to_owned(),
         (Some(id), false) => format!("Ray job `{id}` was stopped; no parts were collected\nhint: run the sweep again"),
         (Some(id), true) => format!(
             "Ray job `{id}` was asked to stop but had not stopped after {} s\nhint: stop it with `ray job stop {id}`",

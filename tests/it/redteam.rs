@@ -108,8 +108,9 @@ fn parse_case(path: &Path) -> Case {
 /// A file in the run records that metaexec does not write there (something a script
 /// planted through them), or a link.
 fn stray_record_file(runs: &Path) -> Option<String> {
-    const RECORD: [&str; 9] = [
+    const RECORD: [&str; 10] = [
         "entry.json",
+        "plan.json",
         "job.json",
         "manifest.json",
         "page.json",

@@ -306,7 +306,8 @@ fn a_models_scenarios_run_as_a_sweep_of_its_one_scenario_script() {
     assert_eq!(code, Some(0), "{record:#}");
     // The plan whose grid could not be made went back with the grid's own error.
     let retry = last_user_message(&server, 1);
-    assert!(retry.contains("--grid `noi_change=-0.2..0:0`: the step must be positive"), "{retry}");
+    assert!(retry.contains("the request's grid `noi_change=-0.2..0:0`: the step must be positive"), "{retry}");
+    assert!(!retry.contains("--grid"), "no flag the user never typed: {retry}");
     let generate = last_user_message(&server, 2);
     assert!(
         generate.contains("a grid: noi_change=-0.2..0:0.1 x rate_change=0,0.01") && generate.contains("ONE scenario"),

@@ -328,10 +328,19 @@ fn report(result: Result<SweepReport, Box<Outcome>>, out: &Output, recorder: Opt
 /// script cannot be read (the sweep then fails on its own) or no folder can be made.
 fn start_record(args: &SweepArgs, cache_root: &Path, runs: &Path) -> Option<(Recorder, Job)> {
     let mut job = args.script.job(cache_root).ok()?;
-    job.seed = Some(args.seed);
+    let flags = flags(args).ok()?;
+    job.seed = Some(flags.seed);
+    let plan = plan_of(&flags).ok().map(|mut plan| {
+        plan.base.extend(job.params.clone());
+        plan
+    });
     let mut record = record::job_record(RunKind::Sweep, &args.script, args.backend.backend.into(), &job, cache_root);
-    record.sweep = Some(flags(args).ok()?);
+    record.sweep = Some(flags);
     let recorder = Recorder::start(runs, RunKind::Sweep, &job, &record)?;
+    // The plan as `--plan` reads it: the same sweep again, or in shards.
+    if let Some(plan) = plan {
+        recorder.write_json("plan.json", &plan);
+    }
     Some((recorder, job))
 }
 
