@@ -42,6 +42,20 @@ fn content(report: &Value) -> (Vec<Value>, Value) {
 /// A database URL that cannot be opened: a worker that tried to read one would fail.
 const NO_DATABASE: &str = "sqlite:///nonexistent/metaexec-no-such.db";
 
+/// `metaexec sweep` of shard `shard` of the prepared folder `job` into `out`, on a worker
+/// without a database.
+fn worker(ctx: &TestContext, job: &Path, script: &str, shard: &str, out: &Path) -> std::process::Command {
+    let mut command = metaexec_command(ctx);
+    command
+        .env("DATABASE_URL", NO_DATABASE)
+        .arg("sweep")
+        .arg(job.join(script))
+        .arg("--plan")
+        .arg(job.join("plan.json"));
+    command.arg("--snapshot").arg(job.join("snapshot.json")).args(["--shard", shard, "--out"]).arg(out);
+    command
+}
+
 struct Sweep<'a> {
     ctx: &'a TestContext,
     name: &'a str,
@@ -75,18 +89,7 @@ impl Sweep<'_> {
     /// Shard `index` of `count` from the prepared folder, on a worker without a database.
     fn shard(&self, job: &Path, index: usize, count: usize) -> PathBuf {
         let out = self.ctx.path().join(format!("{}-{count}/part-{index}", self.name));
-        let output = metaexec_command(self.ctx)
-            .env("DATABASE_URL", NO_DATABASE)
-            .arg("sweep")
-            .arg(job.join("dscr_stress.py"))
-            .arg("--plan")
-            .arg(job.join("plan.json"))
-            .arg("--snapshot")
-            .arg(job.join("snapshot.json"))
-            .args(["--shard", &format!("{index}/{count}"), "--out"])
-            .arg(&out)
-            .output()
-            .unwrap();
+        let output = worker(self.ctx, job, "dscr_stress.py", &format!("{index}/{count}"), &out).output().unwrap();
         ok(output, &format!("shard {index}/{count}"));
         out
     }
@@ -211,18 +214,7 @@ fn a_worker_without_a_database_answers_from_the_snapshot_and_refuses_other_reads
     let snapshot: Value = serde_json::from_slice(&std::fs::read(job.join("snapshot.json")).unwrap()).unwrap();
     assert_eq!(snapshot["queries"].as_array().unwrap().len(), 1, "the first scenario (cut=0) made one read");
     let out = ctx.path().join("part");
-    let output = metaexec_command(&ctx)
-        .env("DATABASE_URL", NO_DATABASE)
-        .arg("sweep")
-        .arg(job.join("depends.py"))
-        .arg("--plan")
-        .arg(job.join("plan.json"))
-        .arg("--snapshot")
-        .arg(job.join("snapshot.json"))
-        .args(["--shard", "0/1", "--json", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let output = worker(&ctx, &job, "depends.py", "0/1", &out).arg("--json").output().unwrap();
     assert_eq!(output.status.code(), Some(1), "some scenarios failed: {}", String::from_utf8_lossy(&output.stderr));
     let part = json_of(&output);
     assert_eq!(part["ok"], 2, "{part}");
@@ -320,4 +312,55 @@ fn a_sweep_on_ray_equals_the_local_sweep() {
         assert_eq!(part["data"]["kind"], "snapshot", "{part}");
         assert_eq!(part["metrics"]["db_queries"], 0);
     }
+}
+
+/// The Ray jobs the head knows, as (submission id, status).
+fn ray_jobs(address: &str) -> Vec<(String, String)> {
+    let text = reqwest::blocking::get(format!("{address}/api/jobs/")).unwrap().text().unwrap();
+    let jobs: Vec<Value> = serde_json::from_str(&text).unwrap();
+    jobs.iter()
+        .map(|j| (j["submission_id"].as_str().unwrap_or_default().to_owned(), j["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Ctrl-C on `metaexec sweep --ray` stops the job on the cluster and exits 130.
+#[test]
+fn ctrl_c_stops_the_ray_job() {
+    let Some((address, _turn)) = crate::ray::head() else { return };
+    let ctx = TestContext::new();
+    // About two minutes of work: far longer than the test waits.
+    std::fs::write(
+        ctx.path().join("slow.py"),
+        "import time\nfrom metaexec import params, result\ntime.sleep(0.05)\nresult([{'x': params.get('x')}])\n",
+    )
+    .unwrap();
+    let before: Vec<String> = ray_jobs(&address).into_iter().map(|(id, _)| id).collect();
+    let mut child = metaexec_command(&ctx)
+        .args(["sweep", "slow.py", "--grid", "x=1..5000:1", "--ray", &address, "--shards", "2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let job = loop {
+        if let Some((id, _)) =
+            ray_jobs(&address).into_iter().find(|(id, status)| !before.contains(id) && status == "RUNNING")
+        {
+            break id;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "metaexec ended before its job ran");
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "the job never ran");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    // The shards are under way.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: `kill` has no memory effects; the pid is our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopping the Ray job"), "{stderr}");
+    let status = ray_jobs(&address).into_iter().find(|(id, _)| *id == job).map(|(_, status)| status);
+    assert_eq!(status.as_deref(), Some("STOPPED"), "{stderr}");
 }

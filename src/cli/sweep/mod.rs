@@ -203,13 +203,7 @@ pub fn run(args: SweepArgs, cache_root: PathBuf, runs: &Path) -> i32 {
         return shard::run(args, cache_root);
     }
     let recorder = start_record(&args, &cache_root, runs);
-    let output = Output {
-        json: args.json,
-        keep: args.keep.into(),
-        xlsx: args.xlsx,
-        results: args.script.results.clone(),
-        label: args.script.script.display().to_string(),
-    };
+    let output = Output::of(&args);
     let result = plan(&args, cache_root).and_then(|plan| execute(plan, None, true));
     report(result, &output, recorder)
 }
@@ -264,6 +258,19 @@ struct Output {
     results: PathBuf,
     /// The script, as the report names it.
     label: String,
+}
+
+impl Output {
+    /// What the command line asks for.
+    fn of(args: &SweepArgs) -> Self {
+        Self {
+            json: args.json,
+            keep: args.keep.into(),
+            xlsx: args.xlsx,
+            results: args.script.results.clone(),
+            label: args.script.script.display().to_string(),
+        }
+    }
 }
 
 /// Writes the sweep's files and its run record, prints it and returns the exit code.

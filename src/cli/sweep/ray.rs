@@ -23,15 +23,11 @@ const DEFAULT_SHARDS: usize = 2;
 /// Runs the sweep on Ray; the exit code is a sweep's.
 pub(super) fn run(args: SweepArgs, cache_root: PathBuf, runs: &Path) -> i32 {
     let recorder = super::start_record(&args, &cache_root, runs);
-    let output = Output {
-        json: args.json,
-        keep: args.keep.into(),
-        xlsx: args.xlsx,
-        results: args.script.results.clone(),
-        label: args.script.script.display().to_string(),
-    };
-    let result = on_ray(&args, &cache_root);
-    super::report(result, &output, recorder)
+    let output = Output::of(&args);
+    let cancel = Cancel::new();
+    let result = on_ray(&args, &cache_root, &cancel);
+    let code = super::report(result, &output, recorder);
+    if cancel.is_cancelled() { interrupt::INTERRUPTED } else { code }
 }
 
 fn failed(error: OutcomeError) -> Box<Outcome> {
@@ -42,7 +38,7 @@ fn internal(message: String) -> Box<Outcome> {
     failed(OutcomeError::new(ErrorKind::Internal, message))
 }
 
-fn on_ray(args: &SweepArgs, cache_root: &Path) -> Result<SweepReport, Box<Outcome>> {
+fn on_ray(args: &SweepArgs, cache_root: &Path, cancel: &Cancel) -> Result<SweepReport, Box<Outcome>> {
     let across = &args.across;
     let address = across.ray.clone().unwrap_or_default();
     let shards = across.shards.unwrap_or(DEFAULT_SHARDS);
@@ -111,14 +107,14 @@ fn on_ray(args: &SweepArgs, cache_root: &Path) -> Result<SweepReport, Box<Outcom
             kept.path().to_owned()
         }
     };
-    let parts = submit(&job, &parts_dir)?;
+    let parts = submit(&job, &parts_dir, cancel)?;
     note(&format!("merging {} parts", parts.len()));
     let options = MergeOptions { db: None, no_fetch: args.script.no_fetch, results: args.script.results.clone() };
     merge::merge_dirs(&parts, cache_root, &options).map(|(report, _)| report)
 }
 
-/// Runs the job with a progress bar of shards; Ctrl-C stops it on the cluster.
-fn submit(job: &RayJob, parts_dir: &Path) -> Result<Vec<PathBuf>, Box<Outcome>> {
+/// Runs the job with a progress bar of shards; Ctrl-C (`cancel`) stops it on the cluster.
+fn submit(job: &RayJob, parts_dir: &Path, cancel: &Cancel) -> Result<Vec<PathBuf>, Box<Outcome>> {
     let runtime = super::tokio_runtime(2).map_err(failed)?;
     let bar = indicatif::ProgressBar::new(job.shards as u64);
     bar.set_style(
@@ -126,11 +122,14 @@ fn submit(job: &RayJob, parts_dir: &Path) -> Result<Vec<PathBuf>, Box<Outcome>> 
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let cancel = Cancel::new();
     let told = bar.clone();
     let watched = {
         let _entered = runtime.enter();
-        interrupt::watch(cancel.clone(), move || told.println("interrupted: stopping the Ray job"))
+        interrupt::watch(cancel.clone(), move || {
+            let line = "interrupted: stopping the Ray job (Ctrl-C again to quit at once)";
+            // A hidden bar (stderr is not a terminal) prints nothing.
+            if told.is_hidden() { super::super::note(line) } else { told.println(line) }
+        })
     };
     if let Err(e) = watched {
         tracing::warn!("Ctrl-C will not stop the Ray job: {e}");
@@ -146,7 +145,7 @@ fn submit(job: &RayJob, parts_dir: &Path) -> Result<Vec<PathBuf>, Box<Outcome>> 
         }
         RayEvent::Warning(warning) => shown.println(format!("warning: {warning}")),
     };
-    let result = runtime.block_on(ray::run(job, parts_dir, &progress, &cancel));
+    let result = runtime.block_on(ray::run(job, parts_dir, &progress, cancel));
     bar.finish_and_clear();
     result.map_err(|e| {
         let kind =

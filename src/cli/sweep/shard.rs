@@ -295,7 +295,7 @@ pub(super) fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             "interrupted: {} of {} scenarios of shard {shard} finished; no part was written (run the shard again)",
             interrupted.finished, interrupted.planned
         ));
-        return 130;
+        return super::interrupt::INTERRUPTED;
     }
     let failures = report
         .scenarios
