@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use super::{KeepArg, Output, usage};
+use super::{Output, OutputArgs, usage};
 use crate::cancel::Cancel;
 use crate::db::replay::{Replay, Snapshot};
 use crate::guest_db::DbHandle;
@@ -31,17 +31,8 @@ pub struct MergeArgs {
     #[arg(long, value_name = "URL")]
     pub db: Option<String>,
 
-    /// Also write `sweep.xlsx`.
-    #[arg(long)]
-    pub xlsx: bool,
-
-    /// Which files go into the results folder (as `metaexec sweep --keep`).
-    #[arg(long, value_enum, default_value_t = KeepArg::Auto)]
-    pub keep: KeepArg,
-
-    /// Print one JSON object `{"scenarios", "summary", "metrics"}` on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Do not build the runtime if it is missing.
     #[arg(long)]
@@ -50,13 +41,7 @@ pub struct MergeArgs {
 
 /// Runs the command; the exit code is a sweep's.
 pub fn run(args: MergeArgs, cache_root: PathBuf) -> i32 {
-    let output = Output {
-        json: args.json,
-        keep: args.keep.into(),
-        xlsx: args.xlsx,
-        results: args.out.clone(),
-        label: String::new(),
-    };
+    let output = Output::new(&args.output, args.out.clone(), String::new());
     let merged = merge_dirs(
         &args.parts,
         &cache_root,

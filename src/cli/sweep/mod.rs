@@ -89,6 +89,16 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value_t = Isolation::Namespace)]
     pub isolation: Isolation,
 
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    #[command(flatten)]
+    pub across: shard::AcrossArgs,
+}
+
+/// What a sweep writes and prints: shared by `sweep` and `sweep merge`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Also write `sweep.xlsx` into the results folder: one sheet per table, DSCR
     /// cells coloured with the report bands.
     #[arg(long)]
@@ -105,9 +115,6 @@ pub struct SweepArgs {
     /// --shard: the part's `part.json`).
     #[arg(long)]
     pub json: bool,
-
-    #[command(flatten)]
-    pub across: shard::AcrossArgs,
 }
 
 /// `metaexec sweep SCRIPT …`, or `metaexec sweep merge PART… --out DIR`.
@@ -263,13 +270,12 @@ struct Output {
 impl Output {
     /// What the command line asks for.
     fn of(args: &SweepArgs) -> Self {
-        Self {
-            json: args.json,
-            keep: args.keep.into(),
-            xlsx: args.xlsx,
-            results: args.script.results.clone(),
-            label: args.script.script.display().to_string(),
-        }
+        Self::new(&args.output, args.script.results.clone(), args.script.script.display().to_string())
+    }
+
+    /// `args`' output into `results`, the script named `label`.
+    fn new(args: &OutputArgs, results: PathBuf, label: String) -> Self {
+        Self { json: args.json, keep: args.keep.into(), xlsx: args.xlsx, results, label }
     }
 }
 

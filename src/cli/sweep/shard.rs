@@ -189,6 +189,7 @@ pub(super) fn prepare(args: SweepArgs, cache_root: PathBuf) -> i32 {
         let failed = |error: OutcomeError| Box::new(Outcome::failed_before_start(error, "wasi"));
         fresh_dir(&dir, "--prepare").map_err(failed)?;
         let plan = super::plan(&args, cache_root)?;
+        super::refuse_docker(&plan.choice)?;
         let snapshot = record_snapshot(&plan)?;
         write_inputs(&dir, &plan).map_err(failed)?;
         snapshot
@@ -219,7 +220,7 @@ pub(super) fn prepare(args: SweepArgs, cache_root: PathBuf) -> i32 {
                 "then merge the parts:".into(),
                 "  metaexec sweep merge part-* --out results".into(),
             ];
-            if args.json {
+            if args.output.json {
                 let value = serde_json::json!({
                     "dir": dir, "scenarios": total, "reads": snapshot.queries.len(),
                     "plan_sha256": plan.plan.sha256(),
@@ -232,7 +233,7 @@ pub(super) fn prepare(args: SweepArgs, cache_root: PathBuf) -> i32 {
             }
             0
         }
-        Err(outcome) => fail(&outcome, args.json),
+        Err(outcome) => fail(&outcome, args.output.json),
     }
 }
 
@@ -281,14 +282,14 @@ pub(super) fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
     })();
     let (shard, plan, data, total) = match prepared {
         Ok(prepared) => prepared,
-        Err(outcome) => return fail(&outcome, args.json),
+        Err(outcome) => return fail(&outcome, args.output.json),
     };
     let range = sweep_plan::shard_range(total, shard.index, shard.count);
     let started = std::time::Instant::now();
     let (job, plan_json, plan_sha) = (plan.job.clone(), plan.plan.to_json(), plan.plan.sha256());
     let report = match super::execute(plan, Some(range.clone()), false) {
         Ok(report) => report,
-        Err(outcome) => return fail(&outcome, args.json),
+        Err(outcome) => return fail(&outcome, args.output.json),
     };
     if let Some(interrupted) = &report.summary.interrupted {
         super::super::note(&format!(
@@ -339,9 +340,12 @@ pub(super) fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
         part::write_info(&out, &info).map_err(|e| e.to_string())
     })();
     if let Err(e) = written {
-        return fail(&Outcome::failed_before_start(OutcomeError::new(ErrorKind::Internal, e), "wasi"), args.json);
+        return fail(
+            &Outcome::failed_before_start(OutcomeError::new(ErrorKind::Internal, e), "wasi"),
+            args.output.json,
+        );
     }
-    if args.json {
+    if args.output.json {
         crate::cli::render::out(&format!("{}\n", serde_json::to_string(&info).unwrap_or_default()));
     } else {
         crate::cli::render::err_line(&format!(
