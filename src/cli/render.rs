@@ -88,6 +88,11 @@ pub fn human(outcome: &Outcome) {
     if let Some(error) = &outcome.error {
         print_error(error);
     }
+    // A run that never started (a usage error, an unreadable script) cost nothing: a
+    // metrics line would only suggest that something ran.
+    if outcome.runtime.is_empty() && outcome.metrics.wall_ms == 0.0 {
+        return;
+    }
     let m = &outcome.metrics;
     let fuel = m.fuel_used.map_or_else(|| "unmetered".to_owned(), |f| format!("{f} fuel"));
     // A container's peak is not measured (it reads 0): nothing is shown rather than 0.

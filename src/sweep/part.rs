@@ -191,6 +191,9 @@ pub struct PartInfo {
     pub script_sha256: String,
     /// SHA-256 of the runtime component that ran it.
     pub runtime_sha256: String,
+    /// SHA-256 of `scenarios.parquet`: a damaged or edited file is refused before it is
+    /// decoded.
+    pub rows_sha256: String,
     /// The script's file name (its text is beside this file under that name).
     pub script_name: String,
     /// Which shard.
@@ -259,8 +262,8 @@ fn json<T: Serialize>(value: &T) -> String {
 }
 
 /// Writes `outcomes` (the shard's scenarios, in plan order from `info.range.start`) as
-/// `scenarios.parquet` in `dir`.
-pub fn write_rows(dir: &Path, outcomes: &[ScenarioOutcome], start: usize) -> Result<(), PartError> {
+/// `scenarios.parquet` in `dir`, and returns the file's SHA-256 for `part.json`.
+pub fn write_rows(dir: &Path, outcomes: &[ScenarioOutcome], start: usize) -> Result<String, PartError> {
     let path = dir.join(ROWS_FILE);
     let file = File::create(&path).map_err(io(&path))?;
     let properties = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
@@ -289,7 +292,8 @@ pub fn write_rows(dir: &Path, outcomes: &[ScenarioOutcome], start: usize) -> Res
         writer.write(&batch).map_err(parquet_error)?;
     }
     writer.close().map_err(parquet_error)?;
-    Ok(())
+    let written = std::fs::read(&path).map_err(io(&path))?;
+    Ok(crate::cache::sha256_hex(&written))
 }
 
 fn status_name(status: ScenarioStatus) -> &'static str {
@@ -332,6 +336,11 @@ impl Part {
                 reason: format!("its format is `{}`, this metaexec reads `{PART_FORMAT}`", info.format),
             });
         }
+        // The script is read from beside `part.json` under this name: a path would read
+        // elsewhere.
+        if Path::new(&info.script_name).file_name() != Some(std::ffi::OsStr::new(&info.script_name)) {
+            return Err(corrupt(dir, format!("its script name `{}` is not a file name", info.script_name)));
+        }
         let expected = super::plan::shard_range(info.total, info.shard.index, info.shard.count);
         if info.shard.index >= info.shard.count || info.range != expected {
             return Err(corrupt(
@@ -349,7 +358,22 @@ impl Part {
     pub fn outcomes(&self) -> Result<Vec<ScenarioOutcome>, PartError> {
         let path = self.dir.join(ROWS_FILE);
         let dir = &self.dir;
-        let file = File::open(&path).map_err(io(&path))?;
+        let bad = |e: &dyn std::fmt::Display| corrupt(dir, format!("{ROWS_FILE}: {e}"));
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        if crate::cache::sha256_hex(&bytes) != self.info.rows_sha256 {
+            return Err(bad(&format!(
+                "its SHA-256 is not the one in {PART_FILE}: the file was damaged or changed after the shard \
+                 wrote it (run the shard again)"
+            )));
+        }
+        // The decoder can panic on a malformed file rather than return an error; a part
+        // from elsewhere must not abort the merge, so a panic is reported as damage.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decode(bytes::Bytes::from(bytes))))
+            .unwrap_or_else(|_| Err(bad(&"the Parquet decoder failed on it (the file is malformed)")))
+    }
+
+    fn decode(&self, file: bytes::Bytes) -> Result<Vec<ScenarioOutcome>, PartError> {
+        let dir = &self.dir;
         let bad = |e: &dyn std::fmt::Display| corrupt(dir, format!("{ROWS_FILE}: {e}"));
         let reader =
             ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?.build().map_err(|e| bad(&e))?;
@@ -508,6 +532,7 @@ pub fn merge_outcomes(parts: &[Part]) -> Result<(Vec<ScenarioOutcome>, ParamsRea
 mod tests {
     use super::*;
     use crate::result_table::Results;
+    use rand::{Rng, SeedableRng};
     use serde_json::json;
 
     fn outcome(i: usize, ok: bool) -> ScenarioOutcome {
@@ -534,6 +559,7 @@ mod tests {
             plan_sha256: plan.into(),
             script_sha256: "s".repeat(64),
             runtime_sha256: "r".repeat(64),
+            rows_sha256: String::new(),
             script_name: "script.py".into(),
             shard: Shard { index, count },
             range: super::super::plan::shard_range(total, index, count),
@@ -554,8 +580,8 @@ mod tests {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let outcomes: Vec<_> = info.range.clone().map(|i| outcome(i, i % 3 != 0)).collect();
-        write_rows(&dir, &outcomes, info.range.start).unwrap();
-        write_info(&dir, info).unwrap();
+        let rows_sha256 = write_rows(&dir, &outcomes, info.range.start).unwrap();
+        write_info(&dir, &PartInfo { rows_sha256, ..info.clone() }).unwrap();
         dir
     }
 
@@ -600,5 +626,43 @@ mod tests {
         wrong.range = 0..9;
         let dir = write_part(root.path(), "wrong", &wrong);
         assert!(Part::open(&dir).unwrap_err().to_string().contains("damaged"));
+        for name in ["../../etc/passwd", "/etc/passwd", "..", "sub/script.py"] {
+            let dir = write_part(root.path(), "named", &PartInfo { script_name: name.into(), ..info(0, 3, 30, "p") });
+            let e = Part::open(&dir).unwrap_err().to_string();
+            assert!(e.contains("is not a file name"), "{name}: {e}");
+        }
+    }
+
+    #[test]
+    fn damaged_rows_are_refused_and_never_abort_the_merge() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = write_part(root.path(), "part-0", &info(0, 1, 50, "p"));
+        let rows = dir.join(ROWS_FILE);
+        let good = std::fs::read(&rows).unwrap();
+        let mut flipped = good.clone();
+        flipped[good.len() / 2] ^= 0x40;
+        std::fs::write(&rows, &flipped).unwrap();
+        let e = Part::open(&dir).unwrap().outcomes().unwrap_err().to_string();
+        assert!(e.contains("SHA-256") && e.contains("run the shard again"), "{e}");
+        // Malformed files that carry a matching digest (written by hand, or by another
+        // tool) reach the decoder: each is an error or rows, never a panic.
+        let mut random = rand_chacha::ChaCha8Rng::seed_from_u64(20);
+        for round in 0..300 {
+            let mut bytes = good.clone();
+            if round % 3 == 0 {
+                bytes.truncate(random.random_range(0..good.len()));
+            } else {
+                for _ in 0..random.random_range(1..16) {
+                    let at = random.random_range(0..bytes.len());
+                    bytes[at] = random.random();
+                }
+            }
+            std::fs::write(&rows, &bytes).unwrap();
+            let rows_sha256 = crate::cache::sha256_hex(&bytes);
+            write_info(&dir, &PartInfo { rows_sha256, ..info(0, 1, 50, "p") }).unwrap();
+            if let Err(e) = Part::open(&dir).unwrap().outcomes() {
+                assert!(e.to_string().contains(ROWS_FILE), "{e}");
+            }
+        }
     }
 }

@@ -182,8 +182,15 @@ fn merged_shards_equal_the_single_machine_sweep_and_strays_are_refused() {
     let e = merge_error(grid.merge(grid_parts, "bad-4"));
     assert!(e.contains("did not finish"), "{e}");
     for bad in 1..=4 {
-        assert!(!ctx.path().join(format!("bad-{bad}/results.json")).exists(), "a refused merge writes nothing");
+        assert!(!ctx.path().join(format!("bad-{bad}")).exists(), "a refused merge leaves no folder behind");
     }
+    // Nor into a folder that holds something: the user's file stays as it was.
+    let theirs = ctx.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::write(theirs.join("results.json"), "mine").unwrap();
+    let e = merge_error(grid.merge(&mc_parts[..], "theirs"));
+    assert!(e.contains("is not empty"), "{e}");
+    assert_eq!(std::fs::read_to_string(theirs.join("results.json")).unwrap(), "mine");
 }
 
 #[test]

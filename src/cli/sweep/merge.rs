@@ -42,6 +42,12 @@ pub struct MergeArgs {
 /// Runs the command; the exit code is a sweep's.
 pub fn run(args: MergeArgs, cache_root: PathBuf) -> i32 {
     let output = Output::new(&args.output, args.out.clone(), String::new());
+    // A folder that holds anything (a file of the user's, an earlier merge) is refused:
+    // the merge would overwrite it.
+    let created = !args.out.exists();
+    if let Err(error) = super::shard::fresh_dir(&args.out, "--out") {
+        return super::report(Err(failed(error)), &output, None);
+    }
     let merged = merge_dirs(
         &args.parts,
         &cache_root,
@@ -49,7 +55,13 @@ pub fn run(args: MergeArgs, cache_root: PathBuf) -> i32 {
     );
     match merged {
         Ok((report, label)) => super::report(Ok(report), &Output { label, ..output }, None),
-        Err(outcome) => super::report(Err(outcome), &output, None),
+        Err(outcome) => {
+            if created {
+                // Only if still empty: a break-even run may have written into it.
+                let _ = std::fs::remove_dir(&args.out);
+            }
+            super::report(Err(outcome), &output, None)
+        }
     }
 }
 

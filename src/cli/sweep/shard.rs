@@ -310,11 +310,13 @@ pub(super) fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
             message: o.error.as_ref().map(|e| e.message.clone()).unwrap_or_default(),
         })
         .collect::<Vec<_>>();
-    let info = PartInfo {
+    let mut info = PartInfo {
         format: part::PART_FORMAT.into(),
         plan_sha256: plan_sha,
         script_sha256: crate::cache::sha256_hex(job.source.as_bytes()),
         runtime_sha256: crate::python_wasm::installed(&cache_root).map(|i| i.sha256).unwrap_or_default(),
+        // Filled in once the rows are written.
+        rows_sha256: String::new(),
         script_name: job.script_name.clone(),
         shard,
         range: range.clone(),
@@ -334,7 +336,7 @@ pub(super) fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
         finished: crate::store::utc_now().to_rfc3339(),
     };
     let written = (|| {
-        part::write_rows(&out, &report.scenarios, range.start).map_err(|e| e.to_string())?;
+        info.rows_sha256 = part::write_rows(&out, &report.scenarios, range.start).map_err(|e| e.to_string())?;
         write_file(&out.join(part::PLAN_FILE), plan_json.as_bytes()).map_err(|e| e.message)?;
         write_file(&out.join(&job.script_name), job.source.as_bytes()).map_err(|e| e.message)?;
         part::write_info(&out, &info).map_err(|e| e.to_string())
