@@ -9,7 +9,6 @@
 //! snapshot it answered from. `part.json` is written last: a folder without it is a
 //! shard that did not finish.
 
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -265,11 +264,12 @@ fn json<T: Serialize>(value: &T) -> String {
 /// `scenarios.parquet` in `dir`, and returns the file's SHA-256 for `part.json`.
 pub fn write_rows(dir: &Path, outcomes: &[ScenarioOutcome], start: usize) -> Result<String, PartError> {
     let path = dir.join(ROWS_FILE);
-    let file = File::create(&path).map_err(io(&path))?;
+    // Built in memory: its digest is taken from the bytes written, without reading the
+    // file back, and the file appears whole or not at all.
     let properties = WriterProperties::builder().set_compression(Compression::SNAPPY).build();
     let schema = schema();
     let parquet_error = |e: parquet::errors::ParquetError| PartError::Io { path: path.clone(), source: e.into() };
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(parquet_error)?;
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties)).map_err(parquet_error)?;
     for (n, chunk) in outcomes.chunks(BATCH).enumerate() {
         let first = start + n * BATCH;
         let texts = |f: &dyn Fn(&ScenarioOutcome) -> String| -> ArrayRef {
@@ -291,9 +291,10 @@ pub fn write_rows(dir: &Path, outcomes: &[ScenarioOutcome], start: usize) -> Res
             .map_err(|e| PartError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
         writer.write(&batch).map_err(parquet_error)?;
     }
-    writer.close().map_err(parquet_error)?;
-    let written = std::fs::read(&path).map_err(io(&path))?;
-    Ok(crate::cache::sha256_hex(&written))
+    // `into_inner` writes the footer, as `close` would.
+    let bytes = writer.into_inner().map_err(parquet_error)?;
+    crate::cache::write_atomically(&path, &bytes).map_err(io(&path))?;
+    Ok(crate::cache::sha256_hex(&bytes))
 }
 
 fn status_name(status: ScenarioStatus) -> &'static str {
@@ -357,11 +358,9 @@ impl Part {
     /// The part's scenarios, in plan order, checked against its range.
     pub fn outcomes(&self) -> Result<Vec<ScenarioOutcome>, PartError> {
         let path = self.dir.join(ROWS_FILE);
-        let dir = &self.dir;
-        let bad = |e: &dyn std::fmt::Display| corrupt(dir, format!("{ROWS_FILE}: {e}"));
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         if crate::cache::sha256_hex(&bytes) != self.info.rows_sha256 {
-            return Err(bad(&format!(
+            return Err(self.rows_damaged(&format!(
                 "its SHA-256 is not the one in {PART_FILE}: the file was damaged or changed after the shard \
                  wrote it (run the shard again)"
             )));
@@ -369,12 +368,16 @@ impl Part {
         // The decoder can panic on a malformed file rather than return an error; a part
         // from elsewhere must not abort the merge, so a panic is reported as damage.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decode(bytes::Bytes::from(bytes))))
-            .unwrap_or_else(|_| Err(bad(&"the Parquet decoder failed on it (the file is malformed)")))
+            .unwrap_or_else(|_| Err(self.rows_damaged(&"the Parquet decoder failed on it (the file is malformed)")))
+    }
+
+    /// `scenarios.parquet` is damaged: `reason`.
+    fn rows_damaged(&self, reason: &dyn std::fmt::Display) -> PartError {
+        corrupt(&self.dir, format!("{ROWS_FILE}: {reason}"))
     }
 
     fn decode(&self, file: bytes::Bytes) -> Result<Vec<ScenarioOutcome>, PartError> {
-        let dir = &self.dir;
-        let bad = |e: &dyn std::fmt::Display| corrupt(dir, format!("{ROWS_FILE}: {e}"));
+        let bad = |e: &dyn std::fmt::Display| self.rows_damaged(e);
         let reader =
             ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?.build().map_err(|e| bad(&e))?;
         let mut out = Vec::with_capacity(self.info.range.len());
