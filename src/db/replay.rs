@@ -43,6 +43,23 @@ pub enum SnapshotError {
     },
 }
 
+/// A snapshot file as read: the snapshot, and the bytes a part copies and names by their
+/// SHA-256 (read once, so the copy and its digest are of what was answered from).
+#[derive(Debug, Clone)]
+pub struct SnapshotFile {
+    /// What the file says.
+    pub snapshot: Snapshot,
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl SnapshotFile {
+    /// The SHA-256 of the file's bytes.
+    pub fn sha256(&self) -> String {
+        crate::cache::sha256_hex(&self.bytes)
+    }
+}
+
 /// The reads of a base scenario and their rows: what a worker answers from.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -170,23 +187,20 @@ impl Snapshot {
         Self { format: SNAPSHOT_FORMAT.to_owned(), ..Self::default() }
     }
 
-    /// Reads `snapshot.json`.
-    pub fn read(path: &Path) -> Result<Snapshot, SnapshotError> {
+    /// Reads `snapshot.json`, once: what it says and the bytes it was read from.
+    pub fn read(path: &Path) -> Result<SnapshotFile, SnapshotError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
-            path: shown.clone(),
-            action: "read",
-            source,
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|source| SnapshotError::Io { path: shown.clone(), action: "read", source })?;
         let format = |reason: String| SnapshotError::Format { path: shown.clone(), reason };
-        let snapshot: Snapshot = serde_json::from_str(&text).map_err(|e| format(e.to_string()))?;
+        let snapshot: Snapshot = serde_json::from_slice(&bytes).map_err(|e| format(e.to_string()))?;
         if snapshot.format != SNAPSHOT_FORMAT {
             return Err(format(format!("its format is `{}`, not `{SNAPSHOT_FORMAT}`", snapshot.format)));
         }
         if let Some(bad) = snapshot.queries.iter().find(|q| q.rows.to_rows().is_none()) {
             return Err(format(format!("the rows of `{}` do not match their columns", bad.sql)));
         }
-        Ok(snapshot)
+        Ok(SnapshotFile { snapshot, bytes })
     }
 
     /// Writes it to `path` (a temporary file, then renamed).
@@ -349,7 +363,7 @@ mod tests {
         assert_eq!(snapshot.queries.len(), 1, "the repeat is kept once");
         let path = dir.path().join("snapshot.json");
         snapshot.write(&path).unwrap();
-        let replay = Replay::new(&Snapshot::read(&path).unwrap(), "snapshot.json");
+        let replay = Replay::new(&Snapshot::read(&path).unwrap().snapshot, "snapshot.json");
         let replayed = replay.handle(read).await;
         let (Ok(DbAnswer::Rows(a)), Ok(DbAnswer::Rows(b))) = (&direct.result, &replayed.result) else {
             panic!("{direct:?} {replayed:?}")

@@ -72,6 +72,20 @@ pub enum PartError {
         /// The first part's hash (shortened).
         ours: String,
     },
+    /// A part that read other data than the first part.
+    #[error(
+        "`{dir}` read {theirs}, but `{first}` read {ours}: the parts of one sweep read the same data (give every shard the same --snapshot or database)"
+    )]
+    OtherData {
+        /// The odd part.
+        dir: PathBuf,
+        /// The first part given.
+        first: PathBuf,
+        /// Where the odd part's reads came from.
+        theirs: DataSource,
+        /// Where the first part's came from.
+        ours: DataSource,
+    },
     /// A shard given twice.
     #[error("shard {index}/{count} is given twice: `{first}` and `{second}`; give each shard once")]
     Duplicate {
@@ -153,6 +167,18 @@ pub enum DataSource {
     },
     /// No database.
     None,
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Snapshot { sha256 } => {
+                write!(f, "the snapshot {}…", sha256.chars().take(12).collect::<String>())
+            }
+            DataSource::Database { url } => write!(f, "the database {url}"),
+            DataSource::None => f.write_str("no database"),
+        }
+    }
 }
 
 /// A failed scenario, as `part.json` lists it.
@@ -483,6 +509,14 @@ pub fn check_set(mut parts: Vec<Part>) -> Result<Vec<Part>, PartError> {
                 });
             }
         }
+        if part.info.data != first.info.data {
+            return Err(PartError::OtherData {
+                dir: part.dir.clone(),
+                first: first.dir.clone(),
+                theirs: part.info.data.clone(),
+                ours: first.info.data.clone(),
+            });
+        }
         if part.info.shard.count != first.info.shard.count || part.info.total != first.info.total {
             return Err(PartError::Split {
                 dir: part.dir.clone(),
@@ -618,6 +652,10 @@ mod tests {
         let foreign = write_part(root.path(), "other", &info(1, 3, 30, "q"));
         let e = check_set(vec![open(&dirs[0]), open(&foreign), open(&dirs[2])]).unwrap_err().to_string();
         assert!(e.contains("`") && e.contains("other") && e.contains("another plan"), "{e}");
+        let other_data = PartInfo { data: DataSource::Snapshot { sha256: "d".repeat(64) }, ..info(1, 3, 30, "p") };
+        let other_data = write_part(root.path(), "other-data", &other_data);
+        let e = check_set(vec![open(&dirs[0]), open(&other_data), open(&dirs[2])]).unwrap_err().to_string();
+        assert!(e.contains("other-data` read the snapshot dddddddddddd…") && e.contains("read no database"), "{e}");
         let split = write_part(root.path(), "split", &info(1, 4, 30, "p"));
         let e = check_set(vec![open(&dirs[0]), open(&split)]).unwrap_err().to_string();
         assert!(e.contains("shard 1/4") && e.contains("one of 3"), "{e}");

@@ -191,6 +191,14 @@ fn merged_shards_equal_the_single_machine_sweep_and_strays_are_refused() {
     let e = merge_error(grid.merge(&mc_parts[..], "theirs"));
     assert!(e.contains("is not empty"), "{e}");
     assert_eq!(std::fs::read_to_string(theirs.join("results.json")).unwrap(), "mine");
+    // A snapshot changed after the shards answered from it would narrow the break-even
+    // points on other data: refused.
+    let snapshot = mc_parts[0].join("snapshot.json");
+    let mut text = std::fs::read_to_string(&snapshot).unwrap();
+    text.push(' ');
+    std::fs::write(&snapshot, text).unwrap();
+    let e = merge_error(monte_carlo.merge(&mc_parts[..], "bad-5"));
+    assert!(e.contains("is not the snapshot its part.json names"), "{e}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::db::replay::{Replay, Snapshot};
 use crate::guest_db::DbHandle;
 use crate::job::Job;
 use crate::outcome::{Outcome, OutcomeError};
-use crate::sweep::part::{self, Part};
+use crate::sweep::part::{self, DataSource, Part};
 use crate::sweep::plan::Plan;
 use crate::sweep::{self, Isolation, SweepMetrics, SweepOptions, SweepReport};
 
@@ -145,16 +145,32 @@ pub(super) fn merge_dirs(
     Ok((report, first.info.script_name.clone()))
 }
 
-/// What the break-even runs read: `--db`, else the parts' snapshot, else the database
-/// a sweep reads by default.
+/// What the break-even runs read: `--db`, else the snapshot the shards answered from
+/// (checked against the digest the parts recorded), else the database a sweep reads by
+/// default, named when it is not the one the shards read.
 fn database(first: &Part, options: &MergeOptions, cache_root: &Path) -> Result<DbHandle, Box<Outcome>> {
-    let snapshot = first.dir.join(part::SNAPSHOT_FILE);
-    if options.db.is_none() && snapshot.is_file() {
-        let read = Snapshot::read(&snapshot).map_err(|e| failed(usage(e.to_string())))?;
-        return Ok(DbHandle::new(Replay::new(&read, &snapshot.display().to_string())));
+    if options.db.is_none()
+        && let DataSource::Snapshot { sha256 } = &first.info.data
+    {
+        let path = first.dir.join(part::SNAPSHOT_FILE);
+        let file = Snapshot::read(&path).map_err(|e| failed(usage(e.to_string())))?;
+        if file.sha256() != *sha256 {
+            let reason = format!("its {} is not the snapshot its {} names", part::SNAPSHOT_FILE, part::PART_FILE);
+            return Err(failed(usage(part::PartError::Corrupt { dir: first.dir.clone(), reason }.to_string())));
+        }
+        return Ok(DbHandle::new(Replay::new(&file.snapshot, &path.display().to_string())));
     }
     let args = crate::cli::db::DbArgs { db: options.db.clone() };
     let url = args.url(cache_root).map_err(failed)?;
+    if options.db.is_none()
+        && let DataSource::Database { url: theirs } = &first.info.data
+        && *theirs != url.masked()
+    {
+        super::super::note(&format!(
+            "note: the shards read {theirs}; the break-even runs read {} (give --db to choose)",
+            url.masked()
+        ));
+    }
     let proxy = crate::db::DbProxy::new(url, crate::db::Capability::default());
     Ok(DbHandle::new(proxy))
 }

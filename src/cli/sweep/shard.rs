@@ -257,17 +257,14 @@ pub(super) fn run(args: SweepArgs, cache_root: PathBuf) -> i32 {
         let mut plan = super::plan(&args, cache_root.clone())?;
         let data = match &args.across.snapshot {
             Some(path) => {
-                let snapshot = Snapshot::read(path).map_err(|e| {
+                let file = Snapshot::read(path).map_err(|e| {
                     failed(
                         usage(e.to_string()).with_hint("give the snapshot.json that `metaexec sweep --prepare` wrote"),
                     )
                 })?;
-                let bytes = std::fs::read(path).unwrap_or_default();
-                std::fs::copy(path, out.join(part::SNAPSHOT_FILE)).map_err(|e| {
-                    failed(OutcomeError::new(ErrorKind::Internal, format!("Failed to copy the snapshot: {e}")))
-                })?;
-                plan.job.db = Some(DbHandle::new(Replay::new(&snapshot, &path.display().to_string())));
-                DataSource::Snapshot { sha256: crate::cache::sha256_hex(&bytes) }
+                write_file(&out.join(part::SNAPSHOT_FILE), &file.bytes).map_err(failed)?;
+                plan.job.db = Some(DbHandle::new(Replay::new(&file.snapshot, &path.display().to_string())));
+                DataSource::Snapshot { sha256: file.sha256() }
             }
             None => match plan.job.db.as_ref() {
                 Some(_) => DataSource::Database {
